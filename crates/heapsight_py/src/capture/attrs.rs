@@ -1,0 +1,1 @@
+//! See capture/mod.rs for this module's role.

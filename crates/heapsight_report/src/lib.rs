@@ -1,0 +1,1 @@
+//! heapsight_report

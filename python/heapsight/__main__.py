@@ -1,0 +1,3 @@
+from heapsight._cli import main
+
+main()
