@@ -1,0 +1,39 @@
+# Every target creates the virtualenv it needs, so each works on a fresh clone.
+# `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYENV_ROOT ?= /root/.pyenv
+
+.PHONY: help demo test test-rust test-python test-versions lint venv
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.ready: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "maturin>=1.7,<2" -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.ready ## Create the development virtualenv
+
+install: $(VENV)/.ready ## Build the extension into the virtualenv
+	$(VENV)/bin/maturin develop --release -q
+
+demo: install ## Install and run the leak hunt on the bundled demo app
+	$(VENV)/bin/heapsight demo
+
+test-rust: ## Rust tests, clippy and formatting
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace -q
+
+test-python: install ## Python tests on the default interpreter
+	$(VENV)/bin/ruff check python tests bench examples
+	$(VENV)/bin/python -m pytest -q tests
+
+test-versions: ## Capture tests on every other CPython found under $(PYENV_ROOT)
+	bash scripts/test-versions.sh
+
+test: test-rust test-python test-versions ## Install and run every test

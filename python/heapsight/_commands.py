@@ -1,0 +1,24 @@
+"""Commands of the `heapsight` CLI that need a Python interpreter.
+
+The Rust CLI parses every command line; the ones listed in `_COMMANDS` land here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def _demo(args: list[str]) -> int:
+    from heapsight.demo.hunt import main
+
+    return main(args)
+
+
+_COMMANDS: dict[str, Callable[[list[str]], int]] = {"demo": _demo}
+
+
+def run(name: str, args: list[str]) -> int:
+    command = _COMMANDS.get(name)
+    if command is None:
+        raise ValueError(f"unknown Python-side command {name!r}")
+    return command(args)
