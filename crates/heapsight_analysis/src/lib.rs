@@ -1,1 +1,34 @@
-//! heapsight_analysis
+//! heapsight_analysis: the diagnosis engine.
+//!
+//! Invariant: pure functions of snapshots and series; no I/O, no Python, no printing.
+//! Graph algorithms (dominators, retained sizes, paths, retainer shapes) come from
+//! `heapsight_graph`; this crate decides what they mean.
+//!
+//! - [`verdict`]: is a series of measurements leaking? (Mann-Kendall, Theil-Sen, warm-up
+//!   and plateau handling).
+//! - [`stats`]: the non-parametric statistics behind verdicts.
+
+pub mod stats;
+pub mod verdict;
+
+/// Human-readable signed byte count (`+1.5 MiB`), binary units.
+pub fn format_bytes_signed(bytes: f64) -> String {
+    let sign = if bytes < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", format_bytes(bytes.abs()))
+}
+
+/// Human-readable byte count (`1.5 MiB`), binary units.
+pub fn format_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
