@@ -1,1 +1,30 @@
-//! heapsight_graph
+//! Graph algorithms over a heap [`Snapshot`](heapsight_snapshot::model::Snapshot).
+//!
+//! - [`Graph`]: forward edges from the snapshot's CSR plus a compact reverse index.
+//! - Roots: a virtual super-root points at every root. For *paths*, Module, Thread and
+//!   Interpreter roots are preferred; External roots (objects held from C) are a
+//!   fallback ([`root_tier`]).
+//! - Paths: [`shortest_paths_from_roots`] (one BFS for all nodes) and
+//!   [`path_to_single`] (backward search for one node), rendered by [`render_path`].
+//! - [`DominatorTree`]: immediate dominators and retained sizes from the super-root;
+//!   unreachable nodes are attached to the super-root (see [`dominators`]).
+//! - [`retainer_shapes`] and [`accumulation_point`]: how a set of objects is held.
+//!
+//! Nothing here does I/O; every function is deterministic for a given snapshot.
+
+pub mod dominators;
+pub mod error;
+pub mod graph;
+pub mod paths;
+pub mod render;
+pub mod shapes;
+
+pub use dominators::DominatorTree;
+pub use error::GraphError;
+pub use graph::{root_tier, EdgeIdx, Graph, RootIdx};
+pub use paths::{path_to_single, shortest_paths_from_roots, Path, PathTree};
+pub use render::{escape_quoted, path_steps, render_path, root_step, Step};
+pub use shapes::{
+    accumulation_point, percent, retainer_shapes, AccumulationPoint, RetainerShape, ShapeReport,
+    ShapeStep,
+};

@@ -1,0 +1,239 @@
+//! The graph view over a [`Snapshot`]: forward edges straight from the snapshot's CSR,
+//! plus a compact reverse index and a per-node root lookup.
+
+use heapsight_snapshot::model::{LabelKind, NodeIdx, Root, RootKind, Snapshot};
+
+use crate::error::GraphError;
+
+/// Position of an edge in the snapshot's edge columns (`edges.targets[i]`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EdgeIdx(pub u32);
+
+impl EdgeIdx {
+    /// The position as a `usize`, for indexing edge columns.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Index into [`Snapshot::roots`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RootIdx(pub u32);
+
+impl RootIdx {
+    /// The position as a `usize`, for indexing `Snapshot::roots`.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Marks "no root" in [`Graph`]'s per-node root column.
+const NO_ROOT: u32 = u32::MAX;
+
+/// Preference tier of a root kind when choosing which root a path starts from: lower wins.
+///
+/// Modules, threads and interpreter objects explain *why* Python keeps an object;
+/// `External` roots (refcount above the in-degree found, i.e. held from C) only say
+/// that something invisible holds it, so they are a fallback for objects that no
+/// Python-level root reaches.
+pub fn root_tier(kind: RootKind) -> u8 {
+    match kind {
+        RootKind::Module | RootKind::Thread | RootKind::Interpreter => 0,
+        RootKind::External => 1,
+    }
+}
+
+/// Order of root kinds inside one tier: modules read best, then threads, then the interpreter.
+fn root_kind_rank(kind: RootKind) -> u8 {
+    match kind {
+        RootKind::Module => 0,
+        RootKind::Thread => 1,
+        RootKind::Interpreter => 2,
+        RootKind::External => 3,
+    }
+}
+
+/// Read-only graph view of a snapshot with predecessor lookup.
+///
+/// Memory beyond the snapshot: 4 bytes per node for the reverse offsets, 4 for the
+/// root lookup, and 8 bytes per edge (predecessor + edge position).
+pub struct Graph<'s> {
+    snapshot: &'s Snapshot,
+    /// `rev_offsets[v]..rev_offsets[v + 1]` are the positions in `rev_sources` /
+    /// `rev_edges` of the edges pointing at `v`, ordered by source node.
+    rev_offsets: Vec<u32>,
+    rev_sources: Vec<NodeIdx>,
+    rev_edges: Vec<EdgeIdx>,
+    /// Per node, the preferred root naming it ([`NO_ROOT`] if none).
+    root_of: Vec<u32>,
+    /// Root indices in preference order (tier, kind, snapshot order), one per distinct node.
+    roots_by_preference: Vec<RootIdx>,
+}
+
+impl<'s> Graph<'s> {
+    /// Builds the view in O(n + m). Validates the snapshot first, so that later
+    /// lookups can index without surprises.
+    pub fn new(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
+        snapshot.validate()?;
+        let n = snapshot.n_nodes();
+        let m = snapshot.edges.len();
+        // u32::MAX is kept free as a sentinel in per-node arrays of edge positions.
+        if m >= u32::MAX as usize {
+            return Err(GraphError::TooManyEdges(m));
+        }
+        if n >= (u32::MAX - 1) as usize {
+            return Err(GraphError::TooManyNodes(n));
+        }
+        if snapshot.roots.len() >= NO_ROOT as usize {
+            return Err(GraphError::TooManyRoots(snapshot.roots.len()));
+        }
+        let (rev_offsets, rev_sources, rev_edges) = build_reverse(snapshot);
+
+        let mut by_preference: Vec<RootIdx> =
+            (0..snapshot.roots.len() as u32).map(RootIdx).collect();
+        by_preference.sort_by_key(|r| {
+            let kind = snapshot.roots[r.index()].kind;
+            (root_tier(kind), root_kind_rank(kind), r.0)
+        });
+        let mut root_of = vec![NO_ROOT; n];
+        let mut roots_by_preference = Vec::with_capacity(by_preference.len());
+        for r in by_preference {
+            let node = snapshot.roots[r.index()].node.index();
+            if root_of[node] == NO_ROOT {
+                root_of[node] = r.0;
+                roots_by_preference.push(r);
+            }
+        }
+        Ok(Graph {
+            snapshot,
+            rev_offsets,
+            rev_sources,
+            rev_edges,
+            root_of,
+            roots_by_preference,
+        })
+    }
+
+    /// The snapshot this view reads.
+    pub fn snapshot(&self) -> &'s Snapshot {
+        self.snapshot
+    }
+
+    /// Number of nodes.
+    pub fn n_nodes(&self) -> usize {
+        self.root_of.len()
+    }
+
+    /// Number of edges.
+    pub fn n_edges(&self) -> usize {
+        self.rev_sources.len()
+    }
+
+    /// Outgoing edges of `node` as `(edge, target)`, in snapshot order.
+    pub fn successors(
+        &self,
+        node: NodeIdx,
+    ) -> impl ExactSizeIterator<Item = (EdgeIdx, NodeIdx)> + '_ {
+        let range = self.snapshot.edges.range_of(node);
+        let start = range.start;
+        self.snapshot.edges.targets[range]
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| (EdgeIdx((start + i) as u32), *t))
+    }
+
+    /// Incoming edges of `node` as `(source, edge)`, ordered by source.
+    pub fn predecessors(
+        &self,
+        node: NodeIdx,
+    ) -> impl ExactSizeIterator<Item = (NodeIdx, EdgeIdx)> + '_ {
+        let range = self.rev_range(node);
+        self.rev_sources[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.rev_edges[range].iter().copied())
+    }
+
+    /// Number of edges pointing at `node`.
+    pub fn in_degree(&self, node: NodeIdx) -> usize {
+        self.rev_range(node).len()
+    }
+
+    fn rev_range(&self, node: NodeIdx) -> std::ops::Range<usize> {
+        let i = node.index();
+        match (self.rev_offsets.get(i), self.rev_offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => a as usize..b as usize,
+            _ => 0..0,
+        }
+    }
+
+    /// Target node of `edge`.
+    pub fn edge_target(&self, edge: EdgeIdx) -> NodeIdx {
+        self.snapshot.edges.targets[edge.index()]
+    }
+
+    /// Label of `edge`: its kind and raw value (a string id for string kinds).
+    pub fn edge_label(&self, edge: EdgeIdx) -> (LabelKind, u32) {
+        let e = &self.snapshot.edges;
+        (e.label_kinds[edge.index()], e.label_values[edge.index()])
+    }
+
+    /// The preferred root naming `node`, if `node` is a root. When several roots name
+    /// the same node, the one with the best [`root_tier`] wins (then Module before
+    /// Thread before Interpreter, then snapshot order).
+    pub fn root_of(&self, node: NodeIdx) -> Option<RootIdx> {
+        match self.root_of.get(node.index()) {
+            Some(&r) if r != NO_ROOT => Some(RootIdx(r)),
+            _ => None,
+        }
+    }
+
+    /// The root record for `root`.
+    pub fn root(&self, root: RootIdx) -> &'s Root {
+        &self.snapshot.roots[root.index()]
+    }
+
+    /// One root per distinct root node, in preference order: tier 0 (Module, Thread,
+    /// Interpreter) first, then External; snapshot order within a kind.
+    pub fn roots_by_preference(&self) -> &[RootIdx] {
+        &self.roots_by_preference
+    }
+
+    /// Whether `node` is named by any root (of any kind).
+    pub fn is_root(&self, node: NodeIdx) -> bool {
+        self.root_of(node).is_some()
+    }
+}
+
+/// Counting sort of the edges by target. Filling from the back, sources descending,
+/// leaves each predecessor list ordered by source without a cursor array.
+fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<NodeIdx>, Vec<EdgeIdx>) {
+    let n = snapshot.n_nodes();
+    let edges = &snapshot.edges;
+    let m = edges.len();
+    let mut offsets = vec![0u32; n + 1];
+    for t in &edges.targets {
+        offsets[t.index() + 1] += 1;
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    // Turn starts into ends: offsets[v] now points one past v's last slot.
+    for i in 0..n {
+        offsets[i] = offsets[i + 1];
+    }
+    let mut sources = vec![NodeIdx(0); m];
+    let mut positions = vec![EdgeIdx(0); m];
+    for src in (0..n).rev() {
+        let range = edges.range_of(NodeIdx(src as u32));
+        for pos in range.rev() {
+            let t = edges.targets[pos].index();
+            offsets[t] -= 1;
+            let slot = offsets[t] as usize;
+            sources[slot] = NodeIdx(src as u32);
+            positions[slot] = EdgeIdx(pos as u32);
+        }
+    }
+    // After the fill, offsets[v] is v's start; offsets[n] still holds m.
+    (offsets, sources, positions)
+}
