@@ -346,7 +346,10 @@ impl Snapshot {
         }
         let m = e.targets.len();
         if e.offsets.last().copied() != Some(m as u64) {
-            return err(format!("edge offsets end at {:?}, expected {m}", e.offsets.last()));
+            return err(format!(
+                "edge offsets end at {:?}, expected {m}",
+                e.offsets.last()
+            ));
         }
         if e.label_kinds.len() != m || e.label_values.len() != m {
             return err("edge columns differ in length".into());

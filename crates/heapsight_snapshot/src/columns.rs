@@ -1,0 +1,522 @@
+//! Encoding of each section's payload, writer and reader side by side so that the two
+//! cannot drift apart. docs/snapshot-format.md describes the same rules in prose.
+
+use std::io;
+
+use crate::encode::ColumnSink;
+use crate::error::FormatError;
+use crate::layout::Section;
+use crate::model::{
+    Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, Types,
+};
+use crate::varint::{put_varint, unzigzag, zigzag, ByteReader, ReadError};
+use crate::Snapshot;
+
+/// How many of each thing the file holds; stored in the metadata section so that the
+/// reader knows every column's length before it decodes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    pub n_strings: u64,
+    pub n_types: u64,
+    pub n_nodes: u64,
+    pub n_edges: u64,
+    pub n_roots: u64,
+}
+
+impl SnapshotCounts {
+    pub fn of(snap: &Snapshot) -> SnapshotCounts {
+        SnapshotCounts {
+            n_strings: snap.strings.len() as u64,
+            n_types: snap.types.len() as u64,
+            n_nodes: snap.nodes.len() as u64,
+            n_edges: snap.edges.len() as u64,
+            n_roots: snap.roots.len() as u64,
+        }
+    }
+}
+
+/// Bits of an edge label code that hold the [`LabelKind`]; the value sits above them.
+const LABEL_KIND_BITS: u32 = 3;
+
+/// Refcounts are stored plus one (wrapping) so that immortals (`u32::MAX`) take one byte.
+pub fn refcount_code(refcount: u32) -> u64 {
+    u64::from(refcount.wrapping_add(1))
+}
+
+fn refcount_from_code(code: u32) -> u32 {
+    code.wrapping_sub(1)
+}
+
+/// String ids in optional columns are stored plus one (wrapping) so that `NO_STR`
+/// (`u32::MAX`) takes one byte.
+pub fn str_id_code(id: StrId) -> u64 {
+    u64::from(id.0.wrapping_add(1))
+}
+
+fn str_id_from_code(code: u32) -> StrId {
+    StrId(code.wrapping_sub(1))
+}
+
+/// An edge label as one varint: `value << 3 | kind`. Unlabelled edges cost one byte.
+pub fn label_code(kind: LabelKind, value: u32) -> u64 {
+    (u64::from(value) << LABEL_KIND_BITS) | kind as u64
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub fn encode_metadata(snap: &Snapshot) -> Vec<u8> {
+    let counts = SnapshotCounts::of(snap);
+    let m = &snap.metadata;
+    let mut out = Vec::with_capacity(256);
+    for count in [
+        counts.n_strings,
+        counts.n_types,
+        counts.n_nodes,
+        counts.n_edges,
+        counts.n_roots,
+    ] {
+        put_varint(&mut out, count);
+    }
+    put_varint(&mut out, u64::from(m.pid));
+    put_str(&mut out, &m.python_version);
+    put_str(&mut out, &m.executable);
+    put_varint(&mut out, m.argv.len() as u64);
+    for arg in &m.argv {
+        put_str(&mut out, arg);
+    }
+    put_varint(&mut out, m.time_unix_ms);
+    put_varint(&mut out, m.rss_bytes);
+    put_varint(&mut out, m.n_gc_tracked);
+    put_varint(&mut out, m.n_frozen);
+    out.push(u8::from(m.include_values));
+    put_str(&mut out, &m.heapsight_version);
+    put_varint(&mut out, m.walk_ms);
+    out
+}
+
+/// Count, then every string's byte length, then all bytes: lengths and text compress
+/// better apart than interleaved.
+pub fn encode_strings(strings: &StringTable, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    sink.varint(strings.len() as u64)?;
+    sink.varints(strings.strings.iter().map(|s| s.len() as u64))?;
+    for s in &strings.strings {
+        sink.bytes(s.as_bytes())?;
+    }
+    Ok(())
+}
+
+pub fn encode_types(types: &Types, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    encode_addresses(&types.address, sink)?;
+    sink.varints(types.name.iter().map(|n| u64::from(n.0)))
+}
+
+/// Addresses share their alignment: the common trailing zero bits are dropped (one byte
+/// says how many), then each address is stored as the zigzag delta from the previous one.
+pub fn encode_addresses(addresses: &[u64], sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    let all_bits = addresses.iter().fold(0u64, |acc, a| acc | a);
+    let shift = if all_bits == 0 {
+        0
+    } else {
+        all_bits.trailing_zeros()
+    };
+    sink.byte(shift as u8)?;
+    let mut previous = 0u64;
+    for address in addresses {
+        let scaled = address >> shift;
+        sink.varint(zigzag(scaled.wrapping_sub(previous) as i64))?;
+        previous = scaled;
+    }
+    Ok(())
+}
+
+/// The first target of a node is stored relative to the node itself, each further one
+/// relative to the previous target: containers tend to reference objects allocated (and
+/// so numbered) close to each other.
+pub fn encode_targets(edges: &Edges, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    for (source, range) in edges.offsets.windows(2).enumerate() {
+        let mut base = source as i64;
+        for target in &edges.targets[range[0] as usize..range[1] as usize] {
+            let target = i64::from(target.0);
+            sink.varint(zigzag(target - base))?;
+            base = target;
+        }
+    }
+    Ok(())
+}
+
+pub fn encode_roots(roots: &[Root], sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    sink.varint(roots.len() as u64)?;
+    for root in roots {
+        sink.byte(root.kind as u8)?;
+        sink.varint(u64::from(root.node.0))?;
+        sink.varint(str_id_code(root.name))?;
+        sink.varint(root.extra)?;
+    }
+    Ok(())
+}
+
+// ---- reading ----
+
+/// Decodes one section's payload, turning every reader failure into a `Corrupt` error
+/// that names the section.
+pub(crate) struct PayloadReader<'a> {
+    reader: ByteReader<'a>,
+    section: Section,
+}
+
+impl<'a> PayloadReader<'a> {
+    pub fn new(section: Section, payload: &'a [u8]) -> Self {
+        PayloadReader {
+            reader: ByteReader::new(payload),
+            section,
+        }
+    }
+
+    fn fail(&self, e: ReadError) -> FormatError {
+        FormatError::corrupt(self.section, e.to_string())
+    }
+
+    pub fn corrupt(&self, detail: impl Into<String>) -> FormatError {
+        FormatError::corrupt(self.section, detail)
+    }
+
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64, FormatError> {
+        self.reader.varint().map_err(|e| self.fail(e))
+    }
+
+    #[inline]
+    pub fn varint_u32(&mut self) -> Result<u32, FormatError> {
+        self.reader.varint_u32().map_err(|e| self.fail(e))
+    }
+
+    pub fn u8(&mut self) -> Result<u8, FormatError> {
+        self.reader.u8().map_err(|e| self.fail(e))
+    }
+
+    pub fn take(&mut self, len: usize) -> Result<&'a [u8], FormatError> {
+        self.reader.take(len).map_err(|e| self.fail(e))
+    }
+
+    /// A count that sizes a vector: every value takes at least `min_bytes_each` bytes, so
+    /// a count beyond what the payload can hold is corrupt and allocates nothing.
+    pub fn fits(
+        &self,
+        count: u64,
+        min_bytes_each: usize,
+        what: &str,
+    ) -> Result<usize, FormatError> {
+        let room = self.reader.remaining() / min_bytes_each.max(1);
+        match usize::try_from(count) {
+            Ok(count) if count <= room => Ok(count),
+            _ => Err(self.corrupt(format!(
+                "{count} {what} declared but only {} bytes remain",
+                self.reader.remaining()
+            ))),
+        }
+    }
+
+    pub fn string(&mut self, what: &str) -> Result<String, FormatError> {
+        let len = self.varint()?;
+        let len = self.fits(len, 1, "string bytes")?;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(e) => Err(self.corrupt(format!("{what} is not valid UTF-8: {e}"))),
+        }
+    }
+
+    pub fn finish(self) -> Result<(), FormatError> {
+        if self.reader.is_at_end() {
+            Ok(())
+        } else {
+            Err(self.corrupt(format!(
+                "{} unexpected bytes after the last value",
+                self.reader.remaining()
+            )))
+        }
+    }
+}
+
+pub fn decode_metadata(payload: &[u8]) -> Result<(Metadata, SnapshotCounts), FormatError> {
+    let mut r = PayloadReader::new(Section::Metadata, payload);
+    let counts = SnapshotCounts {
+        n_strings: r.varint()?,
+        n_types: r.varint()?,
+        n_nodes: r.varint()?,
+        n_edges: r.varint()?,
+        n_roots: r.varint()?,
+    };
+    // Ids are u32 and NO_STR is u32::MAX, so no table may reach that size.
+    for (count, what) in [
+        (counts.n_strings, "strings"),
+        (counts.n_types, "types"),
+        (counts.n_nodes, "nodes"),
+    ] {
+        if count >= u64::from(u32::MAX) {
+            return Err(r.corrupt(format!("{count} {what} exceed the 2^32 limit")));
+        }
+    }
+    let pid = r.varint_u32()?;
+    let python_version = r.string("python_version")?;
+    let executable = r.string("executable")?;
+    let argc = r.varint()?;
+    let argc = r.fits(argc, 1, "arguments")?;
+    let mut argv = Vec::with_capacity(argc);
+    for _ in 0..argc {
+        argv.push(r.string("an argv entry")?);
+    }
+    let time_unix_ms = r.varint()?;
+    let rss_bytes = r.varint()?;
+    let n_gc_tracked = r.varint()?;
+    let n_frozen = r.varint()?;
+    let include_values = match r.u8()? {
+        0 => false,
+        1 => true,
+        other => return Err(r.corrupt(format!("include_values is {other}, expected 0 or 1"))),
+    };
+    let heapsight_version = r.string("heapsight_version")?;
+    let walk_ms = r.varint()?;
+    r.finish()?;
+    let metadata = Metadata {
+        pid,
+        python_version,
+        executable,
+        argv,
+        time_unix_ms,
+        rss_bytes,
+        n_gc_tracked,
+        n_frozen,
+        include_values,
+        heapsight_version,
+        walk_ms,
+    };
+    Ok((metadata, counts))
+}
+
+pub fn decode_strings(payload: &[u8], expected: u64) -> Result<StringTable, FormatError> {
+    let mut r = PayloadReader::new(Section::Strings, payload);
+    let count = r.varint()?;
+    if count != expected {
+        return Err(r.corrupt(format!("holds {count} strings, metadata says {expected}")));
+    }
+    let count = r.fits(count, 1, "string lengths")?;
+    let mut lengths = Vec::with_capacity(count);
+    let mut total = 0usize;
+    for _ in 0..count {
+        let len = r.varint()?;
+        let len = r.fits(len, 1, "string bytes")?;
+        total = total.saturating_add(len);
+        lengths.push(len);
+    }
+    let bytes = r.take(total)?;
+    r.finish()?;
+    // One UTF-8 check over all the text, then each cut must fall on a character boundary:
+    // cheaper than checking every string on its own.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        FormatError::corrupt(Section::Strings, format!("text is not valid UTF-8: {e}"))
+    })?;
+    let mut strings = Vec::with_capacity(count);
+    let mut start = 0usize;
+    for (i, len) in lengths.into_iter().enumerate() {
+        let end = start + len;
+        let s = text.get(start..end).ok_or_else(|| {
+            FormatError::corrupt(
+                Section::Strings,
+                format!("string {i} splits a UTF-8 character"),
+            )
+        })?;
+        strings.push(s.to_owned());
+        start = end;
+    }
+    Ok(StringTable { strings })
+}
+
+pub fn decode_types(payload: &[u8], expected: u64) -> Result<Types, FormatError> {
+    let mut r = PayloadReader::new(Section::Types, payload);
+    let address = decode_address_values(&mut r, expected)?;
+    let count = r.fits(expected, 1, "type names")?;
+    let mut name = Vec::with_capacity(count);
+    for _ in 0..count {
+        name.push(StrId(r.varint_u32()?));
+    }
+    r.finish()?;
+    Ok(Types { address, name })
+}
+
+pub fn decode_addresses(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+    let mut r = PayloadReader::new(Section::NodeAddress, payload);
+    let addresses = decode_address_values(&mut r, n_nodes)?;
+    r.finish()?;
+    Ok(addresses)
+}
+
+fn decode_address_values(r: &mut PayloadReader<'_>, count: u64) -> Result<Vec<u64>, FormatError> {
+    let shift = r.u8()?;
+    if shift > 63 {
+        return Err(r.corrupt(format!("address shift {shift} is over 63")));
+    }
+    let count = r.fits(count, 1, "addresses")?;
+    let mut out = Vec::with_capacity(count);
+    let mut previous = 0u64;
+    for _ in 0..count {
+        let scaled = previous.wrapping_add(unzigzag(r.varint()?) as u64);
+        let address = scaled << shift;
+        if address >> shift != scaled {
+            return Err(r.corrupt("an address overflows 64 bits"));
+        }
+        out.push(address);
+        previous = scaled;
+    }
+    Ok(out)
+}
+
+/// A column of one varint per node, each mapped (and range-checked) by `convert`.
+pub fn decode_varint_column<T>(
+    section: Section,
+    payload: &[u8],
+    count: u64,
+    mut convert: impl FnMut(u64) -> Option<T>,
+) -> Result<Vec<T>, FormatError> {
+    let mut r = PayloadReader::new(section, payload);
+    let count = r.fits(count, 1, "values")?;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let raw = r.varint()?;
+        match convert(raw) {
+            Some(value) => out.push(value),
+            None => return Err(r.corrupt(format!("value {raw} at position {i} is out of range"))),
+        }
+    }
+    r.finish()?;
+    Ok(out)
+}
+
+pub fn decode_refcounts(payload: &[u8], n_nodes: u64) -> Result<Vec<u32>, FormatError> {
+    decode_varint_column(Section::NodeRefcount, payload, n_nodes, |raw| {
+        u32::try_from(raw).ok().map(refcount_from_code)
+    })
+}
+
+pub fn decode_names(payload: &[u8], n_nodes: u64) -> Result<Vec<StrId>, FormatError> {
+    decode_varint_column(Section::NodeName, payload, n_nodes, |raw| {
+        u32::try_from(raw).ok().map(str_id_from_code)
+    })
+}
+
+pub fn decode_flags(payload: &[u8], n_nodes: u64) -> Result<Vec<u8>, FormatError> {
+    if payload.len() as u64 != n_nodes {
+        return Err(FormatError::corrupt(
+            Section::NodeFlags,
+            format!("{} flag bytes for {n_nodes} nodes", payload.len()),
+        ));
+    }
+    Ok(payload.to_vec())
+}
+
+/// Degrees become CSR offsets; their sum must be the edge count from the metadata.
+pub fn decode_offsets(payload: &[u8], n_nodes: u64, n_edges: u64) -> Result<Vec<u64>, FormatError> {
+    let mut r = PayloadReader::new(Section::EdgeDegrees, payload);
+    let count = r.fits(n_nodes, 1, "edge counts")?;
+    let mut offsets = Vec::with_capacity(count + 1);
+    let mut total = 0u64;
+    offsets.push(0);
+    for _ in 0..count {
+        total = total
+            .checked_add(r.varint()?)
+            .filter(|t| *t <= n_edges)
+            .ok_or_else(|| r.corrupt(format!("edge counts add up to more than {n_edges}")))?;
+        offsets.push(total);
+    }
+    r.finish()?;
+    if total != n_edges {
+        return Err(FormatError::corrupt(
+            Section::EdgeDegrees,
+            format!("edge counts add up to {total}, metadata says {n_edges}"),
+        ));
+    }
+    Ok(offsets)
+}
+
+pub fn decode_targets(
+    payload: &[u8],
+    offsets: &[u64],
+    n_nodes: u64,
+) -> Result<Vec<NodeIdx>, FormatError> {
+    let mut r = PayloadReader::new(Section::EdgeTargets, payload);
+    let n_edges = offsets.last().copied().unwrap_or(0);
+    let count = r.fits(n_edges, 1, "edge targets")?;
+    let mut targets = Vec::with_capacity(count);
+    let n_nodes = n_nodes as i64;
+    for (source, range) in offsets.windows(2).enumerate() {
+        let mut base = source as i64;
+        for _ in range[0]..range[1] {
+            let target = base
+                .checked_add(unzigzag(r.varint()?))
+                .filter(|t| (0..n_nodes).contains(t))
+                .ok_or_else(|| {
+                    r.corrupt(format!(
+                        "an edge of node {source} points outside the {n_nodes} nodes"
+                    ))
+                })?;
+            targets.push(NodeIdx(target as u32));
+            base = target;
+        }
+    }
+    r.finish()?;
+    Ok(targets)
+}
+
+pub fn decode_labels(
+    payload: &[u8],
+    n_edges: u64,
+) -> Result<(Vec<LabelKind>, Vec<u32>), FormatError> {
+    let mut r = PayloadReader::new(Section::EdgeLabels, payload);
+    let count = r.fits(n_edges, 1, "edge labels")?;
+    let mut kinds = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    for i in 0..count {
+        let code = r.varint()?;
+        let kind = LabelKind::from_u8((code & ((1 << LABEL_KIND_BITS) - 1)) as u8);
+        let value = u32::try_from(code >> LABEL_KIND_BITS).ok();
+        match (kind, value) {
+            (Some(kind), Some(value)) => {
+                kinds.push(kind);
+                values.push(value);
+            }
+            _ => return Err(r.corrupt(format!("label code {code} of edge {i} is invalid"))),
+        }
+    }
+    r.finish()?;
+    Ok((kinds, values))
+}
+
+pub fn decode_roots(payload: &[u8], expected: u64) -> Result<Vec<Root>, FormatError> {
+    let mut r = PayloadReader::new(Section::Roots, payload);
+    let count = r.varint()?;
+    if count != expected {
+        return Err(r.corrupt(format!("holds {count} roots, metadata says {expected}")));
+    }
+    // kind byte + three varints of at least one byte each
+    let count = r.fits(count, 4, "roots")?;
+    let mut roots = Vec::with_capacity(count);
+    for _ in 0..count {
+        let raw_kind = r.u8()?;
+        let kind = RootKind::from_u8(raw_kind)
+            .ok_or_else(|| r.corrupt(format!("unknown root kind {raw_kind}")))?;
+        let node = NodeIdx(r.varint_u32()?);
+        let name = str_id_from_code(r.varint_u32()?);
+        let extra = r.varint()?;
+        roots.push(Root {
+            kind,
+            node,
+            name,
+            extra,
+        });
+    }
+    r.finish()?;
+    Ok(roots)
+}

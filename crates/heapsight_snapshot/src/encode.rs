@@ -1,0 +1,286 @@
+//! The writer: one zstd-compressed section per column, streamed so that the uncompressed
+//! form of a column never exists in memory as a whole.
+
+use std::io::{self, Seek, SeekFrom, Write};
+
+use crate::columns;
+use crate::error::FormatError;
+use crate::layout::{
+    encode_file_header, Section, SectionHeader, CODEC_ZSTD, FORMAT_VERSION, SECTION_HEADER_LEN,
+};
+use crate::model::{node_flags, Snapshot};
+use crate::varint::{put_varint, MAX_VARINT_LEN};
+
+/// zstd level for every section. Level 1 is the fastest; the columns are already
+/// delta- and varint-encoded, so higher levels buy only a few percent (measured in
+/// docs/snapshot-format.md) for twice the time.
+pub const COMPRESSION_LEVEL: i32 = 1;
+
+/// Uncompressed bytes gathered before each hand-over to zstd: big enough that the calls
+/// into zstd are few, small enough to stay in cache.
+const CHUNK_BYTES: usize = 128 * 1024;
+
+/// Size of one section as written or as found in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionSize {
+    pub section: Section,
+    /// Bytes on disk, section header included.
+    pub stored_bytes: u64,
+    /// Bytes once decompressed.
+    pub raw_bytes: u64,
+}
+
+/// What [`crate::write_file`] and [`encode`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteStats {
+    pub file_bytes: u64,
+    pub n_nodes: u64,
+    pub n_edges: u64,
+    pub sections: Vec<SectionSize>,
+}
+
+impl WriteStats {
+    /// File bytes per node, edges and everything else included (0 for no nodes).
+    pub fn bytes_per_node(&self) -> f64 {
+        if self.n_nodes == 0 {
+            0.0
+        } else {
+            self.file_bytes as f64 / self.n_nodes as f64
+        }
+    }
+
+    /// Sum of the sections' uncompressed sizes.
+    pub fn raw_bytes(&self) -> u64 {
+        self.sections.iter().map(|s| s.raw_bytes).sum()
+    }
+}
+
+/// Encodes a snapshot into memory.
+pub fn encode(snap: &Snapshot) -> Result<Vec<u8>, FormatError> {
+    let mut out = io::Cursor::new(Vec::new());
+    write_to(&mut out, snap)?;
+    Ok(out.into_inner())
+}
+
+/// Writes a snapshot to any seekable writer (section headers are patched in after each
+/// section's payload). Prefer [`crate::write_file`] for files: it writes atomically.
+pub fn write_to<W: Write + Seek>(out: &mut W, snap: &Snapshot) -> Result<WriteStats, FormatError> {
+    check_writable(snap)?;
+    write_unchecked(out, snap).map_err(|e| FormatError::io("writing the snapshot", e))
+}
+
+/// Refuses snapshots that the reader would reject, and values the user did not opt into.
+pub(crate) fn check_writable(snap: &Snapshot) -> Result<(), FormatError> {
+    snap.validate()
+        .map_err(|e| FormatError::InvalidSnapshot { detail: e.0 })?;
+    if let Some(node) = first_value_without_opt_in(snap) {
+        return Err(FormatError::InvalidSnapshot {
+            detail: format!(
+                "node {node} carries a string value but include_values is off; values are \
+                 stored only when the user opts in"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The first node flagged `HAS_VALUE` in a snapshot that did not opt into values.
+pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
+    if snap.metadata.include_values {
+        return None;
+    }
+    snap.nodes
+        .flags
+        .iter()
+        .position(|f| f & node_flags::HAS_VALUE != 0)
+}
+
+pub(crate) fn write_unchecked<W: Write + Seek>(
+    out: &mut W,
+    snap: &Snapshot,
+) -> io::Result<WriteStats> {
+    let header = encode_file_header(FORMAT_VERSION);
+    out.write_all(&header)?;
+    let mut sections = Vec::with_capacity(16);
+    let mut section = |out: &mut W,
+                       which: Section,
+                       fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>|
+     -> io::Result<()> {
+        sections.push(write_section(out, which, fill)?);
+        Ok(())
+    };
+    let nodes = &snap.nodes;
+    let edges = &snap.edges;
+    section(out, Section::Metadata, &mut |s| {
+        s.bytes(&columns::encode_metadata(snap))
+    })?;
+    section(out, Section::Strings, &mut |s| {
+        columns::encode_strings(&snap.strings, s)
+    })?;
+    section(out, Section::Types, &mut |s| {
+        columns::encode_types(&snap.types, s)
+    })?;
+    section(out, Section::NodeAddress, &mut |s| {
+        columns::encode_addresses(&nodes.address, s)
+    })?;
+    section(out, Section::NodeType, &mut |s| {
+        s.varints(nodes.type_idx.iter().map(|t| u64::from(t.0)))
+    })?;
+    section(out, Section::NodeSize, &mut |s| {
+        s.varints(nodes.size.iter().copied())
+    })?;
+    section(out, Section::NodeFlags, &mut |s| s.bytes(&nodes.flags))?;
+    section(out, Section::NodeRefcount, &mut |s| {
+        s.varints(nodes.refcount.iter().map(|r| columns::refcount_code(*r)))
+    })?;
+    section(out, Section::NodeName, &mut |s| {
+        s.varints(nodes.name.iter().map(|n| columns::str_id_code(*n)))
+    })?;
+    section(out, Section::NodeLength, &mut |s| {
+        s.varints(nodes.length.iter().copied())
+    })?;
+    section(out, Section::EdgeDegrees, &mut |s| {
+        s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0]))
+    })?;
+    section(out, Section::EdgeTargets, &mut |s| {
+        columns::encode_targets(edges, s)
+    })?;
+    section(out, Section::EdgeLabels, &mut |s| {
+        s.varints(
+            edges
+                .label_kinds
+                .iter()
+                .zip(&edges.label_values)
+                .map(|(kind, value)| columns::label_code(*kind, *value)),
+        )
+    })?;
+    section(out, Section::Roots, &mut |s| {
+        columns::encode_roots(&snap.roots, s)
+    })?;
+    out.write_all(&SectionHeader::end_marker().encode())?;
+    out.flush()?;
+    let file_bytes = out.stream_position()?;
+    Ok(WriteStats {
+        file_bytes,
+        n_nodes: snap.nodes.len() as u64,
+        n_edges: snap.edges.len() as u64,
+        sections,
+    })
+}
+
+/// Writes a placeholder header, streams the payload through zstd, then patches the header
+/// with the lengths and checksum that are only known at the end.
+fn write_section<W: Write + Seek>(
+    out: &mut W,
+    section: Section,
+    fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>,
+) -> io::Result<SectionSize> {
+    let start = out.stream_position()?;
+    out.write_all(&[0u8; SECTION_HEADER_LEN])?;
+    let mut counter = ChecksummingWriter {
+        inner: &mut *out,
+        hasher: crc32fast::Hasher::new(),
+        written: 0,
+    };
+    let encoder =
+        zstd::stream::write::Encoder::new(&mut counter as &mut dyn Write, COMPRESSION_LEVEL)?;
+    let mut sink = ColumnSink {
+        encoder,
+        chunk: Vec::with_capacity(CHUNK_BYTES + MAX_VARINT_LEN),
+        raw_len: 0,
+    };
+    fill(&mut sink)?;
+    sink.flush_chunk()?;
+    let raw_len = sink.raw_len;
+    sink.encoder.finish()?;
+    let stored_len = counter.written;
+    let payload_crc = counter.hasher.finalize();
+    let header = SectionHeader {
+        id: section.id().unwrap_or_default(),
+        codec: CODEC_ZSTD,
+        payload_crc,
+        stored_len,
+        raw_len,
+    };
+    let end = out.stream_position()?;
+    out.seek(SeekFrom::Start(start))?;
+    out.write_all(&header.encode())?;
+    out.seek(SeekFrom::Start(end))?;
+    Ok(SectionSize {
+        section,
+        stored_bytes: SECTION_HEADER_LEN as u64 + stored_len,
+        raw_bytes: raw_len,
+    })
+}
+
+/// Passes compressed bytes through while counting them and computing their CRC32.
+struct ChecksummingWriter<W> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: Write> Write for ChecksummingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Receives a section's uncompressed bytes and feeds them to zstd in chunks.
+pub(crate) struct ColumnSink<'a> {
+    encoder: zstd::stream::write::Encoder<'static, &'a mut dyn Write>,
+    chunk: Vec<u8>,
+    raw_len: u64,
+}
+
+impl ColumnSink<'_> {
+    #[inline]
+    pub fn varint(&mut self, value: u64) -> io::Result<()> {
+        put_varint(&mut self.chunk, value);
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    pub fn varints(&mut self, values: impl Iterator<Item = u64>) -> io::Result<()> {
+        for value in values {
+            self.varint(value)?;
+        }
+        Ok(())
+    }
+
+    pub fn byte(&mut self, byte: u8) -> io::Result<()> {
+        self.chunk.push(byte);
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    pub fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.chunk.len() + bytes.len() > CHUNK_BYTES {
+            self.flush_chunk()?;
+        }
+        if bytes.len() >= CHUNK_BYTES {
+            self.raw_len += bytes.len() as u64;
+            return self.encoder.write_all(bytes);
+        }
+        self.chunk.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        self.raw_len += self.chunk.len() as u64;
+        self.encoder.write_all(&self.chunk)?;
+        self.chunk.clear();
+        Ok(())
+    }
+}
