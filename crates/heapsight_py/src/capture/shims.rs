@@ -1,1 +1,828 @@
-//! See capture/mod.rs for this module's role.
+//! Interpreter version detection and per-version CPython layout facts.
+//!
+//! Everything that differs between CPython 3.9 and 3.14 lives behind the small named
+//! functions of this module, so the decoders in `sizes` and `attrs` never compare version
+//! numbers themselves. The running version is parsed once from `Py_GetVersion()` (a static C
+//! string: reading it runs no Python code) and cached.
+//!
+//! Only 64-bit builds with the GIL are described. A free-threaded build has another object
+//! header, so [`layout`] returns `None` there and every decoder falls back to "unknown".
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+
+/// The interpreter's `major.minor`, as reported by `Py_GetVersion()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PyVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The object layouts this module knows, one per minor release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layout {
+    V3_9,
+    V3_10,
+    V3_11,
+    V3_12,
+    V3_13,
+    V3_14,
+}
+
+struct RuntimeInfo {
+    version: Option<PyVersion>,
+    free_threaded: bool,
+}
+
+static RUNTIME: OnceLock<RuntimeInfo> = OnceLock::new();
+
+fn runtime_info() -> &'static RuntimeInfo {
+    RUNTIME.get_or_init(|| {
+        // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated buffer owned by
+        // the interpreter; it may be called at any time after the library is loaded.
+        let text = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+        RuntimeInfo {
+            version: parse_version(&text),
+            free_threaded: text.contains("free-threading"),
+        }
+    })
+}
+
+/// Parses the leading `major.minor` of a `sys.version`-style string ("3.11.7 (main, ...").
+pub fn parse_version(text: &str) -> Option<PyVersion> {
+    let numbers = text.split_whitespace().next()?;
+    let mut parts = numbers.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor_text: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let minor = minor_text.parse().ok()?;
+    Some(PyVersion { major, minor })
+}
+
+/// The running interpreter's version, or `None` if `Py_GetVersion()` could not be parsed.
+pub fn runtime_version() -> Option<PyVersion> {
+    runtime_info().version
+}
+
+/// Maps a version to a known layout (pure, for tests and for [`layout`]).
+pub fn layout_for(version: PyVersion, free_threaded: bool) -> Option<Layout> {
+    if free_threaded || version.major != 3 || cfg!(not(target_pointer_width = "64")) {
+        return None;
+    }
+    Some(match version.minor {
+        9 => Layout::V3_9,
+        10 => Layout::V3_10,
+        11 => Layout::V3_11,
+        12 => Layout::V3_12,
+        13 => Layout::V3_13,
+        14 => Layout::V3_14,
+        _ => return None,
+    })
+}
+
+/// The layout of the running interpreter; `None` when it is not one this module describes.
+pub fn layout() -> Option<Layout> {
+    let info = runtime_info();
+    layout_for(info.version?, info.free_threaded)
+}
+
+// ---------------------------------------------------------------------------------------
+// Type flags (stable numeric values across the supported versions).
+
+pub const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
+/// 3.13+: the instance stores its attribute values inline after the object header.
+pub const TPFLAGS_INLINE_VALUES: u64 = 1 << 2;
+/// 3.12+: the weak reference list lives in the pre-header.
+pub const TPFLAGS_MANAGED_WEAKREF: u64 = 1 << 3;
+pub const TPFLAGS_HEAPTYPE: u64 = 1 << 9;
+pub const TPFLAGS_HAVE_GC: u64 = 1 << 14;
+pub const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
+pub const TPFLAGS_TUPLE_SUBCLASS: u64 = 1 << 26;
+pub const TPFLAGS_UNICODE_SUBCLASS: u64 = 1 << 28;
+pub const TPFLAGS_DICT_SUBCLASS: u64 = 1 << 29;
+pub const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
+
+const POINTER_SIZE: usize = std::mem::size_of::<*mut ffi::PyObject>();
+/// `sizeof(PyGC_Head)` on every supported GIL build: two words.
+const GC_HEAD_SIZE: usize = 2 * POINTER_SIZE;
+
+/// `tp_flags` of a type object, widened so the flag constants above fit on every platform.
+///
+/// # Safety
+/// `tp` must point to a live, readied type object.
+pub unsafe fn type_flags(tp: *mut ffi::PyTypeObject) -> u64 {
+    // SAFETY: the caller guarantees `tp` is a live type object.
+    unsafe { (*tp).tp_flags as u64 }
+}
+
+/// # Safety
+/// `tp` must point to a live, readied type object.
+pub unsafe fn type_has_flag(tp: *mut ffi::PyTypeObject, flag: u64) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { type_flags(tp) & flag != 0 }
+}
+
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn type_of(op: *mut ffi::PyObject) -> *mut ffi::PyTypeObject {
+    // SAFETY: every live object starts with a valid ob_type.
+    unsafe { (*op).ob_type }
+}
+
+/// Reads `ob_size` (meaningful for variable-size objects other than 3.12+ ints).
+///
+/// # Safety
+/// `op` must point to a live object whose type is variable-size.
+pub unsafe fn var_size(op: *mut ffi::PyObject) -> isize {
+    // SAFETY: PyVarObject places ob_size right after the object header.
+    unsafe { (*(op as *mut ffi::PyVarObject)).ob_size }
+}
+
+/// Reads a pointer-sized field at a byte offset from an object.
+///
+/// # Safety
+/// `base + offset` must be inside the object (or its pre-header) and pointer-aligned.
+pub unsafe fn read_ptr<T>(base: *const u8, offset: isize) -> *mut T {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { *(base.offset(offset) as *const *mut T) }
+}
+
+/// # Safety
+/// `base + offset` must be a readable `isize` field.
+pub unsafe fn read_isize(base: *const u8, offset: isize) -> isize {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { *(base.offset(offset) as *const isize) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Object headers and what `sys.getsizeof` adds.
+
+/// Bytes allocated before the object: the GC header, plus (3.11) the managed dict and values
+/// pointers, or (3.12+) the managed dict and weakref pointers.
+///
+/// # Safety
+/// `tp` must point to a live, readied type object.
+pub unsafe fn preheader_size(layout: Layout, tp: *mut ffi::PyTypeObject) -> usize {
+    // SAFETY: forwarded caller guarantee.
+    let flags = unsafe { type_flags(tp) };
+    let gc = if flags & TPFLAGS_HAVE_GC != 0 {
+        GC_HEAD_SIZE
+    } else {
+        0
+    };
+    let managed_mask = match layout {
+        Layout::V3_9 | Layout::V3_10 => 0,
+        Layout::V3_11 => TPFLAGS_MANAGED_DICT,
+        _ => TPFLAGS_MANAGED_DICT | TPFLAGS_MANAGED_WEAKREF,
+    };
+    let managed = if flags & managed_mask != 0 {
+        2 * POINTER_SIZE
+    } else {
+        0
+    };
+    gc + managed
+}
+
+/// What `sys.getsizeof(op)` adds to `op.__sizeof__()`.
+///
+/// 3.9/3.10 add the GC header when the object itself is GC (`tp_is_gc` included, so static
+/// type objects get nothing); 3.11/3.12 add the type's whole pre-header even for static type
+/// objects; 3.13+ skip the pre-header for static type objects again.
+///
+/// # Safety
+/// `op` must point to a live object; the GIL must be held.
+pub unsafe fn getsizeof_overhead(layout: Layout, op: *mut ffi::PyObject) -> usize {
+    // SAFETY: forwarded caller guarantee; PyObject_IS_GC only reads flags and calls the
+    // type's C-level tp_is_gc.
+    unsafe {
+        let tp = type_of(op);
+        match layout {
+            Layout::V3_9 | Layout::V3_10 => {
+                if ffi::PyObject_IS_GC(op) != 0 {
+                    GC_HEAD_SIZE
+                } else {
+                    0
+                }
+            }
+            Layout::V3_11 | Layout::V3_12 => preheader_size(layout, tp),
+            Layout::V3_13 | Layout::V3_14 => {
+                let is_static_type_object = tp == &raw mut ffi::PyType_Type
+                    && !type_has_flag(op as *mut ffi::PyTypeObject, TPFLAGS_HEAPTYPE);
+                if is_static_type_object {
+                    0
+                } else {
+                    preheader_size(layout, tp)
+                }
+            }
+        }
+    }
+}
+
+/// Immortal objects (3.12+) carry a sentinel refcount: on 64-bit GIL builds the low 32 bits
+/// of `ob_refcnt`, read as a signed integer, are negative. Before 3.12 nothing is immortal.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn is_immortal(op: *mut ffi::PyObject) -> bool {
+    match layout() {
+        None | Some(Layout::V3_9 | Layout::V3_10 | Layout::V3_11) => false,
+        Some(Layout::V3_12 | Layout::V3_13 | Layout::V3_14) => {
+            // SAFETY: ob_refcnt is the first word of every object.
+            let refcnt = unsafe { *(op as *const u64) };
+            (refcnt as u32 as i32) < 0
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// int
+
+/// Bytes before the digits of an int: object header plus `ob_size` / `lv_tag`.
+pub const LONG_DIGITS_OFFSET: usize = 3 * POINTER_SIZE;
+
+/// Number of digits `int.__sizeof__` counts: 3.9/3.10 `|ob_size|` (0 for zero), 3.11 at least
+/// one, 3.12+ `lv_tag >> 3` with at least one.
+///
+/// # Safety
+/// `op` must point to a live int (or int subclass instance).
+pub unsafe fn long_sizeof_digits(layout: Layout, op: *mut ffi::PyObject) -> usize {
+    // SAFETY: the word after the header is ob_size (<3.12) or lv_tag (3.12+).
+    let word = unsafe { var_size(op) };
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => word.unsigned_abs(),
+        Layout::V3_11 => word.unsigned_abs().max(1),
+        _ => ((word as usize) >> 3).max(1),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// str
+
+/// Where the pieces of a `str` object sit, per version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnicodeLayout {
+    /// `sizeof(PyASCIIObject)`: compact ASCII data starts here.
+    pub ascii_size: usize,
+    /// `sizeof(PyCompactUnicodeObject)`: compact non-ASCII data starts here.
+    pub compact_size: usize,
+    /// `sizeof(PyUnicodeObject)` (legacy strings, e.g. str subclass instances).
+    pub legacy_size: usize,
+    /// Offset of `utf8_length` / `utf8` in PyCompactUnicodeObject.
+    pub utf8_length_offset: usize,
+    pub utf8_offset: usize,
+    /// `wstr` (PyASCIIObject) and `wstr_length` (PyCompactUnicodeObject), 3.9-3.11 only.
+    pub wstr: Option<(usize, usize)>,
+    /// Offset of `data.any` in PyUnicodeObject.
+    pub legacy_data_offset: usize,
+}
+
+pub const UNICODE_LENGTH_OFFSET: usize = 2 * POINTER_SIZE;
+pub const UNICODE_STATE_OFFSET: usize = 4 * POINTER_SIZE;
+
+pub fn unicode_layout(layout: Layout) -> UnicodeLayout {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => UnicodeLayout {
+            ascii_size: 48,
+            compact_size: 72,
+            legacy_size: 80,
+            utf8_length_offset: 48,
+            utf8_offset: 56,
+            wstr: Some((40, 64)),
+            legacy_data_offset: 72,
+        },
+        _ => UnicodeLayout {
+            ascii_size: 40,
+            compact_size: 56,
+            legacy_size: 64,
+            utf8_length_offset: 40,
+            utf8_offset: 48,
+            wstr: None,
+            legacy_data_offset: 56,
+        },
+    }
+}
+
+/// The decoded `state` bitfield of a str (same bit positions 3.9-3.14 on GIL builds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnicodeState {
+    pub kind: u32,
+    pub compact: bool,
+    pub ascii: bool,
+    /// Always true on 3.12+, where the `ready` bit no longer exists.
+    pub ready: bool,
+}
+
+/// # Safety
+/// `op` must point to a live str (or subclass instance).
+pub unsafe fn unicode_state(layout: Layout, op: *mut ffi::PyObject) -> UnicodeState {
+    // SAFETY: the state bitfield is a 32-bit word at a fixed offset in every version.
+    let state = unsafe { *((op as *const u8).add(UNICODE_STATE_OFFSET) as *const u32) };
+    let ready = match layout {
+        Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => state & (1 << 7) != 0,
+        _ => true,
+    };
+    UnicodeState {
+        kind: (state >> 2) & 0b111,
+        compact: state & (1 << 5) != 0,
+        ascii: state & (1 << 6) != 0,
+        ready,
+    }
+}
+
+/// The code points of a ready str, read straight from its buffer.
+pub enum UnicodeData {
+    Latin1(*const u8),
+    Ucs2(*const u16),
+    Ucs4(*const u32),
+}
+
+/// Locates a str's character buffer and length without touching any cache (never
+/// `PyUnicode_AsUTF8*`, which would allocate the UTF-8 copy inside the object).
+///
+/// # Safety
+/// `op` must point to a live exact str or str subclass instance.
+pub unsafe fn unicode_data(layout: Layout, op: *mut ffi::PyObject) -> Option<(UnicodeData, usize)> {
+    let fields = unicode_layout(layout);
+    let base = op as *const u8;
+    // SAFETY: offsets come from the version's struct layout; the caller guarantees a str.
+    unsafe {
+        let state = unicode_state(layout, op);
+        if !state.ready {
+            return None;
+        }
+        let length = read_isize(base, UNICODE_LENGTH_OFFSET as isize);
+        let length = usize::try_from(length).ok()?;
+        let data: *const u8 = if state.compact && state.ascii {
+            base.add(fields.ascii_size)
+        } else if state.compact {
+            base.add(fields.compact_size)
+        } else {
+            read_ptr::<u8>(base, fields.legacy_data_offset as isize)
+        };
+        if data.is_null() {
+            return None;
+        }
+        let data = match state.kind {
+            1 => UnicodeData::Latin1(data),
+            2 => UnicodeData::Ucs2(data as *const u16),
+            4 => UnicodeData::Ucs4(data as *const u32),
+            _ => return None,
+        };
+        Some((data, length))
+    }
+}
+
+/// Copies an exact-or-subclass str into a Rust `String`, transcoding in Rust. Lone surrogates
+/// become U+FFFD. Returns `None` for non-str objects and unready legacy strings.
+///
+/// # Safety
+/// `op` must point to a live object; the GIL must be held.
+pub unsafe fn unicode_to_string(op: *mut ffi::PyObject) -> Option<String> {
+    let layout = layout()?;
+    // SAFETY: type check before any str-specific read.
+    unsafe {
+        if op.is_null() || !type_has_flag(type_of(op), TPFLAGS_UNICODE_SUBCLASS) {
+            return None;
+        }
+        let (data, length) = unicode_data(layout, op)?;
+        let text = match data {
+            UnicodeData::Latin1(p) => std::slice::from_raw_parts(p, length)
+                .iter()
+                .map(|&b| char::from(b))
+                .collect(),
+            UnicodeData::Ucs2(p) => std::slice::from_raw_parts(p, length)
+                .iter()
+                .map(|&u| char::from_u32(u32::from(u)).unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect(),
+            UnicodeData::Ucs4(p) => std::slice::from_raw_parts(p, length)
+                .iter()
+                .map(|&u| char::from_u32(u).unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect(),
+        };
+        Some(text)
+    }
+}
+
+/// True when `op` is a str whose characters equal the ASCII bytes `expected`; compares in
+/// Rust so no `__eq__` can run.
+///
+/// # Safety
+/// `op` must point to a live object; the GIL must be held.
+pub unsafe fn unicode_equals_ascii(op: *mut ffi::PyObject, expected: &[u8]) -> bool {
+    let Some(layout) = layout() else {
+        return false;
+    };
+    // SAFETY: type check before any str-specific read.
+    unsafe {
+        if op.is_null() || !type_has_flag(type_of(op), TPFLAGS_UNICODE_SUBCLASS) {
+            return false;
+        }
+        let Some((data, length)) = unicode_data(layout, op) else {
+            return false;
+        };
+        if length != expected.len() {
+            return false;
+        }
+        match data {
+            UnicodeData::Latin1(p) => std::slice::from_raw_parts(p, length) == expected,
+            UnicodeData::Ucs2(p) => std::slice::from_raw_parts(p, length)
+                .iter()
+                .zip(expected)
+                .all(|(&a, &b)| a == u16::from(b)),
+            UnicodeData::Ucs4(p) => std::slice::from_raw_parts(p, length)
+                .iter()
+                .zip(expected)
+                .all(|(&a, &b)| a == u32::from(b)),
+        }
+    }
+}
+
+/// True when `op` is a str whose text equals the UTF-8 bytes `expected` (ASCII fast path,
+/// otherwise a Rust-side transcoding).
+///
+/// # Safety
+/// `op` must point to a live object; the GIL must be held.
+pub unsafe fn unicode_equals_utf8(op: *mut ffi::PyObject, expected: &[u8]) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if expected.is_ascii() {
+            unicode_equals_ascii(op, expected)
+        } else {
+            unicode_to_string(op).is_some_and(|text| text.as_bytes() == expected)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Type objects
+
+/// `sizeof(PyTypeObject)`: fields are only ever appended (3.12 added `tp_watched`, 3.13
+/// `tp_versions_used`, both inside the padding of the last word).
+pub fn type_object_size(layout: Layout) -> usize {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => 408,
+        _ => 416,
+    }
+}
+
+/// Offset of `ht_name` in PyHeapTypeObject: the type object followed by the async, number,
+/// mapping, sequence and buffer method tables (3.10 added `am_send`).
+fn heap_type_names_offset(layout: Layout) -> usize {
+    let async_methods = match layout {
+        Layout::V3_9 => 3,
+        _ => 4,
+    };
+    let number_methods = 36;
+    let mapping_methods = 3;
+    let sequence_methods = 10;
+    let buffer_procs = 2;
+    type_object_size(layout)
+        + POINTER_SIZE
+            * (async_methods + number_methods + mapping_methods + sequence_methods + buffer_procs)
+}
+
+/// Offset of `ht_slots` (tuple of slot names, mangled, in member order).
+pub fn heap_type_slots_offset(layout: Layout) -> usize {
+    heap_type_names_offset(layout) + POINTER_SIZE
+}
+
+/// Offset of `ht_qualname`.
+pub fn heap_type_qualname_offset(layout: Layout) -> usize {
+    heap_type_names_offset(layout) + 2 * POINTER_SIZE
+}
+
+/// Offset of `ht_cached_keys` (the shared keys of instances' split dicts / inline values).
+pub fn heap_type_cached_keys_offset(layout: Layout) -> usize {
+    heap_type_names_offset(layout) + 3 * POINTER_SIZE
+}
+
+/// # Safety
+/// `tp` must point to a live type object.
+pub unsafe fn is_heap_type(tp: *mut ffi::PyTypeObject) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { type_has_flag(tp, TPFLAGS_HEAPTYPE) }
+}
+
+/// Iterates a dict with `PyDict_Next` (borrowed references, no hashing, no comparison, no
+/// Python code). Stops early when `f` returns `false`.
+///
+/// # Safety
+/// `dict` must point to a live dict (or subclass instance); the GIL must be held and no
+/// Python code may run while iterating.
+pub unsafe fn dict_for_each(
+    dict: *mut ffi::PyObject,
+    mut f: impl FnMut(*mut ffi::PyObject, *mut ffi::PyObject) -> bool,
+) {
+    let mut position: ffi::Py_ssize_t = 0;
+    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: forwarded caller guarantee; PyDict_Next only reads the table.
+    while unsafe { ffi::PyDict_Next(dict, &mut position, &mut key, &mut value) } != 0 {
+        if !f(key, value) {
+            break;
+        }
+    }
+}
+
+/// Finds the value stored under the str key `name` in a dict, comparing keys in Rust.
+///
+/// # Safety
+/// As [`dict_for_each`].
+pub unsafe fn dict_find_ascii(dict: *mut ffi::PyObject, name: &[u8]) -> Option<*mut ffi::PyObject> {
+    let mut found = None;
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        dict_for_each(dict, |key, value| {
+            if unicode_equals_ascii(key, name) {
+                found = Some(value);
+                false
+            } else {
+                true
+            }
+        });
+    }
+    found
+}
+
+/// `module.QualName` of a type, without running Python code: heap types combine
+/// `ht_qualname` with `__module__` from their own dict; static types already carry
+/// `module.Name` (or a bare name for builtins) in `tp_name`. The `builtins` module is dropped.
+///
+/// # Safety
+/// `tp` must point to a live type object; the GIL must be held.
+pub unsafe fn type_qualified_name(tp: *mut ffi::PyTypeObject) -> String {
+    // SAFETY: forwarded caller guarantee; all reads are of the type's own fields.
+    unsafe {
+        if let (Some(layout), true) = (layout(), is_heap_type(tp)) {
+            let qualname_obj = read_ptr::<ffi::PyObject>(
+                tp as *const u8,
+                heap_type_qualname_offset(layout) as isize,
+            );
+            if let Some(qualname) = unicode_to_string(qualname_obj) {
+                let dict = (*tp).tp_dict;
+                let module = if dict.is_null() {
+                    None
+                } else {
+                    dict_find_ascii(dict, b"__module__").and_then(|m| unicode_to_string(m))
+                };
+                return match module {
+                    Some(module) if module != "builtins" && !module.is_empty() => {
+                        format!("{module}.{qualname}")
+                    }
+                    _ => qualname,
+                };
+            }
+        }
+        let raw = (*tp).tp_name;
+        if raw.is_null() {
+            return String::from("?");
+        }
+        let name = CStr::from_ptr(raw).to_string_lossy();
+        match name.strip_prefix("builtins.") {
+            Some(bare) => bare.to_owned(),
+            None => name.into_owned(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// dict internals
+
+/// Layout of `PyDictKeysObject` and its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DictKeysLayout {
+    /// 3.9/3.10: `dk_refcnt, dk_size, dk_lookup, dk_usable, dk_nentries, dk_indices[]`;
+    /// entries are always `{hash, key, value}`.
+    Classic,
+    /// 3.11+: `dk_refcnt, dk_log2_size, dk_log2_index_bytes, dk_kind, dk_version, dk_usable,
+    /// dk_nentries, dk_indices[]`; unicode/split tables use `{key, value}` entries.
+    Compact,
+}
+
+pub fn dict_keys_layout(layout: Layout) -> DictKeysLayout {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => DictKeysLayout::Classic,
+        _ => DictKeysLayout::Compact,
+    }
+}
+
+/// 3.11+ `dk_kind` values.
+pub const DICT_KEYS_GENERAL: u8 = 0;
+pub const DICT_KEYS_SPLIT: u8 = 2;
+
+/// Decoded header of a `PyDictKeysObject`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DictKeys {
+    pub refcnt: isize,
+    /// Number of hash slots (`DK_SIZE`).
+    pub size: usize,
+    pub usable: isize,
+    pub nentries: isize,
+    /// True for 3.11+ unicode and split tables (16-byte entries).
+    pub unicode_entries: bool,
+    pub kind: u8,
+    /// Bytes of the index array.
+    pub index_bytes: usize,
+    /// Bytes of the fixed header before `dk_indices`.
+    pub header_size: usize,
+}
+
+/// `USABLE_FRACTION(n)`.
+pub fn usable_fraction(size: usize) -> usize {
+    (size << 1) / 3
+}
+
+/// Width of one index entry for a classic keys table of `size` slots (`DK_IXSIZE`).
+pub fn classic_index_width(size: usize) -> usize {
+    if size <= 0xff {
+        1
+    } else if size <= 0xffff {
+        2
+    } else if size <= 0xffff_ffff {
+        4
+    } else {
+        8
+    }
+}
+
+/// # Safety
+/// `keys` must point to a live `PyDictKeysObject` of the running interpreter.
+pub unsafe fn dict_keys(layout: Layout, keys: *const u8) -> DictKeys {
+    // SAFETY: forwarded caller guarantee; offsets per the version's struct.
+    unsafe {
+        match dict_keys_layout(layout) {
+            DictKeysLayout::Classic => {
+                let size = read_isize(keys, 8).max(0) as usize;
+                DictKeys {
+                    refcnt: read_isize(keys, 0),
+                    size,
+                    usable: read_isize(keys, 24),
+                    nentries: read_isize(keys, 32),
+                    unicode_entries: false,
+                    kind: DICT_KEYS_GENERAL,
+                    index_bytes: classic_index_width(size) * size,
+                    header_size: 40,
+                }
+            }
+            DictKeysLayout::Compact => {
+                let log2_size = u32::from(*keys.add(8));
+                let log2_index_bytes = u32::from(*keys.add(9));
+                let kind = *keys.add(10);
+                DictKeys {
+                    refcnt: read_isize(keys, 0),
+                    size: 1usize << log2_size,
+                    usable: read_isize(keys, 16),
+                    nentries: read_isize(keys, 24),
+                    unicode_entries: kind != DICT_KEYS_GENERAL,
+                    kind,
+                    index_bytes: 1usize << log2_index_bytes,
+                    header_size: 32,
+                }
+            }
+        }
+    }
+}
+
+impl DictKeys {
+    /// Bytes of one entry.
+    pub fn entry_size(&self) -> usize {
+        if self.unicode_entries {
+            2 * POINTER_SIZE
+        } else {
+            3 * POINTER_SIZE
+        }
+    }
+
+    /// `_PyDict_KeysSize`: header, indices and `USABLE_FRACTION(size)` entries.
+    pub fn allocation_size(&self) -> usize {
+        self.header_size + self.index_bytes + usable_fraction(self.size) * self.entry_size()
+    }
+
+    /// Byte offset of entry `index` from the start of the keys object.
+    pub fn entry_offset(&self, index: usize) -> usize {
+        self.header_size + self.index_bytes + index * self.entry_size()
+    }
+
+    /// Byte offset of the key pointer inside an entry (after the hash in general entries).
+    pub fn key_field_offset(&self) -> usize {
+        if self.unicode_entries {
+            0
+        } else {
+            POINTER_SIZE
+        }
+    }
+}
+
+/// Field offsets of `PyDictObject` (stable 3.9-3.14: `ma_used`, a 64-bit version/watcher
+/// tag, `ma_keys`, `ma_values`).
+pub const DICT_KEYS_OFFSET: isize = 4 * POINTER_SIZE as isize;
+pub const DICT_VALUES_OFFSET: isize = 5 * POINTER_SIZE as isize;
+
+/// Slots counted for a split dict's values array by `dict.__sizeof__`: 3.9/3.10 the usable
+/// fraction of the keys table, 3.11+ `dk_nentries + dk_usable`.
+pub fn split_values_capacity(layout: Layout, keys: &DictKeys) -> usize {
+    match dict_keys_layout(layout) {
+        DictKeysLayout::Classic => usable_fraction(keys.size),
+        DictKeysLayout::Compact => (keys.nentries.max(0) + keys.usable.max(0)) as usize,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Instance dictionaries
+
+/// How instances of a version keep their attribute dictionaries when the type has
+/// `Py_TPFLAGS_MANAGED_DICT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManagedDictScheme {
+    /// 3.9/3.10: no managed dicts; only `tp_dictoffset`.
+    None,
+    /// 3.11: pre-header word -3 is the dict pointer, word -4 the values pointer.
+    PreHeaderDictAndValues,
+    /// 3.12: pre-header word -3 is a dict pointer, or a values pointer minus one (low bit set).
+    TaggedDictOrValues,
+    /// 3.13+: pre-header word -3 is the dict pointer; values live inline after the object
+    /// header (`Py_TPFLAGS_INLINE_VALUES`) with a `valid` flag.
+    InlineValues,
+}
+
+pub fn managed_dict_scheme(layout: Layout) -> ManagedDictScheme {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => ManagedDictScheme::None,
+        Layout::V3_11 => ManagedDictScheme::PreHeaderDictAndValues,
+        Layout::V3_12 => ManagedDictScheme::TaggedDictOrValues,
+        Layout::V3_13 | Layout::V3_14 => ManagedDictScheme::InlineValues,
+    }
+}
+
+/// Byte offset (negative, from the object) of the managed dict word.
+pub const MANAGED_DICT_OFFSET: isize = -3 * POINTER_SIZE as isize;
+/// 3.11: byte offset of the managed values pointer.
+pub const MANAGED_VALUES_OFFSET_3_11: isize = -4 * POINTER_SIZE as isize;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_version_strings() {
+        assert_eq!(
+            parse_version("3.11.7 (main, Jan  1 2024, 00:00:00) [GCC 12.2.0]"),
+            Some(PyVersion {
+                major: 3,
+                minor: 11
+            })
+        );
+        assert_eq!(
+            parse_version("3.13.0rc1 experimental free-threading build"),
+            Some(PyVersion {
+                major: 3,
+                minor: 13
+            })
+        );
+        assert_eq!(
+            parse_version("3.14.0a1+"),
+            Some(PyVersion {
+                major: 3,
+                minor: 14
+            })
+        );
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn maps_versions_to_layouts() {
+        let v = |minor| PyVersion { major: 3, minor };
+        assert_eq!(layout_for(v(8), false), None);
+        assert_eq!(layout_for(v(9), false), Some(Layout::V3_9));
+        assert_eq!(layout_for(v(14), false), Some(Layout::V3_14));
+        assert_eq!(layout_for(v(15), false), None);
+        assert_eq!(layout_for(v(13), true), None);
+    }
+
+    #[test]
+    fn heap_type_offsets_follow_the_method_tables() {
+        // 3.9: 408-byte type object + 3 async + 36 number + 3 mapping + 10 sequence + 2 buffer.
+        assert_eq!(heap_type_qualname_offset(Layout::V3_9), 408 + 54 * 8 + 16);
+        assert_eq!(
+            heap_type_cached_keys_offset(Layout::V3_11),
+            408 + 55 * 8 + 24
+        );
+        assert_eq!(
+            heap_type_cached_keys_offset(Layout::V3_13),
+            416 + 55 * 8 + 24
+        );
+    }
+
+    #[test]
+    fn classic_index_widths() {
+        assert_eq!(classic_index_width(8), 1);
+        assert_eq!(classic_index_width(256), 2);
+        assert_eq!(classic_index_width(1 << 16), 4);
+        assert_eq!(usable_fraction(8), 5);
+    }
+}
