@@ -1,0 +1,583 @@
+"""Heap capture benchmark: heapsight against gc, objgraph, guppy3, pympler, tracemalloc, memray.
+
+Run:  python bench/capture.py --objects 1000000 3000000
+
+Each heap size is built in a FRESH subprocess (heaps never mix), by bench/heap.py: a
+synthetic web-app heap of N gc-tracked objects with 100 leaked `UserSession`s. In that
+process, in this order:
+
+1. peak memory of `heapsight.snapshot()` (first, so nothing else has raised the
+   resident-set high-water mark; VmHWM is reset through /proc/self/clear_refs where the
+   kernel allows it) and the file size;
+2. medians over `--reps` runs of `len(gc.get_objects())`, `gc.collect()`,
+   `objgraph.typestats()`, `heapsight.census()`, `heapsight.snapshot()`;
+3. the why-kept question for the 100 leaked sessions: heapsight captures once and asks
+   for each path; objgraph `find_backref_chain(obj, is_proper_module)` is timed on a few
+   sessions and extrapolated to 100 (it runs a full collection and a `gc.get_referrers`
+   scan per step, so its cost per object does not depend on the others).
+
+tracemalloc and memray must trace the allocations as they happen, so each gets its own
+fresh process per size: the heap is built under tracing (the build slowdown is reported),
+then the tracer's "what is alive now" answer is timed.
+
+Every heapsight call is guarded: a piece that is not built yet shows as `n/a` with the
+reason, never as a number. The summary table compares each figure with its goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import heap as synthetic  # noqa: E402  (bench/ is not a package; the path is set above)
+
+OBJGRAPH_SAMPLE = 3
+CHILD_TIMEOUT_S = 1200
+
+# Goals: (result key, description, comparison, threshold).
+GOALS = [
+    ("census_over_get_objects", "census / len(gc.get_objects())", "<=", 1.5),
+    ("objgraph_over_census", "objgraph.typestats / census", ">=", 2.5),
+    ("snapshot_over_collect", "snapshot / gc.collect()", "<=", 0.75),
+    ("guppy_over_snapshot", "guppy3 heap() / snapshot", ">=", 2.0),
+    ("objgraph_over_heapsight_why", "why-kept x100: objgraph / heapsight", ">=", 50.0),
+    ("snapshot_peak_bytes_per_node", "snapshot extra peak RSS, bytes/node", "<=", 40.0),
+    ("snapshot_file_bytes_per_node", "snapshot file, bytes/node", "<=", 10.0),
+]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        match = re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"/proc/self/status has no {field}")
+    return int(match.group(1))
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel refuses."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _time_calls(fn: Callable[[], Any], reps: int) -> list[float]:
+    """Wall times of `reps` calls; the result is dropped outside the timed region."""
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        del result
+    return times
+
+
+def _median(times: list[float]) -> float:
+    return statistics.median(times)
+
+
+class Recorder:
+    """Collects named figures; a failing measurement becomes an `n/a` with its reason."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.missing: dict[str, str] = {}
+
+    def run(self, key: str, measure: Callable[[], Any]) -> Any | None:
+        try:
+            value = measure()
+        except Exception as exc:  # a missing or broken piece must not stop the others
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            self.missing[key] = reason
+            print(f"  {key}: n/a ({reason})", file=sys.stderr, flush=True)
+            if os.environ.get("HEAPSIGHT_BENCH_TRACE"):
+                traceback.print_exc()
+            return None
+        self.values[key] = value
+        print(f"  {key}: {_short(value)}", file=sys.stderr, flush=True)
+        return value
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _node_count(summary: Any) -> int:
+    """Node count from `heapsight.snapshot()`'s summary dict, whatever its exact key."""
+    if not isinstance(summary, dict):
+        raise TypeError(f"snapshot() returned {type(summary).__name__}, expected a dict")
+    for key in ("nodes", "n_nodes", "node_count", "objects", "n_objects"):
+        if isinstance(summary.get(key), int):
+            return summary[key]
+    for key, value in summary.items():
+        if "node" in key and isinstance(value, int):
+            return value
+    raise KeyError(f"no node count in snapshot summary keys {sorted(summary)}")
+
+
+def _session_ignore_list() -> list[int]:
+    # The benchmark's own frames hold the session list; they are not why a session lives.
+    frame = sys._getframe()
+    found = []
+    while frame is not None:
+        found.append(id(frame))
+        frame = frame.f_back
+    return found
+
+
+# ----------------------------------------------------------------------- child: main
+
+
+def child_main(n_objects: int, reps: int, slow_reps: int, objgraph_sample: int) -> dict:
+    # Every peer is imported before the heap is built, so all of them see the same heap.
+    import guppy
+    import heapsight
+    import objgraph
+    from heapsight import _heapsight
+    from pympler import muppy, summary
+
+    rec = Recorder()
+    build_start = time.perf_counter()
+    synthetic.build_heap(n_objects)
+    rec.values["build_s"] = time.perf_counter() - build_start
+    rec.values["gc_tracked"] = len(gc.get_objects())
+    rec.values["python"] = platform.python_version()
+    sessions = synthetic.leaked_sessions()
+    tmpdir = Path(tempfile.mkdtemp(prefix="heapsight-bench-"))
+    snap_path = tmpdir / "bench.hsnap"
+
+    # 1. Peak memory, before anything else raises the high-water mark.
+    def snapshot_memory() -> dict:
+        reset = _reset_peak_rss()
+        rss_before = _status_kib("VmRSS")
+        hwm_before = _status_kib("VmHWM")
+        summary_ = heapsight.snapshot(snap_path)
+        hwm_after = _status_kib("VmHWM")
+        nodes = _node_count(summary_)
+        extra = (hwm_after - rss_before) * 1024
+        file_bytes = snap_path.stat().st_size
+        return {
+            "hwm_reset": reset,
+            "rss_before_kib": rss_before,
+            "hwm_before_kib": hwm_before,
+            "hwm_after_kib": hwm_after,
+            "nodes": nodes,
+            "summary": summary_,
+            "peak_extra_bytes": extra,
+            # Without a reset the peak may hide under the build's own high-water mark.
+            "peak_is_upper_bound": not reset and hwm_after == hwm_before,
+            "peak_bytes_per_node": extra / nodes,
+            "file_bytes": file_bytes,
+            "file_bytes_per_node": file_bytes / nodes,
+        }
+
+    memory = rec.run("snapshot_memory", snapshot_memory)
+    if memory is not None:
+        rec.values["snapshot_nodes"] = memory["nodes"]
+        rec.values["snapshot_peak_bytes_per_node"] = memory["peak_bytes_per_node"]
+        rec.values["snapshot_file_bytes_per_node"] = memory["file_bytes_per_node"]
+
+    # 2. Timings of the whole-heap walks.
+    rec.run("get_objects_s", lambda: _median(_time_calls(lambda: len(gc.get_objects()), reps)))
+    rec.run("gc_collect_s", lambda: _median(_time_calls(gc.collect, reps)))
+    rec.run("objgraph_typestats_s", lambda: _median(_time_calls(objgraph.typestats, reps)))
+    rec.run("census_s", lambda: _median(_time_calls(heapsight.census, reps)))
+    rec.run("typestats_s", lambda: _median(_time_calls(heapsight.typestats, reps)))
+    rec.run(
+        "snapshot_s",
+        lambda: _median(_time_calls(lambda: heapsight.snapshot(snap_path), reps)),
+    )
+    rec.run(
+        "capture_heap_s",
+        lambda: _median(_time_calls(_heapsight.capture_heap, reps)),
+    )
+
+    def census_agrees() -> dict:
+        # A fast census that counts the wrong thing is no win: compare with objgraph.
+        ours = heapsight.census()
+        theirs = objgraph.typestats()
+        ours_total = sum(count for count, _ in ours.values())
+        return {
+            "census_objects": ours_total,
+            "objgraph_objects": sum(theirs.values()),
+            "UserSession": sum(c for name, (c, _) in ours.items() if name.endswith("UserSession")),
+        }
+
+    rec.run("census_check", census_agrees)
+
+    # 3. Why is each leaked session alive? (Before guppy3 and pympler add their own state.)
+    def heapsight_why() -> dict:
+        ignore = _session_ignore_list()
+        start = time.perf_counter()
+        captured = _heapsight.capture_heap()
+        captured_at = time.perf_counter()
+        paths = [_heapsight.heap_path_to(captured, id(s), ignore) for s in sessions]
+        done = time.perf_counter()
+        found = [p for p in paths if p]
+        via_sessions = sum(1 for p in found if any("_SESSIONS" in str(step) for step in p))
+        return {
+            "total_s": done - start,
+            "capture_s": captured_at - start,
+            "per_path_ms": (done - captured_at) / len(sessions) * 1000,
+            "paths_found": len(found),
+            "paths_through__SESSIONS": via_sessions,
+            "example": found[0] if found else None,
+        }
+
+    why = rec.run("heapsight_why", heapsight_why)
+    if why is not None:
+        rec.values["heapsight_why100_s"] = why["total_s"]
+
+    def heapsight_public_path_to() -> float:
+        # The one-call public API recaptures the heap; timed on one session for reference.
+        return _median(_time_calls(lambda: heapsight.path_to(sessions[0]), 1))
+
+    rec.run("heapsight_path_to_one_s", heapsight_public_path_to)
+
+    def objgraph_why() -> dict:
+        times = []
+        chains_ok = 0
+        for session in sessions[:objgraph_sample]:
+            start = time.perf_counter()
+            chain = objgraph.find_backref_chain(session, objgraph.is_proper_module)
+            times.append(time.perf_counter() - start)
+            module = chain[0]
+            if getattr(module, "__name__", None) == synthetic.SESSIONS_MODULE:
+                chains_ok += 1
+            del chain, module
+        per_object = _median(times)
+        return {
+            "sampled": len(times),
+            "per_object_s": per_object,
+            "extrapolated_100_s": per_object * len(sessions),
+            "chains_to_sessions_module": chains_ok,
+        }
+
+    objgraph_res = rec.run("objgraph_why", objgraph_why)
+    if objgraph_res is not None:
+        rec.values["objgraph_why100_s"] = objgraph_res["extrapolated_100_s"]
+
+    # 4. Peers that build a full view of the heap.
+    hp = guppy.hpy()
+
+    def guppy_warm() -> float:
+        hp.heap()  # the first call builds guppy's caches; users pay it once per process
+        return _median(_time_calls(hp.heap, slow_reps))
+
+    rec.run("guppy_heap_s", guppy_warm)
+
+    def pympler_summary() -> float:
+        def one() -> int:
+            objects = muppy.get_objects()
+            rows = summary.summarize(objects)
+            return len(rows)
+
+        return _median(_time_calls(one, slow_reps))
+
+    rec.run("pympler_summary_s", pympler_summary)
+
+    try:
+        snap_path.unlink(missing_ok=True)
+        tmpdir.rmdir()
+    except OSError:
+        pass
+    return {"values": rec.values, "missing": rec.missing}
+
+
+# -------------------------------------------------------------------- child: tracers
+
+
+def child_tracemalloc(n_objects: int, reps: int) -> dict:
+    import tracemalloc
+
+    rec = Recorder()
+    tracemalloc.start()
+    start = time.perf_counter()
+    synthetic.build_heap(n_objects)
+    rec.values["traced_build_s"] = time.perf_counter() - start
+    rec.run(
+        "tracemalloc_snapshot_s",
+        lambda: _median(_time_calls(tracemalloc.take_snapshot, reps)),
+    )
+
+    def group_by_type_line() -> float:
+        snap = tracemalloc.take_snapshot()
+        start = time.perf_counter()
+        snap.statistics("lineno")
+        return time.perf_counter() - start
+
+    rec.run("tracemalloc_statistics_s", group_by_type_line)
+    tracemalloc.stop()
+    return {"values": rec.values, "missing": rec.missing}
+
+
+def child_memray(n_objects: int) -> dict:
+    import memray
+
+    rec = Recorder()
+    tmpdir = Path(tempfile.mkdtemp(prefix="heapsight-bench-memray-"))
+    capture = tmpdir / "build.bin"
+    start = time.perf_counter()
+    # Without trace_python_allocators memray sees pymalloc arenas, not objects.
+    with memray.Tracker(capture, trace_python_allocators=True):
+        synthetic.build_heap(n_objects)
+    rec.values["traced_build_s"] = time.perf_counter() - start
+    rec.values["memray_file_bytes"] = capture.stat().st_size
+
+    def live_allocations() -> dict:
+        # memray's answer to "what is alive now": the allocations not freed when the
+        # tracker stopped, grouped by stack. It knows stacks, not references.
+        start = time.perf_counter()
+        reader = memray.FileReader(capture)
+        records = list(reader.get_leaked_allocation_records(merge_threads=True))
+        return {
+            "seconds": time.perf_counter() - start,
+            "stacks": len(records),
+            "allocations": sum(r.n_allocations for r in records),
+        }
+
+    live = rec.run("memray_live", live_allocations)
+    if live is not None:
+        rec.values["memray_live_s"] = live["seconds"]
+    capture.unlink(missing_ok=True)
+    tmpdir.rmdir()
+    return {"values": rec.values, "missing": rec.missing}
+
+
+def child_baseline_build(n_objects: int) -> dict:
+    start = time.perf_counter()
+    synthetic.build_heap(n_objects)
+    return {"values": {"build_s": time.perf_counter() - start}, "missing": {}}
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+def _spawn(args: list[str]) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        out_path = out.name
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--out", out_path]
+    print("$ " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.run(cmd, timeout=CHILD_TIMEOUT_S)
+        if proc.returncode != 0:
+            return {"values": {}, "missing": {"child": f"exit code {proc.returncode}"}}
+        with open(out_path) as fh:
+            return json.load(fh)
+    except subprocess.TimeoutExpired:
+        return {"values": {}, "missing": {"child": f"timed out after {CHILD_TIMEOUT_S} s"}}
+    finally:
+        try:
+            os.unlink(out_path)
+        except OSError:
+            pass
+
+
+def _ratios(values: dict) -> None:
+    def ratio(key: str, num: str, den: str) -> None:
+        if isinstance(values.get(num), (int, float)) and values.get(den):
+            values[key] = values[num] / values[den]
+
+    ratio("census_over_get_objects", "census_s", "get_objects_s")
+    ratio("objgraph_over_census", "objgraph_typestats_s", "census_s")
+    ratio("snapshot_over_collect", "snapshot_s", "gc_collect_s")
+    ratio("guppy_over_snapshot", "guppy_heap_s", "snapshot_s")
+    ratio("pympler_over_snapshot", "pympler_summary_s", "snapshot_s")
+    ratio("objgraph_over_heapsight_why", "objgraph_why100_s", "heapsight_why100_s")
+    ratio("tracemalloc_over_snapshot", "tracemalloc_snapshot_s", "snapshot_s")
+    ratio("memray_live_over_snapshot", "memray_live_s", "snapshot_s")
+
+
+ROWS = [
+    ("gc_tracked", "gc-tracked objects", "{:,}"),
+    ("snapshot_nodes", "snapshot nodes (tracked + leaves)", "{:,}"),
+    ("build_s", "heap build, s", "{:.2f}"),
+    ("get_objects_s", "len(gc.get_objects()), s", "{:.3f}"),
+    ("gc_collect_s", "gc.collect(), s", "{:.3f}"),
+    ("objgraph_typestats_s", "objgraph.typestats(), s", "{:.3f}"),
+    ("census_s", "heapsight.census(), s", "{:.3f}"),
+    ("typestats_s", "heapsight.typestats(), s", "{:.3f}"),
+    ("snapshot_s", "heapsight.snapshot(path), s", "{:.3f}"),
+    ("capture_heap_s", "heapsight capture_heap() (in memory), s", "{:.3f}"),
+    ("guppy_heap_s", "guppy3 hpy().heap() warm, s", "{:.3f}"),
+    ("pympler_summary_s", "pympler muppy.get_objects+summarize, s", "{:.3f}"),
+    ("tracemalloc_build_s", "build under tracemalloc, s", "{:.2f}"),
+    ("tracemalloc_snapshot_s", "tracemalloc.take_snapshot(), s", "{:.3f}"),
+    ("memray_build_s", "build under memray.Tracker, s", "{:.2f}"),
+    ("memray_live_s", "memray read live allocations, s", "{:.3f}"),
+    ("heapsight_why100_s", "why-kept x100: heapsight capture+path_to, s", "{:.3f}"),
+    ("objgraph_why100_s", "why-kept x100: objgraph (extrapolated), s", "{:.1f}"),
+    ("census_over_get_objects", "ratio census / get_objects", "{:.2f}"),
+    ("objgraph_over_census", "ratio objgraph / census", "{:.2f}"),
+    ("snapshot_over_collect", "ratio snapshot / gc.collect", "{:.2f}"),
+    ("guppy_over_snapshot", "ratio guppy3 / snapshot", "{:.2f}"),
+    ("pympler_over_snapshot", "ratio pympler / snapshot", "{:.2f}"),
+    ("tracemalloc_over_snapshot", "ratio tracemalloc snapshot / snapshot", "{:.2f}"),
+    ("objgraph_over_heapsight_why", "ratio why-kept objgraph / heapsight", "{:.1f}"),
+    ("snapshot_peak_bytes_per_node", "snapshot extra peak RSS, B/node", "{:.1f}"),
+    ("snapshot_file_bytes_per_node", "snapshot file, B/node", "{:.2f}"),
+]
+
+
+def _cell(values: dict, key: str, fmt: str) -> str:
+    value = values.get(key)
+    if value is None:
+        return "n/a"
+    return fmt.format(value)
+
+
+def render(results: dict[int, dict]) -> str:
+    sizes = sorted(results)
+    header = "| measure | " + " | ".join(f"N={n:,}" for n in sizes) + " |"
+    lines = [header, "|---|" + "---|" * len(sizes)]
+    for key, label, fmt in ROWS:
+        cells = [_cell(results[n]["values"], key, fmt) for n in sizes]
+        if all(c == "n/a" for c in cells):
+            continue
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("| goal | " + " | ".join(f"N={n:,}" for n in sizes) + " |")
+    lines.append("|---|" + "---|" * len(sizes))
+    for key, label, op, threshold in GOALS:
+        cells = []
+        for n in sizes:
+            value = results[n]["values"].get(key)
+            if value is None:
+                cells.append("NOT MEASURED")
+                continue
+            ok = value <= threshold if op == "<=" else value >= threshold
+            cells.append(f"{'PASS' if ok else 'FAIL'} ({value:.2f})")
+        lines.append(f"| {label} {op} {threshold:g} | " + " | ".join(cells) + " |")
+    notes = []
+    for n in sizes:
+        values = results[n]["values"]
+        why = values.get("objgraph_why")
+        if why:
+            notes.append(
+                f"N={n:,}: objgraph find_backref_chain timed on {why['sampled']} sessions "
+                f"({why['per_object_s']:.2f} s each, {why['chains_to_sessions_module']} "
+                f"reached {synthetic.SESSIONS_MODULE}) and extrapolated to 100."
+            )
+        hw = values.get("heapsight_why")
+        if hw:
+            notes.append(
+                f"N={n:,}: heapsight found {hw['paths_found']}/100 paths "
+                f"({hw['paths_through__SESSIONS']} through _SESSIONS); capture "
+                f"{hw['capture_s']:.2f} s + {hw['per_path_ms']:.2f} ms per path; "
+                f"example: {hw['example']}"
+            )
+        mem = values.get("snapshot_memory")
+        if mem:
+            how = "VmHWM reset via clear_refs" if mem["hwm_reset"] else "VmHWM not resettable"
+            bound = " (upper bound)" if mem["peak_is_upper_bound"] else ""
+            notes.append(
+                f"N={n:,}: snapshot peak +{mem['peak_extra_bytes'] / 2**20:.1f} MiB over "
+                f"RSS {mem['rss_before_kib'] / 1024:.0f} MiB{bound} ({how}); file "
+                f"{mem['file_bytes'] / 2**20:.1f} MiB."
+            )
+        check = values.get("census_check")
+        if check:
+            notes.append(
+                f"N={n:,}: census counted {check['census_objects']:,} objects, objgraph "
+                f"{check['objgraph_objects']:,}; UserSession {check['UserSession']}."
+            )
+        for key, reason in sorted(results[n]["missing"].items()):
+            notes.append(f"N={n:,}: {key} not measured: {reason}")
+    if notes:
+        lines.append("")
+        lines.extend(f"- {note}" for note in notes)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, nargs="+", default=[1_000_000, 3_000_000])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of fast calls")
+    parser.add_argument("--slow-reps", type=int, default=1, help="reps of guppy3/pympler")
+    parser.add_argument("--objgraph-sample", type=int, default=OBJGRAPH_SAMPLE)
+    parser.add_argument("--no-tracers", action="store_true", help="skip tracemalloc/memray")
+    parser.add_argument("--json", help="also write every figure to this JSON file")
+    parser.add_argument("--child", choices=["main", "tracemalloc", "memray", "baseline"])
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child is not None:
+        n = args.objects[0]
+        if args.child == "main":
+            result = child_main(n, args.reps, args.slow_reps, args.objgraph_sample)
+        elif args.child == "tracemalloc":
+            result = child_tracemalloc(n, args.reps)
+        elif args.child == "memray":
+            result = child_memray(n)
+        else:
+            result = child_baseline_build(n)
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, default=str)
+        return 0
+
+    results: dict[int, dict] = {}
+    started = time.time()
+    for n in args.objects:
+        common = ["--objects", str(n), "--reps", str(args.reps)]
+        merged = _spawn(
+            [
+                "--child",
+                "main",
+                *common,
+                "--slow-reps",
+                str(args.slow_reps),
+                "--objgraph-sample",
+                str(args.objgraph_sample),
+            ]
+        )
+        if not args.no_tracers:
+            for tracer in ("tracemalloc", "memray"):
+                traced = _spawn(["--child", tracer, *common])
+                for key, value in traced["values"].items():
+                    merged["values"][f"{tracer}_build_s" if key == "traced_build_s" else key] = (
+                        value
+                    )
+                for key, reason in traced["missing"].items():
+                    merged["missing"][f"{tracer}:{key}"] = reason
+        _ratios(merged["values"])
+        results[n] = merged
+
+    print()
+    print(
+        f"heapsight capture benchmark: Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {os.cpu_count()} CPUs, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"reps={args.reps}, slow reps={args.slow_reps}, took {time.time() - started:.0f} s"
+    )
+    print()
+    print(render(results))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({str(n): r for n, r in results.items()}, fh, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
