@@ -10,7 +10,9 @@
 //! attached to the super-root too: in increasing index order, each node not reached
 //! from the roots nor from an earlier attached node becomes a child of the super-root
 //! and is explored from there. A garbage cycle thus gets one entry point whose retained
-//! size is the whole cycle, instead of every member retaining only itself.
+//! size is the whole cycle, instead of every member retaining only itself. Edges from
+//! unreachable nodes into the reachable heap are ignored, so garbage never changes the
+//! dominators or retained sizes of live objects.
 //!
 //! Memory: about 28 bytes per node kept (numbering, dominators, retained sizes,
 //! children), and about 12 more bytes per node of scratch during the computation
@@ -117,8 +119,17 @@ impl DominatorTree {
             if root_child[node.index() / 64] & (1 << (node.index() % 64)) != 0 {
                 s = SUPER;
             } else {
+                // Garbage pointing into the live heap must not change live dominators.
+                let pred_limit = if w <= n_reachable as usize {
+                    n_reachable
+                } else {
+                    u32::MAX
+                };
                 for (pred, _) in graph.predecessors(node) {
                     let v = pre[pred.index()];
+                    if v > pred_limit {
+                        continue;
+                    }
                     let candidate = if (v as usize) <= w {
                         v
                     } else {
