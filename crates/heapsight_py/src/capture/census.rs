@@ -1,1 +1,348 @@
-//! See capture/mod.rs for this module's role.
+//! Counts and bytes per type over every gc-tracked object (frozen ones included), plus the
+//! object-reading helpers the census shares with the full walk (type names, str contents).
+//!
+//! Speed comes from doing per-type work once: objects are aggregated into a `Vec` indexed
+//! through a small map keyed by type pointer, and names are computed once per type.
+
+use std::ffi::CStr;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::gc_lists::{self, AddressMap, GcPause, TrackedSource};
+use super::sizes::NativeSizer;
+
+/// Maps type pointers to dense indices, with a one-entry cache: heaps come in runs of
+/// same-typed objects.
+#[derive(Default)]
+pub struct TypeTable {
+    pub types: Vec<*mut ffi::PyTypeObject>,
+    index: AddressMap<u32>,
+    last: Option<(*mut ffi::PyTypeObject, u32)>,
+}
+
+impl TypeTable {
+    #[inline]
+    pub fn index_of(&mut self, ty: *mut ffi::PyTypeObject) -> u32 {
+        if let Some((t, i)) = self.last {
+            if t == ty {
+                return i;
+            }
+        }
+        let next = self.types.len() as u32;
+        let i = *self.index.entry(ty as usize).or_insert(next);
+        if i == next {
+            self.types.push(ty);
+        }
+        self.last = Some((ty, i));
+        i
+    }
+}
+
+/// Reads a str object's contents without `PyUnicode_AsUTF8*` (which caches a UTF-8 copy
+/// inside non-ASCII strings, mutating the heap). `None` for non-str or legacy not-ready
+/// strings.
+///
+/// # Safety
+/// GIL held; `op` live.
+pub unsafe fn read_str(op: *mut ffi::PyObject) -> Option<String> {
+    // SAFETY: checked to be a str; kind/data/length are read per the str layout.
+    unsafe {
+        if op.is_null() || ffi::PyUnicode_Check(op) == 0 {
+            return None;
+        }
+        #[cfg(not(Py_3_12))]
+        if ffi::PyUnicode_IS_READY(op) == 0 {
+            return None;
+        }
+        let len = ffi::PyUnicode_GET_LENGTH(op) as usize;
+        let data = ffi::PyUnicode_DATA(op);
+        if data.is_null() {
+            return None;
+        }
+        Some(match ffi::PyUnicode_KIND(op) {
+            ffi::PyUnicode_1BYTE_KIND => {
+                let bytes = std::slice::from_raw_parts(data as *const u8, len);
+                bytes.iter().map(|&b| char::from(b)).collect()
+            }
+            ffi::PyUnicode_2BYTE_KIND => {
+                let units = std::slice::from_raw_parts(data as *const u16, len);
+                units
+                    .iter()
+                    .map(|&u| char::from_u32(u32::from(u)).unwrap_or('\u{fffd}'))
+                    .collect()
+            }
+            _ => {
+                let units = std::slice::from_raw_parts(data as *const u32, len);
+                units
+                    .iter()
+                    .map(|&u| char::from_u32(u).unwrap_or('\u{fffd}'))
+                    .collect()
+            }
+        })
+    }
+}
+
+/// Whether a str object equals `expected`, without allocating.
+///
+/// # Safety
+/// GIL held; `op` live.
+pub unsafe fn str_equals(op: *mut ffi::PyObject, expected: &str) -> bool {
+    // SAFETY: as `read_str`.
+    unsafe {
+        if op.is_null() || ffi::PyUnicode_Check(op) == 0 {
+            return false;
+        }
+        #[cfg(not(Py_3_12))]
+        if ffi::PyUnicode_IS_READY(op) == 0 {
+            return false;
+        }
+        if ffi::PyUnicode_KIND(op) != ffi::PyUnicode_1BYTE_KIND
+            || ffi::PyUnicode_GET_LENGTH(op) as usize != expected.len()
+        {
+            return expected.chars().count() == ffi::PyUnicode_GET_LENGTH(op) as usize
+                && read_str(op).as_deref() == Some(expected);
+        }
+        let data = ffi::PyUnicode_DATA(op) as *const u8;
+        std::slice::from_raw_parts(data, expected.len()) == expected.as_bytes()
+    }
+}
+
+/// Looks up a str key in a dict by iterating it (`PyDict_Next`), never by hashing: a
+/// lookup could call a user `__eq__`.
+///
+/// # Safety
+/// GIL held; `dict` a live dict or null.
+pub unsafe fn dict_find_str(dict: *mut ffi::PyObject, key: &str) -> Option<*mut ffi::PyObject> {
+    // SAFETY: PyDict_Next only reads the table.
+    unsafe {
+        if dict.is_null() || ffi::PyDict_Check(dict) == 0 {
+            return None;
+        }
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+        while ffi::PyDict_Next(dict, &mut pos, &mut k, &mut v) != 0 {
+            if str_equals(k, key) {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+/// `tp_name` as a Rust string.
+///
+/// # Safety
+/// `ty` a live type object.
+pub unsafe fn tp_name(ty: *mut ffi::PyTypeObject) -> String {
+    // SAFETY: tp_name is a NUL-terminated C string for every initialised type.
+    unsafe {
+        let raw = (*ty).tp_name;
+        if raw.is_null() {
+            return String::from("?");
+        }
+        CStr::from_ptr(raw).to_string_lossy().into_owned()
+    }
+}
+
+/// The type's `__qualname__` read from the struct (heap types) or `tp_name` after its last
+/// dot (static types).
+///
+/// # Safety
+/// `ty` a live type object; GIL held.
+pub unsafe fn type_qualname(ty: *mut ffi::PyTypeObject) -> String {
+    // SAFETY: heap types are PyHeapTypeObject.
+    unsafe {
+        if (*ty).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+            let heap = ty as *mut ffi::PyHeapTypeObject;
+            if let Some(q) = read_str((*heap).ht_qualname) {
+                return q;
+            }
+        }
+        let name = tp_name(ty);
+        match name.rfind('.') {
+            Some(dot) => name[dot + 1..].to_owned(),
+            None => name,
+        }
+    }
+}
+
+/// `module.QualName` with `builtins.` dropped, read without running Python code.
+///
+/// # Safety
+/// `ty` a live type object; GIL held.
+pub unsafe fn qualified_type_name(ty: *mut ffi::PyTypeObject) -> String {
+    // SAFETY: see the helpers called.
+    unsafe {
+        if (*ty).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+            let name = tp_name(ty);
+            return match name.strip_prefix("builtins.") {
+                Some(rest) => rest.to_owned(),
+                None => name,
+            };
+        }
+        let qualname = type_qualname(ty);
+        let module = dict_find_str((*ty).tp_dict, "__module__").and_then(|m| read_str(m));
+        match module {
+            Some(m) if m != "builtins" => format!("{m}.{qualname}"),
+            _ => qualname,
+        }
+    }
+}
+
+/// Objects whose size needs their Python-level `__sizeof__`, each held by a strong
+/// reference taken during the walk so that running that code afterwards cannot free them.
+#[derive(Default)]
+pub struct DeferredSizes {
+    pending: Vec<(usize, *mut ffi::PyObject)>,
+}
+
+impl DeferredSizes {
+    /// Records `op` under caller-chosen `slot`, taking a strong reference (an INCREF can
+    /// never free anything, so this is allowed during the walk).
+    ///
+    /// # Safety
+    /// GIL held; `op` live.
+    #[inline]
+    pub unsafe fn defer(&mut self, slot: usize, op: *mut ffi::PyObject) {
+        // SAFETY: live object.
+        unsafe { ffi::Py_INCREF(op) };
+        self.pending.push((slot, op));
+    }
+
+    /// Runs `sys.getsizeof` on each object (after the walk) and reports `(slot, size)`;
+    /// `None` when `__sizeof__` failed. Releases the references.
+    pub fn resolve(
+        self,
+        py: Python<'_>,
+        mut report: impl FnMut(usize, Option<u64>),
+    ) -> PyResult<()> {
+        let getsizeof = py.import("sys")?.getattr("getsizeof")?;
+        for (slot, op) in self.pending {
+            // SAFETY: we own the reference taken in `defer`; it is handed to Bound here.
+            let obj = unsafe { Bound::from_owned_ptr(py, op) };
+            let size = match getsizeof.call1((&obj,)) {
+                Ok(s) => s.extract::<u64>().ok(),
+                Err(_) => None,
+            };
+            report(slot, size);
+        }
+        Ok(())
+    }
+}
+
+/// Fallback size when `__sizeof__` failed: the fixed part of the object.
+///
+/// # Safety
+/// GIL held; `op` live.
+pub unsafe fn basic_size(op: *mut ffi::PyObject) -> u64 {
+    // SAFETY: reads type fields of a live object.
+    unsafe {
+        let ty = ffi::Py_TYPE(op);
+        let gc_extra = if ffi::PyType_IS_GC(ty) != 0 { 16 } else { 0 };
+        (*ty).tp_basicsize as u64 + gc_extra
+    }
+}
+
+/// One census row.
+pub struct TypeRow {
+    pub name: String,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// Counts and bytes per type over every gc-tracked object, frozen ones included.
+pub fn census_rows(py: Python<'_>) -> PyResult<Vec<TypeRow>> {
+    let pause = GcPause::new(py)?;
+    let source = TrackedSource::open(&pause)?;
+    let mut table = TypeTable::default();
+    let mut counts: Vec<(u64, u64)> = Vec::new();
+    let mut deferred = DeferredSizes::default();
+    let mut sizer = NativeSizer::new();
+    let mut tally = |op: *mut ffi::PyObject,
+                     table: &mut TypeTable,
+                     counts: &mut Vec<(u64, u64)>,
+                     deferred: &mut DeferredSizes| {
+        // SAFETY: `op` comes from the gc lists, live while the GIL is held.
+        let ty = unsafe { ffi::Py_TYPE(op) };
+        let i = table.index_of(ty) as usize;
+        if i == counts.len() {
+            counts.push((0, 0));
+        }
+        counts[i].0 += 1;
+        // SAFETY: as above.
+        match unsafe { sizer.size(op) } {
+            Some(size) => counts[i].1 += size,
+            // SAFETY: as above.
+            None => unsafe { deferred.defer(i, op) },
+        }
+    };
+    // SAFETY: GIL held, gc paused; the closure creates no Python objects.
+    unsafe {
+        source.for_each(|op, _frozen| tally(op, &mut table, &mut counts, &mut deferred));
+    }
+    if let TrackedSource::Listed(list) = &source {
+        let mut listed = Vec::with_capacity(list.len());
+        // SAFETY: as above.
+        unsafe { source.for_each(|op, _| listed.push(op)) };
+        // SAFETY: as above.
+        let frozen = unsafe { gc_lists::tracked_closure(&listed) };
+        drop(listed);
+        for op in frozen {
+            tally(op, &mut table, &mut counts, &mut deferred);
+        }
+    }
+    // Names before any Python code runs: user `__sizeof__` could free a type.
+    // SAFETY: every type in the table has live instances until then.
+    let names: Vec<String> = table
+        .types
+        .iter()
+        .map(|&ty| unsafe { qualified_type_name(ty) })
+        .collect();
+    drop(source);
+    deferred.resolve(py, |i, size| {
+        counts[i].1 += size.unwrap_or(0);
+    })?;
+    drop(pause);
+    Ok(names
+        .into_iter()
+        .zip(counts)
+        .map(|(name, (count, bytes))| TypeRow { name, count, bytes })
+        .collect())
+}
+
+/// `census() -> dict[str, tuple[int, int]]`: `{type_name: (count, bytes)}` over every
+/// gc-tracked object, frozen ones included. Two types with the same qualified name are
+/// merged at this level (they stay apart in snapshots).
+#[pyfunction]
+pub fn census<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let rows = census_rows(py)?;
+    let mut merged: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    for row in rows {
+        let e = merged.entry(row.name).or_default();
+        e.0 += row.count;
+        e.1 += row.bytes;
+    }
+    let out = PyDict::new(py);
+    for (name, counts) in merged {
+        out.set_item(name, counts)?;
+    }
+    Ok(out)
+}
+
+/// `typestats() -> dict[str, int]`: objgraph-style counts per type name.
+#[pyfunction]
+pub fn typestats<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    let rows = census_rows(py)?;
+    let mut merged: std::collections::HashMap<String, u64> = Default::default();
+    for row in rows {
+        *merged.entry(row.name).or_default() += row.count;
+    }
+    let out = PyDict::new(py);
+    for (name, count) in merged {
+        out.set_item(name, count)?;
+    }
+    Ok(out)
+}

@@ -1,1 +1,510 @@
-//! See capture/mod.rs for this module's role.
+//! Enumerating every gc-tracked object, frozen ones included, and sets of object addresses.
+//!
+//! `gc.get_objects()` omits the permanent generation (`gc.freeze()`), so the primary method
+//! reads the generation rings of `struct _gc_runtime_state` directly. We never guess where
+//! that struct is: a freshly created list is the last object tracked, so its `_gc_next`
+//! points at the generation-0 list head, and the layout around that head is verified
+//! against what the `gc` module reports (thresholds, enabled, debug flags, the
+//! `generation0` pointer, the frozen count) before any ring is walked. When verification
+//! fails (other layouts such as 3.14's incremental collector, free-threaded builds), the
+//! caller falls back to `gc.get_objects()` and finds frozen objects by closure.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+/// `PyGC_Head` of the default (GIL) build, 3.9 to 3.14: it sits right before the object.
+#[repr(C)]
+struct GcHead {
+    next: usize,
+    prev: usize,
+}
+
+const GC_HEAD_BYTES: usize = std::mem::size_of::<GcHead>();
+/// Low bits of `_gc_next`/`_gc_prev` that carry collector flags rather than address bits.
+const LINK_FLAG_BITS: usize = 0b11;
+/// `sizeof(struct gc_generation)` on 64-bit: a `PyGC_Head`, then `int threshold, count`.
+const GENERATION_BYTES: usize = 24;
+const N_GENERATIONS: usize = 3;
+/// Offset of `PyGC_Head *generation0` from the first generation's head (3.9 to 3.13).
+const GENERATION0_POINTER_OFFSET: usize = N_GENERATIONS * GENERATION_BYTES;
+/// Offset of `permanent_generation` from the first generation's head (3.9 to 3.13).
+const PERMANENT_OFFSET: usize = GENERATION0_POINTER_OFFSET + std::mem::size_of::<usize>();
+/// `int enabled` and `int debug` precede `generations` (after `trash_delete_later` and
+/// `trash_delete_nesting`): offsets counted back from the first generation's head.
+const ENABLED_BACK_OFFSET: usize = 12;
+const DEBUG_BACK_OFFSET: usize = 8;
+
+/// Whether `op` is tracked by the cycle collector right now.
+///
+/// # Safety
+/// `op` must point to a live object and the GIL must be held.
+#[inline]
+pub unsafe fn is_gc_tracked(op: *mut ffi::PyObject) -> bool {
+    if cfg!(Py_GIL_DISABLED) {
+        return false;
+    }
+    // SAFETY: live object; gc objects carry a PyGC_Head right before them.
+    unsafe { ffi::PyObject_IS_GC(op) != 0 && (*gc_head_of(op)).next != 0 }
+}
+
+#[inline]
+unsafe fn gc_head_of(op: *mut ffi::PyObject) -> *const GcHead {
+    // SAFETY: caller guarantees `op` is a gc object, so the head precedes it.
+    unsafe { (op as *const u8).sub(GC_HEAD_BYTES) as *const GcHead }
+}
+
+#[inline]
+fn object_of(head: usize) -> *mut ffi::PyObject {
+    (head + GC_HEAD_BYTES) as *mut ffi::PyObject
+}
+
+/// The verified list heads of the three generations and of the permanent generation.
+pub struct GcRings {
+    generation_heads: [usize; N_GENERATIONS],
+    permanent_head: usize,
+}
+
+/// Disables the cycle collector for the lifetime of the guard and restores it after.
+pub struct GcPause<'py> {
+    gc: Bound<'py, PyModule>,
+    was_enabled: bool,
+}
+
+impl<'py> GcPause<'py> {
+    pub fn new(py: Python<'py>) -> PyResult<Self> {
+        let gc = py.import("gc")?;
+        let was_enabled: bool = gc.call_method0("isenabled")?.extract()?;
+        gc.call_method0("disable")?;
+        Ok(GcPause { gc, was_enabled })
+    }
+
+    pub fn gc_module(&self) -> &Bound<'py, PyModule> {
+        &self.gc
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if self.was_enabled {
+            // Enabling cannot fail in practice; a failure leaves gc disabled, which is safe.
+            let _ = self.gc.call_method0("enable");
+        }
+    }
+}
+
+impl GcRings {
+    /// Locates and verifies the generation rings. Returns `None` when the interpreter's
+    /// layout is not the one verified here. The collector must be disabled (see
+    /// [`GcPause`]) so that no collection moves objects between rings meanwhile.
+    pub fn locate(pause: &GcPause<'_>) -> PyResult<Option<GcRings>> {
+        let py = pause.gc.py();
+        let version = py.version_info();
+        if cfg!(Py_GIL_DISABLED) || (version.major, version.minor) < (3, 9) {
+            return Ok(None);
+        }
+        if (version.major, version.minor) > (3, 13) {
+            return Ok(None);
+        }
+        let gc = &pause.gc;
+        let thresholds: (i32, i32, i32) = gc.call_method0("get_threshold")?.extract()?;
+        let debug: i32 = gc.call_method0("get_debug")?.extract()?;
+        let enabled: bool = gc.call_method0("isenabled")?.extract()?;
+        let freeze_count: usize = gc.call_method0("get_freeze_count")?.extract()?;
+        let probe = PyList::empty(py);
+        // SAFETY: the probe is a live, tracked list; every read below is of a PyGC_Head
+        // reachable from it, then of fields of the verified runtime state.
+        let rings = unsafe {
+            let probe_head = gc_head_of(probe.as_ptr()) as usize;
+            let head0 = (*(probe_head as *const GcHead)).next & !LINK_FLAG_BITS;
+            if head0 == 0 {
+                return Ok(None);
+            }
+            // The probe was tracked last, so it is the tail of generation 0: the head's
+            // `_gc_prev` points back at it.
+            if (*(head0 as *const GcHead)).prev & !LINK_FLAG_BITS != probe_head {
+                return Ok(None);
+            }
+            let read_int = |addr: usize| *(addr as *const i32);
+            let generation0_ptr = *((head0 + GENERATION0_POINTER_OFFSET) as *const usize);
+            let layout_matches = generation0_ptr == head0
+                && read_int(head0 - ENABLED_BACK_OFFSET) == i32::from(enabled)
+                && read_int(head0 - DEBUG_BACK_OFFSET) == debug
+                && read_int(head0 + 16) == thresholds.0
+                && read_int(head0 + GENERATION_BYTES + 16) == thresholds.1
+                && read_int(head0 + 2 * GENERATION_BYTES + 16) == thresholds.2;
+            if !layout_matches {
+                return Ok(None);
+            }
+            GcRings {
+                generation_heads: [
+                    head0,
+                    head0 + GENERATION_BYTES,
+                    head0 + 2 * GENERATION_BYTES,
+                ],
+                permanent_head: head0 + PERMANENT_OFFSET,
+            }
+        };
+        drop(probe);
+        let mut n_permanent = 0usize;
+        // SAFETY: GIL held, gc disabled, rings verified above.
+        unsafe { rings.walk_ring(rings.permanent_head, &mut |_| n_permanent += 1) };
+        if n_permanent != freeze_count {
+            return Ok(None);
+        }
+        Ok(Some(rings))
+    }
+
+    /// Calls `visit(object, frozen)` for every tracked object: generations 0 to 2, then the
+    /// permanent generation.
+    ///
+    /// # Safety
+    /// GIL held and gc disabled since `locate`; `visit` must not create, track or free any
+    /// Python object (the rings would change under the walk).
+    pub unsafe fn for_each(&self, mut visit: impl FnMut(*mut ffi::PyObject, bool)) {
+        for head in self.generation_heads {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.walk_ring(head, &mut |op| visit(op, false)) };
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.walk_ring(self.permanent_head, &mut |op| visit(op, true)) };
+    }
+
+    unsafe fn walk_ring(&self, head: usize, visit: &mut dyn FnMut(*mut ffi::PyObject)) {
+        // SAFETY: the ring is a valid circular list while the GIL is held and gc disabled.
+        unsafe {
+            let mut node = (*(head as *const GcHead)).next & !LINK_FLAG_BITS;
+            while node != head && node != 0 {
+                visit(object_of(node));
+                node = (*(node as *const GcHead)).next & !LINK_FLAG_BITS;
+            }
+        }
+    }
+}
+
+/// Where the tracked objects come from.
+pub enum TrackedSource<'py> {
+    /// The verified generation rings (frozen objects included).
+    Rings(GcRings),
+    /// `gc.get_objects()`: frozen objects are missing and must be found by closure. The
+    /// list holds one reference to each object it lists.
+    Listed(Bound<'py, PyList>),
+}
+
+impl<'py> TrackedSource<'py> {
+    pub fn open(pause: &GcPause<'py>) -> PyResult<Self> {
+        if let Some(rings) = GcRings::locate(pause)? {
+            return Ok(TrackedSource::Rings(rings));
+        }
+        let list = pause
+            .gc
+            .call_method0("get_objects")?
+            .cast_into::<PyList>()?;
+        Ok(TrackedSource::Listed(list))
+    }
+
+    /// Whether frozen objects are listed (otherwise they must be found by closure).
+    pub fn includes_frozen(&self) -> bool {
+        matches!(self, TrackedSource::Rings(_))
+    }
+
+    /// The capture's own object that the enumeration itself created, if any.
+    pub fn own_object(&self) -> Option<*mut ffi::PyObject> {
+        match self {
+            TrackedSource::Rings(_) => None,
+            TrackedSource::Listed(list) => Some(list.as_ptr()),
+        }
+    }
+
+    /// References the source itself holds on each listed object.
+    pub fn references_held_per_listed_object(&self) -> isize {
+        match self {
+            TrackedSource::Rings(_) => 0,
+            TrackedSource::Listed(_) => 1,
+        }
+    }
+
+    /// Calls `visit(object, frozen)` for every listed tracked object.
+    ///
+    /// # Safety
+    /// As [`GcRings::for_each`].
+    pub unsafe fn for_each(&self, mut visit: impl FnMut(*mut ffi::PyObject, bool)) {
+        match self {
+            // SAFETY: forwarded from the caller.
+            TrackedSource::Rings(rings) => unsafe { rings.for_each(visit) },
+            TrackedSource::Listed(list) => {
+                let own = list.as_ptr();
+                let n = list.len();
+                for i in 0..n {
+                    // SAFETY: in range; the list is not mutated during the loop.
+                    let op = unsafe { ffi::PyList_GET_ITEM(own, i as ffi::Py_ssize_t) };
+                    if op != own && !op.is_null() {
+                        visit(op, false);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tracked objects not in `listed` that are reachable from it through `tp_traverse`:
+/// with `gc.get_objects()` as the source, these are the frozen objects.
+///
+/// # Safety
+/// GIL held, gc disabled, no Python object created or freed until the result is used.
+pub unsafe fn tracked_closure(listed: &[*mut ffi::PyObject]) -> Vec<*mut ffi::PyObject> {
+    let mut seen = AddressSet::default();
+    for &op in listed {
+        seen.insert(op as usize);
+    }
+    let mut work: Vec<*mut ffi::PyObject> = listed.to_vec();
+    let mut found = Vec::new();
+    let mut targets: Vec<*mut ffi::PyObject> = Vec::new();
+    while let Some(op) = work.pop() {
+        targets.clear();
+        // SAFETY: forwarded from the caller.
+        unsafe { traverse_into(op, &mut targets) };
+        for &target in &targets {
+            // Untracked containers are walked too: they may hold tracked frozen objects.
+            // SAFETY: `target` was just reported by tp_traverse, so it is live.
+            if unsafe { ffi::PyObject_IS_GC(target) } != 0 && seen.insert(target as usize) {
+                // SAFETY: as above.
+                if unsafe { is_gc_tracked(target) } {
+                    found.push(target);
+                }
+                work.push(target);
+            }
+        }
+    }
+    found
+}
+
+extern "C" fn push_visited(op: *mut ffi::PyObject, arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    if !op.is_null() {
+        // SAFETY: `arg` is the `&mut Vec` passed by `traverse_into` for this call.
+        let out = unsafe { &mut *(arg as *mut Vec<*mut ffi::PyObject>) };
+        out.push(op);
+    }
+    0
+}
+
+/// Appends to `out` every reference `tp_traverse` reports for `op` (nothing when `op` is
+/// not a gc object or its type has no traverse slot).
+///
+/// # Safety
+/// GIL held; `op` live.
+pub unsafe fn traverse_into(op: *mut ffi::PyObject, out: &mut Vec<*mut ffi::PyObject>) {
+    // SAFETY: live object; tp_traverse only reads and calls our visitor.
+    unsafe {
+        if ffi::PyObject_IS_GC(op) == 0 {
+            return;
+        }
+        if let Some(traverse) = (*ffi::Py_TYPE(op)).tp_traverse {
+            traverse(
+                op,
+                push_visited,
+                out as *mut Vec<*mut ffi::PyObject> as *mut _,
+            );
+        }
+    }
+}
+
+/// Multiplicative hasher for addresses: pointers have zero low bits, so the product is
+/// rotated to bring well-mixed high bits down to where hash tables take bucket bits.
+#[derive(Default, Clone, Copy)]
+pub struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+}
+
+/// Hash map keyed by addresses (object or type pointers).
+pub type AddressMap<V> = HashMap<usize, V, BuildHasherDefault<AddressHasher>>;
+
+/// Objects are at least 16 bytes and at least 8-aligned, so one bit per 8-byte granule
+/// identifies an object by its address.
+const GRANULE_SHIFT: u32 = 3;
+/// Addresses are grouped into 64 KiB pages, each with a bitmap of its granules.
+const PAGE_SHIFT: u32 = 16;
+const WORDS_PER_PAGE: usize = 1 << (PAGE_SHIFT - GRANULE_SHIFT - 6);
+
+struct PageBits {
+    bits: [u64; WORDS_PER_PAGE],
+    /// Set bits in the earlier words of this page (filled by [`AddressSet::rank`]).
+    word_prefix: [u32; WORDS_PER_PAGE],
+    /// Set bits in all pages at lower addresses.
+    base: u32,
+}
+
+/// A set of object addresses as sparse bitmaps: insertion is a page lookup and a bit test,
+/// and once complete every member gets its rank in address order in O(1). Much cheaper
+/// than hashing or sorting millions of addresses, and ~2 bytes per object on a dense heap.
+#[derive(Default)]
+pub struct AddressSet {
+    page_slot: AddressMap<u32>,
+    pages: Vec<PageBits>,
+    last_page: usize,
+    last_slot: u32,
+    has_last: bool,
+    len: usize,
+}
+
+/// Position of an address in an [`AddressSet`] counted in address order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRank(pub u32);
+
+impl AddressSet {
+    #[inline]
+    fn slot_of(&mut self, page: usize) -> usize {
+        if self.has_last && self.last_page == page {
+            return self.last_slot as usize;
+        }
+        let next = self.pages.len() as u32;
+        let slot = *self.page_slot.entry(page).or_insert(next);
+        if slot == next {
+            self.pages.push(PageBits {
+                bits: [0; WORDS_PER_PAGE],
+                word_prefix: [0; WORDS_PER_PAGE],
+                base: 0,
+            });
+        }
+        self.last_page = page;
+        self.last_slot = slot;
+        self.has_last = true;
+        slot as usize
+    }
+
+    #[inline]
+    fn split(address: usize) -> (usize, usize, u64) {
+        let granule = address >> GRANULE_SHIFT;
+        let within = granule & ((1 << (PAGE_SHIFT - GRANULE_SHIFT)) - 1);
+        (address >> PAGE_SHIFT, within >> 6, 1u64 << (within & 63))
+    }
+
+    /// Inserts `address`; true when it was not there yet.
+    #[inline]
+    pub fn insert(&mut self, address: usize) -> bool {
+        let (page, word, bit) = Self::split(address);
+        let slot = self.slot_of(page);
+        let w = &mut self.pages[slot].bits[word];
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.len += 1;
+        true
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Freezes the set so members can be ranked in address order.
+    pub fn into_ranked(mut self) -> RankedAddresses {
+        let mut order: Vec<(usize, u32)> = self.page_slot.iter().map(|(p, s)| (*p, *s)).collect();
+        order.sort_unstable();
+        let mut running = 0u32;
+        for (_, slot) in &order {
+            let page = &mut self.pages[*slot as usize];
+            page.base = running;
+            let mut within = 0u32;
+            for w in 0..WORDS_PER_PAGE {
+                page.word_prefix[w] = within;
+                within += page.bits[w].count_ones();
+            }
+            running += within;
+        }
+        RankedAddresses { set: self }
+    }
+}
+
+/// An [`AddressSet`] whose members have ranks.
+pub struct RankedAddresses {
+    set: AddressSet,
+}
+
+impl RankedAddresses {
+    pub fn len(&self) -> usize {
+        self.set.len
+    }
+
+    /// Rank of `address` in address order, or `None` when it is not a member.
+    #[inline]
+    pub fn rank(&self, address: usize) -> Option<AddressRank> {
+        let (page, word, bit) = AddressSet::split(address);
+        let slot = match self.set.page_slot.get(&page) {
+            Some(s) => *s as usize,
+            None => return None,
+        };
+        let p = &self.set.pages[slot];
+        let w = p.bits[word];
+        if w & bit == 0 {
+            return None;
+        }
+        let below = (w & (bit - 1)).count_ones();
+        Some(AddressRank(p.base + p.word_prefix[word] + below))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_set_dedupes_and_ranks_in_address_order() {
+        let mut set = AddressSet::default();
+        let addrs = [
+            0x7f00_0010_0040usize,
+            0x1000,
+            0x7f00_0010_0010,
+            0x1010,
+            0x5555_0000_0008,
+        ];
+        for a in addrs {
+            assert!(set.insert(a));
+        }
+        assert!(!set.insert(0x1000));
+        assert!(!set.insert(0x1010));
+        assert_eq!(set.len(), 5);
+        let ranked = set.into_ranked();
+        let mut sorted = addrs;
+        sorted.sort_unstable();
+        for (i, a) in sorted.iter().enumerate() {
+            assert_eq!(ranked.rank(*a), Some(AddressRank(i as u32)));
+        }
+        assert_eq!(ranked.rank(0x2000), None);
+    }
+
+    #[test]
+    fn address_set_handles_dense_pages() {
+        let mut set = AddressSet::default();
+        let base = 0x10_0000usize;
+        for i in 0..20_000usize {
+            set.insert(base + i * 16);
+        }
+        let ranked = set.into_ranked();
+        for i in (0..20_000usize).step_by(997) {
+            assert_eq!(ranked.rank(base + i * 16), Some(AddressRank(i as u32)));
+        }
+    }
+}

@@ -18,10 +18,259 @@ pub mod shims;
 pub mod sizes;
 pub mod walk;
 
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use heapsight_snapshot::{NodeIdx, Snapshot, NO_STR};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use gc_lists::{AddressMap, GcPause, TrackedSource};
+use walk::CaptureOptions;
 
 /// Registers the capture functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     debug::register(m)?;
+    m.add_function(wrap_pyfunction!(census::census, m)?)?;
+    m.add_function(wrap_pyfunction!(census::typestats, m)?)?;
+    m.add_function(wrap_pyfunction!(snapshot, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_heap, m)?)?;
+    m.add_function(wrap_pyfunction!(objects_of_type, m)?)?;
+    m.add_function(wrap_pyfunction!(objects_at, m)?)?;
+    m.add_function(wrap_pyfunction!(_debug_load, m)?)?;
+    m.add_class::<CapturedHeap>()?;
     Ok(())
+}
+
+/// Writes a snapshot file (the only place the capture touches the file format).
+fn write_snapshot(path: &Path, snap: &Snapshot) -> PyResult<u64> {
+    heapsight_snapshot::write_file(path, snap)
+        .map_err(|e| PyOSError::new_err(format!("cannot write {}: {e}", path.display())))?;
+    Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+}
+
+/// `snapshot(path, include_values=False) -> dict`: captures the heap and writes it to
+/// `path`; returns a summary (counts and timings in milliseconds).
+#[pyfunction]
+#[pyo3(signature = (path, include_values = false))]
+fn snapshot<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    include_values: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let started = Instant::now();
+    let snap = walk::capture(py, &CaptureOptions { include_values })?;
+    let capture_ms = started.elapsed().as_secs_f64() * 1e3;
+    let write_started = Instant::now();
+    let file_bytes = py.detach(|| write_snapshot(&path, &snap))?;
+    let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
+    let out = summary(py, &snap)?;
+    out.set_item("path", path)?;
+    out.set_item("file_bytes", file_bytes)?;
+    out.set_item("capture_ms", capture_ms)?;
+    out.set_item("write_ms", write_ms)?;
+    Ok(out)
+}
+
+fn summary<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("nodes", snap.n_nodes())?;
+    out.set_item("edges", snap.edges.len())?;
+    out.set_item("roots", snap.roots.len())?;
+    out.set_item("types", snap.types.len())?;
+    out.set_item("gc_tracked", snap.metadata.n_gc_tracked)?;
+    out.set_item("frozen", snap.metadata.n_frozen)?;
+    out.set_item("walk_ms", snap.metadata.walk_ms)?;
+    out.set_item("include_values", snap.metadata.include_values)?;
+    Ok(out)
+}
+
+/// A captured heap held in memory (no file), for in-process analysis.
+#[pyclass(frozen, module = "heapsight._heapsight")]
+pub struct CapturedHeap {
+    snapshot: Snapshot,
+}
+
+impl CapturedHeap {
+    pub fn new(snapshot: Snapshot) -> Self {
+        CapturedHeap { snapshot }
+    }
+
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+#[pymethods]
+impl CapturedHeap {
+    fn __len__(&self) -> usize {
+        self.snapshot.n_nodes()
+    }
+
+    /// Counts and timings, as returned by `snapshot()`.
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        summary(py, &self.snapshot)
+    }
+
+    /// Writes the held snapshot to `path`; returns the file size in bytes.
+    fn write(&self, py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        py.detach(|| write_snapshot(&path, &self.snapshot))
+    }
+
+    /// Nodes, edges and roots as Python lists (tests and debugging; large).
+    fn _debug_tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        tables(py, &self.snapshot)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<CapturedHeap nodes={} edges={} roots={}>",
+            self.snapshot.n_nodes(),
+            self.snapshot.edges.len(),
+            self.snapshot.roots.len()
+        )
+    }
+}
+
+/// `capture_heap(include_values=False) -> CapturedHeap`.
+#[pyfunction]
+#[pyo3(signature = (include_values = false))]
+fn capture_heap(py: Python<'_>, include_values: bool) -> PyResult<CapturedHeap> {
+    let snap = walk::capture(py, &CaptureOptions { include_values })?;
+    Ok(CapturedHeap::new(snap))
+}
+
+/// Every live gc-tracked object (frozen ones included), collected under a gc pause. Each
+/// object gets a strong reference while still in the lists, so nothing can be freed before
+/// the caller builds its result.
+fn collect_tracked<'py>(
+    py: Python<'py>,
+    mut keep: impl FnMut(*mut ffi::PyObject) -> bool,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let pause = GcPause::new(py)?;
+    let source = TrackedSource::open(&pause)?;
+    let mut picked: Vec<*mut ffi::PyObject> = Vec::new();
+    // SAFETY: GIL held, gc paused; the closure creates nothing (INCREF frees nothing).
+    unsafe {
+        source.for_each(|op, _| {
+            if keep(op) {
+                ffi::Py_INCREF(op);
+                picked.push(op);
+            }
+        });
+    }
+    if let TrackedSource::Listed(list) = &source {
+        let mut listed = Vec::with_capacity(list.len());
+        // SAFETY: as above.
+        unsafe { source.for_each(|op, _| listed.push(op)) };
+        // SAFETY: as above.
+        for op in unsafe { gc_lists::tracked_closure(&listed) } {
+            if keep(op) {
+                // SAFETY: live object found by traversal under the GIL.
+                unsafe { ffi::Py_INCREF(op) };
+                picked.push(op);
+            }
+        }
+    }
+    drop(source);
+    drop(pause);
+    Ok(picked
+        .into_iter()
+        // SAFETY: each pointer carries the reference taken above.
+        .map(|op| unsafe { Bound::from_owned_ptr(py, op) })
+        .collect())
+}
+
+/// `objects_of_type(name) -> list`: live gc-tracked objects whose type's qualified name
+/// (`module.QualName`, builtins bare) is `name`.
+#[pyfunction]
+fn objects_of_type<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyList>> {
+    let mut verdict: AddressMap<bool> = AddressMap::default();
+    let objects = collect_tracked(py, |op| {
+        // SAFETY: live object under the GIL.
+        let ty = unsafe { ffi::Py_TYPE(op) };
+        *verdict
+            .entry(ty as usize)
+            // SAFETY: live type object.
+            .or_insert_with(|| unsafe { census::qualified_type_name(ty) } == name)
+    })?;
+    PyList::new(py, objects)
+}
+
+/// `objects_at(addresses) -> list`: live gc-tracked objects whose `id()` is among
+/// `addresses`. Found by walking the gc lists, never by casting an integer to a pointer.
+#[pyfunction]
+fn objects_at<'py>(py: Python<'py>, addresses: Vec<u64>) -> PyResult<Bound<'py, PyList>> {
+    let wanted: AddressMap<()> = addresses.iter().map(|a| (*a as usize, ())).collect();
+    let objects = collect_tracked(py, |op| wanted.contains_key(&(op as usize)))?;
+    PyList::new(py, objects)
+}
+
+/// `_debug_load(path) -> dict`: reads a snapshot file back and returns its tables as Python
+/// lists (tests).
+#[pyfunction]
+fn _debug_load<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let snap = py
+        .detach(|| heapsight_snapshot::read_file(&path))
+        .map_err(|e| PyValueError::new_err(format!("cannot read {}: {e}", path.display())))?;
+    tables(py, &snap)
+}
+
+/// Nodes as `(address, type_name, size, flags, refcount, name, length)`, edges as
+/// `(source, target, label_kind, label)` (label: str for string kinds, else int), roots as
+/// `(kind, node, name, extra)`, plus the string table and metadata.
+fn tables<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
+    let text = |id| {
+        if id == NO_STR {
+            None
+        } else {
+            snap.str(id).map(str::to_owned)
+        }
+    };
+    let nodes = PyList::empty(py);
+    let n = &snap.nodes;
+    for i in 0..snap.n_nodes() {
+        nodes.append((
+            n.address[i],
+            snap.type_name(NodeIdx(i as u32)),
+            n.size[i],
+            n.flags[i],
+            n.refcount[i],
+            text(n.name[i]),
+            n.length[i],
+        ))?;
+    }
+    let edges = PyList::empty(py);
+    for i in 0..snap.n_nodes() {
+        for e in snap.edges.range_of(NodeIdx(i as u32)) {
+            let kind = snap.edges.label_kinds[e];
+            let value = snap.edges.label_values[e];
+            let label = if kind.value_is_str() {
+                text(heapsight_snapshot::StrId(value))
+                    .into_pyobject(py)?
+                    .into_any()
+            } else {
+                value.into_pyobject(py)?.into_any()
+            };
+            edges.append((i, snap.edges.targets[e].0, kind as u8, label))?;
+        }
+    }
+    let roots = PyList::empty(py);
+    for r in &snap.roots {
+        roots.append((r.kind as u8, r.node.0, text(r.name), r.extra))?;
+    }
+    let out = PyDict::new(py);
+    out.set_item("nodes", nodes)?;
+    out.set_item("edges", edges)?;
+    out.set_item("roots", roots)?;
+    out.set_item("strings", PyList::new(py, &snap.strings.strings)?)?;
+    let m = &snap.metadata;
+    out.set_item("n_gc_tracked", m.n_gc_tracked)?;
+    out.set_item("n_frozen", m.n_frozen)?;
+    out.set_item("include_values", m.include_values)?;
+    out.set_item("walk_ms", m.walk_ms)?;
+    out.set_item("python_version", &m.python_version)?;
+    Ok(out)
 }

@@ -1,1 +1,1092 @@
-//! See capture/mod.rs for this module's role.
+//! The full heap walk producing a `heapsight_snapshot::Snapshot`.
+//!
+//! Phases:
+//! 1. Before the walk (Python code allowed): read roots (`sys.modules`, the innermost
+//!    frame of each thread with its name), pause the collector, open the gc lists.
+//! 2. The walk (GIL held, no Python code, nothing created or freed): every tracked object
+//!    becomes a node; nodes are processed in index order, each emitting its references
+//!    (explicitly enumerated and labelled, then `tp_traverse` for what is left). A
+//!    reference to an address never seen appends a node (untracked leaves and containers;
+//!    frozen objects when the gc lists could not be read). Dedup of addresses is a sparse
+//!    bitmap ([`AddressSet`]), not a hash set or a sort.
+//! 3. Right after the walk (GIL held): type names, closure variable names, then user
+//!    `__sizeof__` calls on objects that need them (the only Python code run).
+//! 4. Without the GIL: edge targets are mapped from addresses to node indices through the
+//!    bitmap ranks, refcounts are compared with in-degrees for external roots, and the
+//!    columns become a `Snapshot`.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use heapsight_snapshot::{
+    node_flags, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, RootKind, Snapshot, StrId,
+    StringTable, TypeIdx, Types, NO_STR,
+};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::attrs;
+use super::census::{
+    self, dict_find_str, qualified_type_name, read_str, type_qualname, DeferredSizes, TypeTable,
+};
+use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
+use super::sizes::NativeSizer;
+
+/// What to capture.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    /// Store short str/bytes values (up to [`MAX_VALUE_LEN`]) in node names.
+    pub include_values: bool,
+}
+
+/// Longest str (chars) or bytes value stored with `include_values`.
+pub const MAX_VALUE_LEN: usize = 200;
+/// Longest dict key stored as a label.
+const MAX_KEY_LABEL_LEN: usize = 64;
+/// Below this many explicit edges, traverse results are matched by linear scan.
+const LINEAR_DEDUP_LIMIT: usize = 64;
+/// 3.12+ `Py_RELATIVE_OFFSET` member flag: never left in a readied type, skipped defensively.
+const MEMBER_RELATIVE_OFFSET: std::ffi::c_int = 8;
+
+/// Interned strings of the snapshot being built.
+#[derive(Default)]
+struct Interner {
+    strings: Vec<String>,
+    ids: HashMap<String, StrId>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> StrId {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = StrId(self.strings.len() as u32);
+        self.strings.push(s.to_owned());
+        self.ids.insert(s.to_owned(), id);
+        id
+    }
+
+    fn intern_owned(&mut self, s: String) -> StrId {
+        if let Some(id) = self.ids.get(&s) {
+            return *id;
+        }
+        let id = StrId(self.strings.len() as u32);
+        self.strings.push(s.clone());
+        self.ids.insert(s, id);
+        id
+    }
+}
+
+/// Labels used on every capture, interned once.
+struct FixedLabels {
+    dict: StrId,
+    class: StrId,
+    mro: StrId,
+    bases: StrId,
+    base: StrId,
+    name: StrId,
+    qualname: StrId,
+    slots: StrId,
+    module: StrId,
+    module_object: StrId,
+    subclasses: StrId,
+    code: StrId,
+    globals: StrId,
+    builtins: StrId,
+    defaults: StrId,
+    kwdefaults: StrId,
+    closure: StrId,
+    doc: StrId,
+    annotations: StrId,
+    #[cfg(Py_3_12)]
+    type_params: StrId,
+    f_back: StrId,
+    cell_contents: StrId,
+    func: StrId,
+    self_: StrId,
+}
+
+impl FixedLabels {
+    fn new(strings: &mut Interner) -> Self {
+        let mut s = |x: &str| strings.intern(x);
+        FixedLabels {
+            dict: s("__dict__"),
+            class: s("__class__"),
+            mro: s("__mro__"),
+            bases: s("__bases__"),
+            base: s("__base__"),
+            name: s("__name__"),
+            qualname: s("__qualname__"),
+            slots: s("__slots__"),
+            module: s("__module__"),
+            module_object: s("ht_module"),
+            subclasses: s("__subclasses__"),
+            code: s("__code__"),
+            globals: s("__globals__"),
+            builtins: s("__builtins__"),
+            defaults: s("__defaults__"),
+            kwdefaults: s("__kwdefaults__"),
+            closure: s("__closure__"),
+            doc: s("__doc__"),
+            annotations: s("__annotations__"),
+            #[cfg(Py_3_12)]
+            type_params: s("__type_params__"),
+            f_back: s("f_back"),
+            cell_contents: s("cell_contents"),
+            func: s("__func__"),
+            self_: s("__self__"),
+        }
+    }
+}
+
+/// Type objects that the ffi does not export, fetched before the walk.
+struct KnownTypes {
+    method: *mut ffi::PyTypeObject,
+}
+
+/// Cache-key tags: objects are 8-aligned, so the low bits of an address can say what a
+/// cached label was computed for.
+const TAG_ATTR_NAME: usize = 0;
+const TAG_KEY: usize = 1;
+const TAG_KEY_TYPE: usize = 2;
+const TAG_C_NAME: usize = 3;
+
+/// Where a node's edges start and which label to give `tp_traverse` leftovers.
+struct Walker {
+    include_values: bool,
+    immortals_exist: bool,
+    version: (u8, u8),
+    labels: FixedLabels,
+    known: KnownTypes,
+    strings: Interner,
+    label_cache: AddressMap<StrId>,
+    types: TypeTable,
+    seen: AddressSet,
+    nodes: Nodes,
+    /// Index of the first node that came from the permanent generation.
+    first_frozen: usize,
+    /// Nodes listed by the gc source; later ones were found by reference.
+    n_listed: usize,
+    source_includes_frozen: bool,
+    refs_held_per_listed: isize,
+    /// References the capture itself holds on specific objects (frames of `sys._current_frames()`).
+    refs_held: AddressMap<isize>,
+    edge_addr: Vec<u64>,
+    edge_kind: Vec<LabelKind>,
+    edge_value: Vec<u32>,
+    offsets: Vec<u64>,
+    deferred: DeferredSizes,
+    sizer: NativeSizer,
+    attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
+    /// (closure tuple address, code object) of every function with a closure.
+    closures: Vec<(u64, *mut ffi::PyObject)>,
+    traverse_buf: Vec<*mut ffi::PyObject>,
+    leftover_buf: Vec<*mut ffi::PyObject>,
+    dedup_counts: AddressMap<u32>,
+}
+
+impl Walker {
+    #[inline]
+    fn emit(&mut self, target: *mut ffi::PyObject, kind: LabelKind, value: u32) {
+        if target.is_null() {
+            return;
+        }
+        let address = target as usize;
+        if self.seen.insert(address) {
+            self.nodes.address.push(address as u64);
+        }
+        self.edge_addr.push(address as u64);
+        self.edge_kind.push(kind);
+        self.edge_value.push(value);
+    }
+
+    #[inline]
+    fn emit_attr(&mut self, target: *mut ffi::PyObject, label: StrId) {
+        self.emit(target, LabelKind::Attr, label.0);
+    }
+
+    /// Label id for a str object used as an attribute name (stored as is).
+    unsafe fn attr_label(&mut self, name: *mut ffi::PyObject) -> StrId {
+        let key = name as usize | TAG_ATTR_NAME;
+        if let Some(id) = self.label_cache.get(&key) {
+            return *id;
+        }
+        // SAFETY: live str (or not: then a placeholder).
+        let text = unsafe { read_str(name) }.unwrap_or_else(|| String::from("?"));
+        let id = self.strings.intern_owned(text);
+        self.label_cache.insert(key, id);
+        id
+    }
+
+    /// Label id for a C string name (slot members), cached by the string's address.
+    unsafe fn c_name_label(&mut self, name: *const std::ffi::c_char) -> StrId {
+        let key = (name as usize & !7) | TAG_C_NAME;
+        if let Some(id) = self.label_cache.get(&key) {
+            if name as usize & 7 == 0 {
+                return *id;
+            }
+        }
+        // SAFETY: NUL-terminated member name of a live type.
+        let text = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        let id = self.strings.intern_owned(text);
+        if name as usize & 7 == 0 {
+            self.label_cache.insert(key, id);
+        }
+        id
+    }
+
+    /// Label of the reference a dict holds to the value under `key`.
+    unsafe fn key_label(&mut self, key: *mut ffi::PyObject) -> (LabelKind, u32) {
+        // SAFETY: `key` is a live dict key.
+        unsafe {
+            let ty = ffi::Py_TYPE(key);
+            let tp_flags = (*ty).tp_flags;
+            if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
+                let cache_key = key as usize | TAG_KEY;
+                if let Some(id) = self.label_cache.get(&cache_key) {
+                    let kind = if self.strings.strings[id.index()].starts_with("<str len ") {
+                        LabelKind::KeyRepr
+                    } else {
+                        LabelKind::Key
+                    };
+                    return (kind, id.0);
+                }
+                let (kind, id) = match read_str(key) {
+                    Some(text) if is_label_like(&text) => {
+                        (LabelKind::Key, self.strings.intern_owned(text))
+                    }
+                    _ => {
+                        let len = ffi::PyUnicode_GET_LENGTH(key);
+                        (
+                            LabelKind::KeyRepr,
+                            self.strings.intern_owned(format!("<str len {len}>")),
+                        )
+                    }
+                };
+                self.label_cache.insert(cache_key, id);
+                return (kind, id.0);
+            }
+            if tp_flags & ffi::Py_TPFLAGS_LONG_SUBCLASS != 0 {
+                let text = if key == ffi::Py_True() {
+                    String::from("True")
+                } else if key == ffi::Py_False() {
+                    String::from("False")
+                } else {
+                    let mut overflow: std::ffi::c_int = 0;
+                    let v = ffi::PyLong_AsLongLongAndOverflow(key, &mut overflow);
+                    if overflow != 0 || (v == -1 && !ffi::PyErr_Occurred().is_null()) {
+                        if overflow == 0 {
+                            ffi::PyErr_Clear();
+                        }
+                        String::from("<int>")
+                    } else {
+                        v.to_string()
+                    }
+                };
+                return (LabelKind::KeyRepr, self.strings.intern_owned(text).0);
+            }
+            let cache_key = ty as usize | TAG_KEY_TYPE;
+            if let Some(id) = self.label_cache.get(&cache_key) {
+                return (LabelKind::KeyRepr, id.0);
+            }
+            let name = type_qualname(ty);
+            let id = self.strings.intern_owned(format!("<{name}>"));
+            self.label_cache.insert(cache_key, id);
+            (LabelKind::KeyRepr, id.0)
+        }
+    }
+
+    unsafe fn dict_entries(&mut self, op: *mut ffi::PyObject) {
+        // SAFETY: `op` is a live dict; PyDict_Next only reads.
+        unsafe {
+            // Split tables share their keys with the class: the dict owns no key objects.
+            let split = !(*(op as *mut ffi::PyDictObject)).ma_values.is_null();
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut k: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut v: *mut ffi::PyObject = std::ptr::null_mut();
+            while ffi::PyDict_Next(op, &mut pos, &mut k, &mut v) != 0 {
+                if !split {
+                    self.emit(k, LabelKind::KeyObject, 0);
+                }
+                let (kind, value) = self.key_label(k);
+                self.emit(v, kind, value);
+            }
+        }
+    }
+
+    unsafe fn sequence_items(&mut self, items: *mut *mut ffi::PyObject, n: usize) {
+        for i in 0..n {
+            // SAFETY: `items` has `n` entries (list or tuple storage).
+            let item = unsafe { *items.add(i) };
+            self.emit(item, LabelKind::Index, i.min(u32::MAX as usize) as u32);
+        }
+    }
+
+    unsafe fn type_fields(&mut self, op: *mut ffi::PyObject) {
+        // SAFETY: `op` is a live type object.
+        unsafe {
+            let t = op as *mut ffi::PyTypeObject;
+            let is_heap = (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0;
+            #[cfg_attr(not(Py_3_12), allow(unused_mut))]
+            let mut dict = (*t).tp_dict;
+            #[cfg(Py_3_12)]
+            if dict.is_null() {
+                // Static builtin types keep their dict in the interpreter state since 3.12;
+                // the state holds a reference, so dropping ours can never free it.
+                dict = ffi::PyType_GetDict(t);
+                if !dict.is_null() {
+                    ffi::Py_DECREF(dict);
+                }
+            }
+            self.emit_attr(dict, self.labels.dict);
+            self.emit_attr((*t).tp_mro, self.labels.mro);
+            self.emit_attr((*t).tp_bases, self.labels.bases);
+            self.emit_attr((*t).tp_base as *mut ffi::PyObject, self.labels.base);
+            if is_heap {
+                let heap = t as *mut ffi::PyHeapTypeObject;
+                self.emit_attr((*heap).ht_name, self.labels.name);
+                self.emit_attr((*heap).ht_qualname, self.labels.qualname);
+                self.emit_attr((*heap).ht_slots, self.labels.slots);
+                self.emit_attr((*heap).ht_module, self.labels.module_object);
+                // A dict of weak references to subclasses (static builtins store an index
+                // here since 3.12, hence heap types only).
+                self.emit_attr(
+                    (*t).tp_subclasses as *mut ffi::PyObject,
+                    self.labels.subclasses,
+                );
+            }
+        }
+    }
+
+    unsafe fn function_fields(&mut self, op: *mut ffi::PyObject) {
+        // SAFETY: `op` is a live function object.
+        unsafe {
+            let f = op as *mut ffi::PyFunctionObject;
+            let l = &self.labels;
+            #[cfg_attr(not(Py_3_10), allow(unused_mut))]
+            let mut fields = vec![
+                ((*f).func_code, l.code),
+                ((*f).func_globals, l.globals),
+                ((*f).func_defaults, l.defaults),
+                ((*f).func_kwdefaults, l.kwdefaults),
+                ((*f).func_closure, l.closure),
+                ((*f).func_doc, l.doc),
+                ((*f).func_name, l.name),
+                ((*f).func_qualname, l.qualname),
+                ((*f).func_dict, l.dict),
+                ((*f).func_module, l.module),
+                ((*f).func_annotations, l.annotations),
+            ];
+            #[cfg(Py_3_10)]
+            fields.push(((*f).func_builtins, l.builtins));
+            #[cfg(Py_3_12)]
+            fields.push(((*f).func_typeparams, l.type_params));
+            for (target, label) in fields {
+                self.emit_attr(target, label);
+            }
+            if !(*f).func_closure.is_null() && !(*f).func_code.is_null() {
+                self.closures
+                    .push(((*f).func_closure as u64, (*f).func_code));
+            }
+        }
+    }
+
+    /// Instance attributes: the `__dict__` reference when a dict object exists (its
+    /// entries are then the dict's own edges), else the values stored without a dict
+    /// (3.11+), plus filled `__slots__`.
+    unsafe fn instance_attrs(&mut self, op: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) {
+        // SAFETY: `op` is a live instance of heap type `ty`.
+        unsafe {
+            if let Some(dict) = attrs::dict_of(op) {
+                self.emit_attr(dict, self.labels.dict);
+                self.slot_members(op, ty);
+                return;
+            }
+            let mut pairs = std::mem::take(&mut self.attr_buf);
+            pairs.clear();
+            attrs::for_each_attr(op, |name, value| pairs.push((name, value)));
+            for &(name, value) in &pairs {
+                let label = self.attr_label(name);
+                self.emit_attr(value, label);
+            }
+            self.attr_buf = pairs;
+        }
+    }
+
+    /// Filled `__slots__` members of every heap type in the base chain.
+    unsafe fn slot_members(&mut self, op: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) {
+        // SAFETY: member offsets of `op`'s own types point inside `op`.
+        unsafe {
+            let mut t = ty;
+            while !t.is_null() && (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+                let mut member = (*t).tp_members;
+                while !member.is_null() && !(*member).name.is_null() {
+                    if (*member).type_code == ffi::Py_T_OBJECT_EX
+                        && (*member).flags & MEMBER_RELATIVE_OFFSET == 0
+                    {
+                        let slot = (op as *mut u8).add((*member).offset as usize)
+                            as *mut *mut ffi::PyObject;
+                        let label = self.c_name_label((*member).name);
+                        self.emit_attr(*slot, label);
+                    }
+                    member = member.add(1);
+                }
+                t = (*t).tp_base;
+            }
+        }
+    }
+
+    /// Every reference of `op`: explicit, labelled enumeration first, then whatever
+    /// `tp_traverse` reports beyond it.
+    unsafe fn edges_of(&mut self, op: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) {
+        // SAFETY: `op` live, `ty` its type; all reads follow CPython's layouts.
+        unsafe {
+            let start = self.edge_addr.len();
+            let tp_flags = (*ty).tp_flags;
+            let is_gc = ffi::PyObject_IS_GC(op) != 0;
+            let mut traverse = is_gc && (*ty).tp_traverse.is_some();
+            let mut leftover_kind = LabelKind::None;
+            let exact = |t: *mut ffi::PyTypeObject| std::ptr::eq(ty, t);
+            let is_type = tp_flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0;
+            if tp_flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
+                self.dict_entries(op);
+                traverse &= !exact(&raw mut ffi::PyDict_Type);
+            } else if tp_flags & ffi::Py_TPFLAGS_LIST_SUBCLASS != 0 {
+                let list = op as *mut ffi::PyListObject;
+                self.sequence_items((*list).ob_item, ffi::Py_SIZE(op).max(0) as usize);
+                traverse &= !exact(&raw mut ffi::PyList_Type);
+            } else if tp_flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
+                let tuple = op as *mut ffi::PyTupleObject;
+                self.sequence_items(
+                    (*tuple).ob_item.as_mut_ptr(),
+                    ffi::Py_SIZE(op).max(0) as usize,
+                );
+                traverse &= !exact(&raw mut ffi::PyTuple_Type);
+            } else if is_type {
+                self.type_fields(op);
+            } else if exact(&raw mut ffi::PyFunction_Type) {
+                self.function_fields(op);
+            } else if exact(&raw mut ffi::PyCell_Type) {
+                let cell = op as *mut ffi::PyCellObject;
+                self.emit_attr((*cell).ob_ref, self.labels.cell_contents);
+            } else if exact(self.known.method) {
+                // PyMethodObject: PyObject_HEAD, im_func, im_self.
+                let fields = op as *mut *mut ffi::PyObject;
+                self.emit_attr(*fields.add(2), self.labels.func);
+                self.emit_attr(*fields.add(3), self.labels.self_);
+            } else if exact(&raw mut ffi::PyFrame_Type) {
+                let back_slot = if self.version >= (3, 11) { 2 } else { 3 };
+                let f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
+                self.emit_attr(f_back, self.labels.f_back);
+            } else if ffi::PyModule_Check(op) != 0 {
+                // PyModuleObject: PyObject_HEAD, md_dict, ... (stable 3.9 to 3.14).
+                let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
+                if !md_dict.is_null() && ffi::PyDict_Check(md_dict) != 0 {
+                    self.emit_attr(md_dict, self.labels.dict);
+                }
+            } else if ffi::PyAnySet_Check(op) != 0 {
+                leftover_kind = LabelKind::SetItem;
+            }
+            if tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+                self.emit_attr(ty as *mut ffi::PyObject, self.labels.class);
+                if !is_type {
+                    self.instance_attrs(op, ty);
+                }
+            }
+            if !traverse {
+                return;
+            }
+            self.traverse_buf.clear();
+            gc_lists::traverse_into(op, &mut self.traverse_buf);
+            self.leftover_buf.clear();
+            let explicit = &self.edge_addr[start..];
+            if explicit.len() <= LINEAR_DEDUP_LIMIT {
+                let mut used: u64 = 0;
+                for &target in &self.traverse_buf {
+                    let a = target as u64;
+                    let hit = explicit
+                        .iter()
+                        .enumerate()
+                        .position(|(j, &e)| e == a && used & (1u64 << j) == 0);
+                    match hit {
+                        Some(j) => used |= 1u64 << j,
+                        None => self.leftover_buf.push(target),
+                    }
+                }
+            } else {
+                self.dedup_counts.clear();
+                for &e in explicit {
+                    *self.dedup_counts.entry(e as usize).or_insert(0) += 1;
+                }
+                for &target in &self.traverse_buf {
+                    match self.dedup_counts.get_mut(&(target as usize)) {
+                        Some(c) if *c > 0 => *c -= 1,
+                        _ => self.leftover_buf.push(target),
+                    }
+                }
+            }
+            let leftovers = std::mem::take(&mut self.leftover_buf);
+            for &target in &leftovers {
+                self.emit(target, leftover_kind, 0);
+            }
+            self.leftover_buf = leftovers;
+        }
+    }
+
+    /// Readable name of a module: `__name__` from its dict.
+    unsafe fn module_name(&mut self, op: *mut ffi::PyObject) -> StrId {
+        // SAFETY: `op` is a live module.
+        unsafe {
+            let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
+            match dict_find_str(md_dict, "__name__").and_then(|n| read_str(n)) {
+                Some(name) => self.strings.intern_owned(name),
+                None => NO_STR,
+            }
+        }
+    }
+
+    /// Computes one node's columns and edges.
+    unsafe fn process(&mut self, index: usize) {
+        // SAFETY: every node address is a live object during the walk.
+        unsafe {
+            let address = self.nodes.address[index];
+            let op = address as usize as *mut ffi::PyObject;
+            let ty = ffi::Py_TYPE(op);
+            let tp_flags = (*ty).tp_flags;
+            let type_idx = TypeIdx(self.types.index_of(ty));
+            let mut flags = 0u8;
+            let listed = index < self.n_listed;
+            let tracked = listed || gc_lists::is_gc_tracked(op);
+            if tracked {
+                flags |= node_flags::GC_TRACKED;
+                let frozen = if listed {
+                    index >= self.first_frozen
+                } else {
+                    !self.source_includes_frozen
+                };
+                if frozen {
+                    flags |= node_flags::FROZEN;
+                }
+            }
+            let raw_refcount = ffi::Py_REFCNT(op);
+            let refcount = if self.immortals_exist && (raw_refcount as i32) < 0 {
+                flags |= node_flags::IMMORTAL;
+                u32::MAX
+            } else {
+                let mut held = if listed { self.refs_held_per_listed } else { 0 };
+                if std::ptr::eq(ty, &raw mut ffi::PyFrame_Type) {
+                    held += self
+                        .refs_held
+                        .get(&(address as usize))
+                        .copied()
+                        .unwrap_or(0);
+                }
+                (raw_refcount - held).clamp(0, u32::MAX as isize) as u32
+            };
+            let size = match self.sizer.size(op) {
+                Some(s) => s,
+                None => {
+                    // Replaced by `__sizeof__` after the walk; kept if that fails.
+                    self.deferred.defer(index, op);
+                    census::basic_size(op)
+                }
+            };
+            let mut name = NO_STR;
+            let mut length = 0u64;
+            if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
+                let n = ffi::PyUnicode_GET_LENGTH(op).max(0) as usize;
+                length = n as u64;
+                if self.include_values && n <= MAX_VALUE_LEN {
+                    if let Some(text) = read_str(op) {
+                        name = self.strings.intern_owned(text);
+                        flags |= node_flags::HAS_VALUE;
+                    }
+                }
+            } else if tp_flags & ffi::Py_TPFLAGS_BYTES_SUBCLASS != 0 {
+                let n = ffi::Py_SIZE(op).max(0) as usize;
+                length = n as u64;
+                if self.include_values && n <= MAX_VALUE_LEN {
+                    let data = ffi::PyBytes_AsString(op) as *const u8;
+                    if !data.is_null() {
+                        let bytes = std::slice::from_raw_parts(data, n);
+                        name = self.strings.intern_owned(escape_bytes(bytes));
+                        flags |= node_flags::HAS_VALUE;
+                    }
+                }
+            } else if tp_flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_TUPLE_SUBCLASS)
+                != 0
+                || ffi::PyByteArray_Check(op) != 0
+            {
+                length = ffi::Py_SIZE(op).max(0) as u64;
+            } else if tp_flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
+                length = (*(op as *mut ffi::PyDictObject)).ma_used.max(0) as u64;
+            } else if tp_flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
+                flags |= node_flags::IS_TYPE;
+                name = self
+                    .strings
+                    .intern_owned(type_qualname(op as *mut ffi::PyTypeObject));
+            } else if std::ptr::eq(ty, &raw mut ffi::PyFunction_Type) {
+                let f = op as *mut ffi::PyFunctionObject;
+                let qualname = (*f).func_qualname;
+                name = self.attr_label(qualname);
+            } else if ffi::PyModule_Check(op) != 0 {
+                flags |= node_flags::IS_MODULE;
+                name = self.module_name(op);
+            } else if ffi::PyAnySet_Check(op) != 0 {
+                length = (*(op as *mut ffi::PySetObject)).used.max(0) as u64;
+            }
+            self.edges_of(op, ty);
+            self.offsets.push(self.edge_addr.len() as u64);
+            let nodes = &mut self.nodes;
+            nodes.type_idx.push(type_idx);
+            nodes.size.push(size);
+            nodes.flags.push(flags);
+            nodes.refcount.push(refcount);
+            nodes.name.push(name);
+            nodes.length.push(length);
+        }
+    }
+}
+
+/// Whether a str dict key may be stored as a label: short and identifier-like, so that
+/// values (tokens, emails, free text) used as keys never reach the file.
+fn is_label_like(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_KEY_LABEL_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
+}
+
+/// Bytes rendered like Python's repr body: printable ASCII kept, the rest `\xNN`.
+fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// A root recorded by address, resolved to a node after the walk.
+struct PendingRoot {
+    kind: RootKind,
+    address: u64,
+    name: StrId,
+    extra: u64,
+}
+
+/// Everything the walk produced, free of Python pointers so it can leave the GIL.
+struct RawGraph {
+    nodes: Nodes,
+    seen: AddressSet,
+    edge_addr: Vec<u64>,
+    edge_kind: Vec<LabelKind>,
+    edge_value: Vec<u32>,
+    offsets: Vec<u64>,
+    strings: Vec<String>,
+    types: Types,
+    /// Closure tuple address and the free variable names of its cells.
+    closure_names: Vec<(u64, Vec<StrId>)>,
+    roots: Vec<PendingRoot>,
+    metadata: Metadata,
+}
+
+/// Node index by address after the walk.
+struct NodeLookup {
+    ranked: gc_lists::RankedAddresses,
+    /// Node index for each address rank; `u32::MAX` for excluded addresses.
+    node_of_rank: Vec<u32>,
+}
+
+impl NodeLookup {
+    #[inline]
+    fn node(&self, address: u64) -> Option<NodeIdx> {
+        let rank = self.ranked.rank(address as usize)?;
+        match self.node_of_rank[rank.0 as usize] {
+            u32::MAX => None,
+            n => Some(NodeIdx(n)),
+        }
+    }
+}
+
+impl RawGraph {
+    fn into_snapshot(self) -> Snapshot {
+        let RawGraph {
+            mut nodes,
+            seen,
+            edge_addr,
+            mut edge_kind,
+            mut edge_value,
+            mut offsets,
+            strings,
+            types,
+            closure_names,
+            roots,
+            metadata,
+        } = self;
+        let n = nodes.address.len();
+        let ranked = seen.into_ranked();
+        let mut node_of_rank = vec![u32::MAX; ranked.len()];
+        for (i, &a) in nodes.address.iter().enumerate() {
+            if let Some(rank) = ranked.rank(a as usize) {
+                node_of_rank[rank.0 as usize] = i as u32;
+            }
+        }
+        let lookup = NodeLookup {
+            ranked,
+            node_of_rank,
+        };
+        // Map targets; drop edges to excluded objects, compacting the label columns in
+        // place (the write position never passes the read position).
+        let mut targets: Vec<NodeIdx> = Vec::with_capacity(edge_addr.len());
+        let mut in_degree = vec![0u32; n];
+        let mut read_start = 0usize;
+        for node in 0..n {
+            let read_end = offsets[node + 1] as usize;
+            for e in read_start..read_end {
+                if let Some(t) = lookup.node(edge_addr[e]) {
+                    let w = targets.len();
+                    edge_kind[w] = edge_kind[e];
+                    edge_value[w] = edge_value[e];
+                    targets.push(t);
+                    in_degree[t.index()] = in_degree[t.index()].saturating_add(1);
+                }
+            }
+            read_start = read_end;
+            offsets[node + 1] = targets.len() as u64;
+        }
+        drop(edge_addr);
+        edge_kind.truncate(targets.len());
+        edge_value.truncate(targets.len());
+        // Closure cells are named after the code's free variables.
+        for (tuple_address, names) in &closure_names {
+            if let Some(tuple) = lookup.node(*tuple_address) {
+                let range = offsets[tuple.index()] as usize..offsets[tuple.index() + 1] as usize;
+                for e in range {
+                    if edge_kind[e] == LabelKind::Index {
+                        if let Some(name) = names.get(edge_value[e] as usize) {
+                            edge_kind[e] = LabelKind::Local;
+                            edge_value[e] = name.0;
+                        }
+                    }
+                }
+            }
+        }
+        let mut out_roots: Vec<Root> = Vec::new();
+        for r in &roots {
+            if let Some(node) = lookup.node(r.address) {
+                out_roots.push(Root {
+                    kind: r.kind,
+                    node,
+                    name: r.name,
+                    extra: r.extra,
+                });
+            }
+        }
+        for i in 0..n {
+            if nodes.flags[i] & node_flags::IMMORTAL != 0 {
+                continue;
+            }
+            let rc = nodes.refcount[i];
+            if rc > in_degree[i] {
+                out_roots.push(Root {
+                    kind: RootKind::External,
+                    node: NodeIdx(i as u32),
+                    name: NO_STR,
+                    extra: u64::from(rc - in_degree[i]),
+                });
+            }
+        }
+        nodes.size.shrink_to_fit();
+        Snapshot {
+            metadata,
+            strings: StringTable { strings },
+            types,
+            nodes,
+            edges: Edges {
+                offsets,
+                targets,
+                label_kinds: edge_kind,
+                label_values: edge_value,
+            },
+            roots: out_roots,
+        }
+    }
+}
+
+/// Roots and exclusions gathered before the walk (Python code allowed).
+struct PreWalk {
+    modules: Vec<(String, u64)>,
+    /// (thread id, innermost frame, thread name).
+    threads: Vec<(u64, u64, String)>,
+    interpreter: Vec<(&'static str, u64)>,
+    method_type: *mut ffi::PyTypeObject,
+    metadata: Metadata,
+}
+
+fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResult<PreWalk> {
+    let sys = py.import("sys")?;
+    let builtins = py.import("builtins")?;
+    let modules_obj = sys.getattr("modules")?;
+    let modules_dict = modules_obj.cast::<PyDict>()?;
+    let mut modules = Vec::with_capacity(modules_dict.len());
+    for (k, v) in modules_dict.iter() {
+        if v.is_none() {
+            continue;
+        }
+        if let Ok(name) = k.extract::<String>() {
+            modules.push((name, v.as_ptr() as u64));
+        }
+    }
+    let mut names: HashMap<u64, String> = HashMap::new();
+    if let Some(threading) = modules_dict.get_item("threading")? {
+        if let Ok(active) = threading.getattr("_active") {
+            if let Ok(active) = active.cast::<PyDict>() {
+                for (ident, thread) in active.iter() {
+                    let (Ok(ident), Ok(name)) = (
+                        ident.extract::<u64>(),
+                        thread.getattr("name").and_then(|n| n.extract::<String>()),
+                    ) else {
+                        continue;
+                    };
+                    names.insert(ident, name);
+                }
+            }
+        }
+    }
+    let mut threads = Vec::new();
+    for (ident, frame) in frames.iter() {
+        let ident: u64 = ident.extract()?;
+        let name = names
+            .remove(&ident)
+            .unwrap_or_else(|| format!("thread-{ident}"));
+        threads.push((ident, frame.as_ptr() as u64, name));
+    }
+    let method_type = py.import("types")?.getattr("MethodType")?.as_ptr() as *mut ffi::PyTypeObject;
+    let argv: Vec<String> = sys.getattr("argv")?.extract().unwrap_or_default();
+    let metadata = Metadata {
+        pid: std::process::id(),
+        python_version: sys.getattr("version")?.extract()?,
+        executable: sys.getattr("executable")?.extract().unwrap_or_default(),
+        argv,
+        time_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        rss_bytes: resident_set_bytes(),
+        heapsight_version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..Metadata::default()
+    };
+    Ok(PreWalk {
+        modules,
+        threads,
+        interpreter: vec![
+            ("sys", sys.as_ptr() as u64),
+            ("builtins", builtins.as_ptr() as u64),
+        ],
+        method_type,
+        metadata,
+    })
+}
+
+/// Resident set size from `/proc/self/statm` (0 where unavailable).
+fn resident_set_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Free variable names of a code object, read after the walk (`co_freevars` is computed on
+/// 3.11+, so this runs a C getter: never during the walk).
+fn freevar_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>> {
+    // SAFETY: the code object is alive: nothing has been freed since the walk.
+    let code = unsafe { Bound::from_borrowed_ptr(py, code) };
+    code.getattr("co_freevars").ok()?.extract().ok()
+}
+
+/// Captures the whole heap (every gc-tracked object, frozen ones included, and the
+/// untracked objects they reference) as a snapshot.
+pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
+    let started = Instant::now();
+    let sys = py.import("sys")?;
+    // Materialises a frame object for every thread's innermost frame (3.11+ creates them
+    // lazily): accepted, they are real frames of the process.
+    let frames = sys.call_method0("_current_frames")?.cast_into::<PyDict>()?;
+    let pre = gather_pre_walk(py, &frames)?;
+    let version_info = py.version_info();
+    let version = (version_info.major, version_info.minor);
+    let pause = GcPause::new(py)?;
+    let n_frozen: u64 = pause
+        .gc_module()
+        .call_method0("get_freeze_count")?
+        .extract()?;
+    let source = TrackedSource::open(&pause)?;
+
+    let walk_started = Instant::now();
+    let mut strings = Interner::default();
+    let labels = FixedLabels::new(&mut strings);
+    let mut walker = Walker {
+        include_values: options.include_values,
+        immortals_exist: version >= (3, 12),
+        version,
+        labels,
+        known: KnownTypes {
+            method: pre.method_type,
+        },
+        strings,
+        label_cache: AddressMap::default(),
+        types: TypeTable::default(),
+        seen: AddressSet::default(),
+        nodes: Nodes::default(),
+        first_frozen: usize::MAX,
+        n_listed: 0,
+        source_includes_frozen: source.includes_frozen(),
+        refs_held_per_listed: source.references_held_per_listed_object(),
+        refs_held: AddressMap::default(),
+        edge_addr: Vec::new(),
+        edge_kind: Vec::new(),
+        edge_value: Vec::new(),
+        offsets: vec![0],
+        deferred: DeferredSizes::default(),
+        sizer: NativeSizer::new(),
+        attr_buf: Vec::new(),
+        closures: Vec::new(),
+        traverse_buf: Vec::new(),
+        leftover_buf: Vec::new(),
+        dedup_counts: AddressMap::default(),
+    };
+    // The capture's own objects are marked seen but never become nodes; edges to them
+    // are dropped when targets are mapped.
+    walker.seen.insert(frames.as_ptr() as usize);
+    if let Some(own) = source.own_object() {
+        walker.seen.insert(own as usize);
+    }
+    for (_, frame, _) in &pre.threads {
+        *walker.refs_held.entry(*frame as usize).or_insert(0) += 1;
+    }
+    // SAFETY: GIL held and gc paused; the closure only pushes into Rust vectors.
+    unsafe {
+        source.for_each(|op, frozen| {
+            if frozen && walker.first_frozen == usize::MAX {
+                walker.first_frozen = walker.nodes.address.len();
+            }
+            if walker.seen.insert(op as usize) {
+                walker.nodes.address.push(op as u64);
+            }
+        });
+    }
+    walker.n_listed = walker.nodes.address.len();
+    let n_gc_tracked_listed = walker.n_listed;
+    let mut index = 0;
+    while index < walker.nodes.address.len() {
+        // SAFETY: GIL held, gc paused, no Python code runs inside `process`.
+        unsafe { walker.process(index) };
+        index += 1;
+    }
+    let walk_ms = walk_started.elapsed().as_millis() as u64;
+
+    // After the walk, still under the GIL: names (before any Python code could free a
+    // type or code object), then user `__sizeof__`.
+    let mut types = Types::default();
+    for &ty in &walker.types.types {
+        // SAFETY: every type in the table has instances that are still alive.
+        let name = unsafe { qualified_type_name(ty) };
+        types.address.push(ty as u64);
+        types.name.push(walker.strings.intern_owned(name));
+    }
+    let mut code_names: AddressMap<Vec<StrId>> = AddressMap::default();
+    let mut closure_names = Vec::with_capacity(walker.closures.len());
+    for (tuple, code) in std::mem::take(&mut walker.closures) {
+        if !code_names.contains_key(&(code as usize)) {
+            let names = freevar_names(py, code)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| walker.strings.intern_owned(n))
+                .collect();
+            code_names.insert(code as usize, names);
+        }
+        if let Some(names) = code_names.get(&(code as usize)) {
+            closure_names.push((tuple, names.clone()));
+        }
+    }
+    drop(code_names);
+    let deferred = std::mem::take(&mut walker.deferred);
+    {
+        let nodes = &mut walker.nodes;
+        deferred.resolve(py, |slot, size| match size {
+            Some(s) => nodes.size[slot] = s,
+            None => nodes.flags[slot] |= node_flags::SIZE_ESTIMATED,
+        })?;
+    }
+    let n_tracked_total = walker
+        .nodes
+        .flags
+        .iter()
+        .filter(|f| **f & node_flags::GC_TRACKED != 0)
+        .count() as u64;
+    let _ = n_gc_tracked_listed;
+    drop(source);
+    drop(pause);
+
+    let mut roots: Vec<PendingRoot> = Vec::new();
+    for (name, address) in &pre.modules {
+        roots.push(PendingRoot {
+            kind: RootKind::Module,
+            address: *address,
+            name: walker.strings.intern(name),
+            extra: 0,
+        });
+    }
+    for (ident, frame, name) in &pre.threads {
+        roots.push(PendingRoot {
+            kind: RootKind::Thread,
+            address: *frame,
+            name: walker.strings.intern(name),
+            extra: *ident,
+        });
+    }
+    for (name, address) in &pre.interpreter {
+        roots.push(PendingRoot {
+            kind: RootKind::Interpreter,
+            address: *address,
+            name: walker.strings.intern(name),
+            extra: 0,
+        });
+    }
+    let mut metadata = pre.metadata;
+    metadata.n_gc_tracked = n_tracked_total;
+    metadata.n_frozen = n_frozen;
+    metadata.include_values = options.include_values;
+    metadata.walk_ms = walk_ms;
+    let raw = RawGraph {
+        nodes: std::mem::take(&mut walker.nodes),
+        seen: std::mem::take(&mut walker.seen),
+        edge_addr: std::mem::take(&mut walker.edge_addr),
+        edge_kind: std::mem::take(&mut walker.edge_kind),
+        edge_value: std::mem::take(&mut walker.edge_value),
+        offsets: std::mem::take(&mut walker.offsets),
+        strings: std::mem::take(&mut walker.strings.strings),
+        types,
+        closure_names,
+        roots,
+        metadata,
+    };
+    drop(walker);
+    drop(frames);
+    let _ = started;
+    let snapshot = py.detach(move || raw.into_snapshot());
+    Ok(snapshot)
+}
