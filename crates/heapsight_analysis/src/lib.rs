@@ -7,7 +7,11 @@
 //! - [`verdict`]: is a series of measurements leaking? (Mann-Kendall, Theil-Sen, warm-up
 //!   and plateau handling).
 //! - [`stats`]: the non-parametric statistics behind verdicts.
+//! - [`evidence`]: a retention path as facts rules can match.
+//! - [`rules`]: the fix-suggestion catalogue (stable codes `HS001`...).
 
+pub mod evidence;
+pub mod rules;
 pub mod stats;
 pub mod verdict;
 
