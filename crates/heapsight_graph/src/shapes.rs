@@ -279,7 +279,8 @@ pub fn retainer_shapes(snapshot: &Snapshot, paths: &PathTree, targets: &[NodeIdx
         b.count
             .cmp(&a.count)
             .then(b.bytes.cmp(&a.bytes))
-            .then_with(|| a.text().cmp(&b.text()))
+            .then_with(|| a.holder.cmp(&b.holder))
+            .then_with(|| a.target_type.cmp(&b.target_type))
     });
     report
 }
