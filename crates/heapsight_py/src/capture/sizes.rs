@@ -93,7 +93,9 @@ pub unsafe fn native_size(op: *mut ffi::PyObject) -> Option<u64> {
 /// Static builtins whose own `__sizeof__` we reproduce (or whose `__sizeof__` equals the
 /// generic formula).
 fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
-    let known: [(*mut ffi::PyTypeObject, SizeModel); 10] = [
+    // Generators, coroutines and frames (3.11+), code objects, deque and OrderedDict define
+    // their own `__sizeof__` from interpreter-internal structs; they are left to the caller.
+    let known: [(*mut ffi::PyTypeObject, SizeModel); 9] = [
         (&raw mut ffi::PyBaseObject_Type, SizeModel::Generic),
         (&raw mut ffi::PyLong_Type, SizeModel::Int),
         (&raw mut ffi::PyUnicode_Type, SizeModel::Str),
@@ -103,13 +105,7 @@ fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
         (&raw mut ffi::PySet_Type, SizeModel::Set),
         (&raw mut ffi::PyFrozenSet_Type, SizeModel::Set),
         (&raw mut ffi::PyType_Type, SizeModel::Type),
-        // 3.11+ generators and coroutines define __sizeof__ as header + frame slots, which is
-        // exactly basicsize + itemsize * ob_size of their variable-size allocation.
-        (&raw mut ffi::PyGen_Type, SizeModel::Generic),
     ];
-    if tp == &raw mut ffi::PyCoro_Type {
-        return Some(SizeModel::Generic);
-    }
     known
         .iter()
         .find(|(known_tp, _)| *known_tp == tp)
