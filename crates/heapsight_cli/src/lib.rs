@@ -59,7 +59,11 @@ pub fn run(argv: Vec<String>, host: &dyn Host) -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::ERROR } else { exit::OK };
+            return if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            };
         }
     };
     match commands::dispatch(cli.command, host) {

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // used by the snapshot commands landing next
 //! Writing to stdout: a closed pipe (`heapsight top f | head`) is not an error.
 
 use std::io::{self, Write};

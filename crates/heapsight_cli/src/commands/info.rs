@@ -90,7 +90,7 @@ fn summarize<'a>(file: &std::path::Path, file_bytes: u64, snapshot: &'a Snapshot
 }
 
 fn render(info: &Info<'_>) -> String {
-    use heapsight_report::format::{bytes as fmt_bytes, count as fmt_count};
+    use heapsight_report::{format_bytes as fmt_bytes, format_count as fmt_count};
     let python = info.python_version.split_whitespace().next().unwrap_or("?");
     let per_node = if info.n_nodes == 0 {
         0.0
@@ -99,9 +99,16 @@ fn render(info: &Info<'_>) -> String {
     };
     let lines = [
         format!("snapshot   {}", info.file),
-        format!("process    pid {} · Python {python} · {}", info.pid, info.executable),
+        format!(
+            "process    pid {} · Python {python} · {}",
+            info.pid, info.executable
+        ),
         format!("argv       {}", info.argv.join(" ")),
-        format!("captured   {} (walk {} ms)", format_time(info.captured_at_unix_ms), info.walk_ms),
+        format!(
+            "captured   {} (walk {} ms)",
+            format_time(info.captured_at_unix_ms),
+            info.walk_ms
+        ),
         format!("rss        {}", fmt_bytes(info.rss_bytes)),
         format!(
             "objects    {} nodes ({} gc-tracked, {} frozen) · {} edges · {} types",
@@ -118,7 +125,11 @@ fn render(info: &Info<'_>) -> String {
         ),
         format!(
             "values     {}",
-            if info.include_values { "short string values included (include_values=True)" } else { "not stored (lengths only)" }
+            if info.include_values {
+                "short string values included (include_values=True)"
+            } else {
+                "not stored (lengths only)"
+            }
         ),
         format!(
             "file       {} ({per_node:.1} bytes per node) · heapsight {}",

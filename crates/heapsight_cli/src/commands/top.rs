@@ -81,27 +81,33 @@ pub fn rank(totals: &mut [TypeTotal], by: SortKey) {
             SortKey::Count => (t.count, t.bytes),
             SortKey::Bytes => (t.bytes, t.count),
         };
-        key(b).cmp(&key(a)).then_with(|| a.type_name.cmp(&b.type_name))
+        key(b)
+            .cmp(&key(a))
+            .then_with(|| a.type_name.cmp(&b.type_name))
     });
 }
 
 fn render(totals: &[TypeTotal], n_types: usize, snapshot: &Snapshot) -> String {
-    use heapsight_report::format::{bytes as fmt_bytes, count as fmt_count};
-    use heapsight_report::table::{Align, Column, Style, Table};
+    use heapsight_report::{format_bytes, format_count, Column, Style, Table};
     let mut table = Table::new(vec![
-        Column::new("type", Align::Left),
-        Column::new("count", Align::Right),
-        Column::new("bytes", Align::Right),
+        Column::left("type"),
+        Column::right("count"),
+        Column::right("bytes"),
     ]);
     for t in totals {
-        table.row(vec![t.type_name.clone(), fmt_count(t.count), fmt_bytes(t.bytes)]);
+        // Three cells for three columns: push_row cannot fail here.
+        let _ = table.push_row([
+            t.type_name.clone(),
+            format_count(t.count),
+            format_bytes(t.bytes),
+        ]);
     }
     let mut text = table.render(&Style::detect());
     text.push_str(&format!(
         "{} of {} types · {} objects\n",
         totals.len(),
         n_types,
-        fmt_count(snapshot.n_nodes() as u64)
+        format_count(snapshot.n_nodes() as u64)
     ));
     text
 }

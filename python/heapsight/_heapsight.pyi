@@ -1,0 +1,74 @@
+"""The compiled core of heapsight (Rust, PyO3). Use the `heapsight` package instead.
+
+Everything that walks the heap holds the GIL for the walk only and runs no Python code
+meanwhile; compressing and writing happen with the GIL released.
+"""
+
+from typing import Literal, Optional
+
+__version__: str
+
+def run_cli(argv: list[str]) -> int:
+    """Run the `heapsight` command line (`argv[0]` is the program name); return its exit status."""
+
+def census() -> dict[str, tuple[int, int]]:
+    """`{type_name: (count, bytes)}` over every gc-tracked object, frozen ones included."""
+
+def typestats() -> dict[str, int]:
+    """`{type_name: count}` over every gc-tracked object, frozen ones included."""
+
+def snapshot(path: str, include_values: bool = False) -> dict[str, object]:
+    """Capture the whole heap into a `.hsnap` file (atomically); return a summary."""
+
+class CapturedHeap:
+    """A capture of the whole heap held in memory (no file), for repeated questions."""
+
+    @property
+    def n_nodes(self) -> int: ...
+    @property
+    def n_edges(self) -> int: ...
+
+def capture_heap(include_values: bool = False) -> CapturedHeap:
+    """Capture the whole heap into memory."""
+
+def objects_of_type(type_name: str) -> list[object]:
+    """The live gc-tracked objects whose type's qualified name is `type_name`."""
+
+def objects_at(addresses: list[int]) -> list[Optional[object]]:
+    """For each address, the live gc-tracked object there, or None (found by walking the
+    collector's lists, never by trusting an integer as a pointer)."""
+
+def heap_path_to(heap: CapturedHeap, address: int, ignore: list[int]) -> Optional[list[str]]:
+    """Shortest chain from a root to the object at `address` as readable steps, skipping
+    the objects at the `ignore` addresses; None when no root reaches it."""
+
+def heap_backref_search(
+    heap: CapturedHeap, address: int, max_depth: int, ignore: list[int]
+) -> tuple[list[int], dict[int, int]]:
+    """Breadth-first search over referrers from `address`: the addresses in visiting order
+    and, for each, the address one step closer to the start."""
+
+def heap_render_refs(
+    heap: CapturedHeap,
+    addresses: list[int],
+    direction: Literal["back", "forward"],
+    max_depth: int,
+    too_many: int,
+    ignore: list[int],
+    format: Literal["dot", "svg", "png"],
+) -> bytes:
+    """Draw the references into (`back`) or out of (`forward`) the given objects."""
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+
+def _debug_type_name(obj: object) -> str:
+    """The qualified type name heapsight reports for `obj`."""
+
+def _debug_sizeof(obj: object) -> Optional[int]:
+    """heapsight's native size of `obj` (None where a Python `__sizeof__` decides)."""
+
+def _debug_attrs(obj: object) -> Optional[list[tuple[str, object]]]:
+    """The attributes heapsight reads from `obj` without materialising its `__dict__`."""
+
+def _debug_is_immortal(obj: object) -> bool: ...
