@@ -10,6 +10,7 @@
 //! - [`evidence`]: a retention path as facts rules can match.
 //! - [`rules`]: the fix-suggestion catalogue (stable codes `HS001`...).
 
+pub mod diff;
 pub mod evidence;
 pub mod rules;
 pub mod stats;
