@@ -23,10 +23,12 @@ def snapshot(path: str, include_values: bool = False) -> dict[str, object]:
 class CapturedHeap:
     """A capture of the whole heap held in memory (no file), for repeated questions."""
 
-    @property
-    def n_nodes(self) -> int: ...
-    @property
-    def n_edges(self) -> int: ...
+    def __len__(self) -> int: ...
+    def summary(self) -> dict[str, object]:
+        """Counts and timings, as returned by `snapshot()`."""
+    def write(self, path: str) -> int:
+        """Write the held capture to a `.hsnap` file; return its size in bytes."""
+    def _debug_tables(self) -> dict[str, object]: ...
 
 def capture_heap(include_values: bool = False) -> CapturedHeap:
     """Capture the whole heap into memory."""
@@ -34,13 +36,18 @@ def capture_heap(include_values: bool = False) -> CapturedHeap:
 def objects_of_type(type_name: str) -> list[object]:
     """The live gc-tracked objects whose type's qualified name is `type_name`."""
 
-def objects_at(addresses: list[int]) -> list[Optional[object]]:
-    """For each address, the live gc-tracked object there, or None (found by walking the
-    collector's lists, never by trusting an integer as a pointer)."""
+def objects_at(addresses: list[int]) -> list[object]:
+    """The live gc-tracked objects whose `id()` is among `addresses` (found by walking the
+    collector's lists, never by trusting an integer as a pointer), in no particular order."""
 
 def heap_path_to(heap: CapturedHeap, address: int, ignore: list[int]) -> Optional[list[str]]:
     """Shortest chain from a root to the object at `address` as readable steps, skipping
     the objects at the `ignore` addresses; None when no root reaches it."""
+
+def heap_paths_to(
+    heap: CapturedHeap, addresses: list[int], ignore: list[int]
+) -> list[Optional[list[str]]]:
+    """`heap_path_to` for many objects, sharing one graph index."""
 
 def heap_backref_search(
     heap: CapturedHeap, address: int, max_depth: int, ignore: list[int]
@@ -72,3 +79,5 @@ def _debug_attrs(obj: object) -> Optional[list[tuple[str, object]]]:
     """The attributes heapsight reads from `obj` without materialising its `__dict__`."""
 
 def _debug_is_immortal(obj: object) -> bool: ...
+def _debug_load(path: str) -> dict[str, object]:
+    """A snapshot file's tables as Python lists (tests)."""

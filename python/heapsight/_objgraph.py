@@ -24,6 +24,7 @@ __all__ = [
     "is_proper_module",
     "most_common_types",
     "path_to",
+    "paths_to",
     "show_backrefs",
     "show_growth",
     "show_most_common_types",
@@ -217,8 +218,7 @@ def find_backref_chain(
     heap = _heapsight.capture_heap()
     order, parents = _heapsight.heap_backref_search(heap, id(obj), max_depth, list(ignore))
     del heap
-    live = _heapsight.objects_at(order)
-    by_address = {address: found for address, found in zip(order, live) if found is not None}
+    by_address = {id(found): found for found in _heapsight.objects_at(order)}
     by_address[id(obj)] = obj
     for address in order:
         candidate = by_address.get(address)
@@ -247,6 +247,17 @@ def path_to(obj: object, extra_ignore: Iterable[int] = ()) -> Optional[list[str]
     ignore.update(_caller_frames())
     heap = _heapsight.capture_heap()
     return _heapsight.heap_path_to(heap, id(obj), list(ignore))
+
+
+def paths_to(objs: Iterable[object], extra_ignore: Iterable[int] = ()) -> list[Optional[list[str]]]:
+    """`path_to` for many objects from one capture of the heap: the fast way to ask why
+    each of a hundred leaked objects is alive."""
+    objs = list(objs)
+    ignore = set(extra_ignore)
+    ignore.update(_caller_frames())
+    ignore.add(id(objs))
+    heap = _heapsight.capture_heap()
+    return _heapsight.heap_paths_to(heap, [id(o) for o in objs], list(ignore))
 
 
 def _render_ref_graph(
