@@ -15,8 +15,7 @@
 use std::time::Instant;
 
 use heapsight_graph::{
-    accumulation_point, path_to_single, retainer_shapes, shortest_paths_from_roots, DominatorTree,
-    Graph,
+    accumulation_point, path_to_single, shortest_paths_from_roots, DominatorTree, Graph, ShapeIndex,
 };
 use heapsight_snapshot::model::{
     node_flags, LabelKind, NodeIdx, Root, RootKind, Snapshot, StrId, TypeIdx, NO_STR,
@@ -286,7 +285,11 @@ impl Gen {
             }
             Kind::SmallList => {
                 for j in 0..self.rng.range(0, 8) {
-                    let k = if self.rng.chance(300) { Kind::Instance } else { Kind::Leaf };
+                    let k = if self.rng.chance(300) {
+                        Kind::Instance
+                    } else {
+                        Kind::Leaf
+                    };
                     self.child(k, LabelKind::Index, j as u32);
                 }
             }
@@ -454,7 +457,11 @@ fn status_kib(field: &str) -> u64 {
 /// CPU time of this thread so far, in seconds: wall time is noisy on a shared machine.
 fn cpu_seconds() -> f64 {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns: u64 = text.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ns: u64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     ns as f64 / 1e9
 }
 
@@ -531,12 +538,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ranked: Vec<usize> = (0..n_types).collect();
     ranked.sort_by_key(|&t| std::cmp::Reverse(per_type[t].len()));
     let mut top_lines = Vec::new();
+    let mut shape_index = ShapeIndex::new(&snapshot, &paths);
     for &ty in ranked.iter().take(20) {
         let targets = &per_type[ty];
         if targets.is_empty() {
             continue;
         }
-        let report = retainer_shapes(&snapshot, &paths, targets);
+        let report = shape_index.shapes(targets);
         let point = accumulation_point(&snapshot, &dominators, &paths, targets);
         let name = snapshot.str(snapshot.types.name[ty]).unwrap_or("?");
         let headline = report.headline(name).unwrap_or_default();
@@ -555,7 +563,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.groups.len()
         ));
     }
-    println!("shapes + accumulation points of the top 20 types: {}", t.lap());
+    println!(
+        "shapes + accumulation points of the top 20 types: {}",
+        t.lap()
+    );
     for line in top_lines.iter().take(6) {
         println!("{line}");
     }

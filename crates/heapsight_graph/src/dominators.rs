@@ -107,15 +107,23 @@ impl DominatorTree {
         drop(stack);
         debug_assert_eq!(order.len(), count);
 
-        // Semidominators, in reverse preorder. `ancestor` is the path-compressed
-        // forest: a number >= `w + 1` is linked (already processed).
-        let mut semi: Vec<u32> = (0..count as u32).collect();
-        let mut label: Vec<u32> = (0..count as u32).collect();
-        let mut ancestor = parent.clone();
+        // Semidominators, in reverse preorder. The per-number fields live together so
+        // that path compression touches one cache line per vertex, not four.
+        let mut info: Vec<SemiInfo> = parent
+            .iter()
+            .enumerate()
+            .map(|(w, &p)| SemiInfo {
+                parent: p,
+                ancestor: p,
+                label: w as u32,
+                semi: w as u32,
+            })
+            .collect();
+        drop(parent);
         let mut eval_stack: Vec<u32> = Vec::new();
         for w in (1..count).rev() {
             let node = order[w];
-            let mut s = parent[w];
+            let mut s = info[w].parent;
             if root_child[node.index() / 64] & (1 << (node.index() % 64)) != 0 {
                 s = SUPER;
             } else {
@@ -133,34 +141,28 @@ impl DominatorTree {
                     let candidate = if (v as usize) <= w {
                         v
                     } else {
-                        semi[eval(
-                            v,
-                            w as u32 + 1,
-                            &mut ancestor,
-                            &mut label,
-                            &semi,
-                            &mut eval_stack,
-                        ) as usize]
+                        let l = eval(v, w as u32 + 1, &mut info, &mut eval_stack);
+                        info[l as usize].semi
                     };
                     s = s.min(candidate);
                 }
             }
-            semi[w] = s;
+            info[w].semi = s;
         }
-        drop(label);
-        drop(ancestor);
         drop(eval_stack);
 
-        // idom(w) = NCA(parent(w), semi(w)) in the dominator tree built so far.
-        let mut idom = parent;
-        for (w, &s) in semi.iter().enumerate().skip(1) {
-            let mut c = idom[w];
-            while c > s {
-                c = idom[c as usize];
+        // idom(w) = NCA(parent(w), semi(w)) in the dominator tree built so far; the
+        // `parent` field becomes the immediate dominator.
+        for w in 1..count {
+            let target = info[w].semi;
+            let mut c = info[w].parent;
+            while c > target {
+                c = info[c as usize].parent;
             }
-            idom[w] = c;
+            info[w].parent = c;
         }
-        drop(semi);
+        let idom: Vec<u32> = info.iter().map(|i| i.parent).collect();
+        drop(info);
 
         let sizes = &snapshot.nodes.size;
         let mut retained: Vec<u64> = Vec::with_capacity(count);
@@ -388,40 +390,49 @@ impl DominatorTree {
     }
 }
 
+/// Per-DFS-number state of the semidominator pass.
+#[derive(Clone, Copy)]
+struct SemiInfo {
+    /// DFS parent; becomes the immediate dominator.
+    parent: u32,
+    /// Path-compressed ancestor in the forest of processed vertices.
+    ancestor: u32,
+    /// Vertex with the smallest semidominator on the compressed path.
+    label: u32,
+    semi: u32,
+}
+
 /// Path-compressing evaluation: the vertex with the smallest semidominator on the
 /// forest path from `v` up to (excluding) its forest root, compressing that path.
-/// Iterative: the path is collected on `stack` first.
-fn eval(
-    v: u32,
-    last_linked: u32,
-    ancestor: &mut [u32],
-    label: &mut [u32],
-    semi: &[u32],
-    stack: &mut Vec<u32>,
-) -> u32 {
-    if ancestor[v as usize] < last_linked {
-        return label[v as usize];
+/// Vertices numbered `last_linked` and above are linked. Iterative: the path is
+/// collected on `stack` first.
+fn eval(v: u32, last_linked: u32, info: &mut [SemiInfo], stack: &mut Vec<u32>) -> u32 {
+    if info[v as usize].ancestor < last_linked {
+        return info[v as usize].label;
     }
     let mut x = v;
     loop {
         stack.push(x);
-        x = ancestor[x as usize];
-        if ancestor[x as usize] < last_linked {
+        x = info[x as usize].ancestor;
+        if info[x as usize].ancestor < last_linked {
             break;
         }
     }
     // `x` is the top linked vertex; compress everything below it onto x's ancestor.
-    let mut p = x;
-    let mut p_label = label[p as usize];
+    let top_ancestor = info[x as usize].ancestor;
+    let mut p_label = info[x as usize].label;
+    let mut p_label_semi = info[p_label as usize].semi;
     while let Some(y) = stack.pop() {
-        ancestor[y as usize] = ancestor[p as usize];
-        let y_label = label[y as usize];
-        if semi[p_label as usize] < semi[y_label as usize] {
-            label[y as usize] = p_label;
+        let y_label = info[y as usize].label;
+        let y_label_semi = info[y_label as usize].semi;
+        let entry = &mut info[y as usize];
+        entry.ancestor = top_ancestor;
+        if p_label_semi < y_label_semi {
+            entry.label = p_label;
         } else {
             p_label = y_label;
+            p_label_semi = y_label_semi;
         }
-        p = y;
     }
-    label[v as usize]
+    info[v as usize].label
 }

@@ -7,9 +7,9 @@ use std::fmt;
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, StrId, NO_STR};
 
 use crate::dominators::DominatorTree;
-use crate::graph::RootIdx;
-use crate::paths::{Path, PathTree};
-use crate::render::{logical_edges, path_steps, root_kind_name, LogicalEdge, Step};
+use crate::graph::{EdgeIdx, RootIdx};
+use crate::paths::PathTree;
+use crate::render::{path_steps, Step};
 
 /// One step of a retainer shape: like [`Step`] but with dict keys, indices and set
 /// elements abstracted to `[*]`; attributes keep their names.
@@ -114,7 +114,8 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
-// Grouping keys: one u64 per step, tag in the high bits, string/type id in the low 32.
+// Shape atoms: one u64 per step, tag in the high bits, string/type id in the low 32
+// (root atoms also carry the root kind in bits 32..40).
 const TAG_SHIFT: u32 = 40;
 const TAG_ROOT_NAMED: u64 = 1;
 const TAG_ROOT_TYPED: u64 = 2;
@@ -123,10 +124,20 @@ const TAG_ANY: u64 = 4;
 const TAG_LOCAL: u64 = 5;
 const TAG_KEY_OBJECT: u64 = 6;
 const TAG_UNNAMED: u64 = 7;
-const TAG_TARGET: u64 = 8;
+/// `Attr("__dict__")` into a dict: shown as `.__dict__` unless the next step is a str
+/// key, which then replaces it with `.key`.
+const TAG_DICT_ATTR: u64 = 8;
 
 fn atom(tag: u64, value: u32) -> u64 {
     (tag << TAG_SHIFT) | u64::from(value)
+}
+
+fn atom_tag(atom: u64) -> u64 {
+    atom >> TAG_SHIFT
+}
+
+fn atom_value(atom: u64) -> u32 {
+    atom as u32
 }
 
 fn root_atom(snapshot: &Snapshot, root: RootIdx) -> u64 {
@@ -141,7 +152,7 @@ fn root_atom(snapshot: &Snapshot, root: RootIdx) -> u64 {
             .get(r.node.index())
             .map_or(u32::MAX, |t| t.0)
     };
-    // Mirrors `root_step`: External roots are grouped by type, others by name.
+    // Mirrors `root_kind_name`: External roots are grouped by type, others by name.
     let node_name = snapshot
         .nodes
         .name
@@ -157,39 +168,34 @@ fn root_atom(snapshot: &Snapshot, root: RootIdx) -> u64 {
     atom(tag, value) | kind_bits
 }
 
-fn type_atom(snapshot: &Snapshot, tag: u64, node: NodeIdx) -> u64 {
-    atom(
-        tag,
-        snapshot
-            .nodes
-            .type_idx
-            .get(node.index())
-            .map_or(u32::MAX, |t| t.0),
-    )
+fn type_name_of(snapshot: &Snapshot, type_idx: u32) -> String {
+    snapshot
+        .types
+        .name
+        .get(type_idx as usize)
+        .and_then(|s| snapshot.str(*s))
+        .unwrap_or("?")
+        .to_owned()
 }
 
-fn edge_atom(snapshot: &Snapshot, edge: &LogicalEdge) -> u64 {
-    match edge.kind {
-        LabelKind::Attr => atom(TAG_ATTR, edge.value),
-        LabelKind::Key | LabelKind::KeyRepr | LabelKind::Index | LabelKind::SetItem => {
-            atom(TAG_ANY, 0)
+fn decode_atom(snapshot: &Snapshot, a: u64) -> ShapeStep {
+    let value = atom_value(a);
+    let text = || snapshot.str(StrId(value)).unwrap_or("?").to_owned();
+    match atom_tag(a) {
+        TAG_ROOT_NAMED | TAG_ROOT_TYPED => {
+            let kind = RootKind::from_u8((a >> 32) as u8).unwrap_or(RootKind::External);
+            let name = if atom_tag(a) == TAG_ROOT_NAMED {
+                text()
+            } else {
+                type_name_of(snapshot, value)
+            };
+            ShapeStep::Root { kind, name }
         }
-        LabelKind::Local => atom(TAG_LOCAL, edge.value),
-        LabelKind::KeyObject => atom(TAG_KEY_OBJECT, 0),
-        LabelKind::None => type_atom(snapshot, TAG_UNNAMED, edge.target),
-    }
-}
-
-fn shape_step(snapshot: &Snapshot, edge: &LogicalEdge) -> ShapeStep {
-    let text = || snapshot.str(StrId(edge.value)).unwrap_or("?").to_owned();
-    match edge.kind {
-        LabelKind::Attr => ShapeStep::Attr(text()),
-        LabelKind::Key | LabelKind::KeyRepr | LabelKind::Index | LabelKind::SetItem => {
-            ShapeStep::Any
-        }
-        LabelKind::Local => ShapeStep::Local(text()),
-        LabelKind::KeyObject => ShapeStep::KeyObject,
-        LabelKind::None => ShapeStep::Unnamed(snapshot.type_name(edge.target).to_owned()),
+        TAG_ATTR | TAG_DICT_ATTR => ShapeStep::Attr(text()),
+        TAG_ANY => ShapeStep::Any,
+        TAG_LOCAL => ShapeStep::Local(text()),
+        TAG_KEY_OBJECT => ShapeStep::KeyObject,
+        _ => ShapeStep::Unnamed(type_name_of(snapshot, value)),
     }
 }
 
@@ -213,76 +219,210 @@ fn holder_text(steps: &[ShapeStep]) -> String {
     out
 }
 
-struct Group {
-    count: u64,
-    bytes: u64,
-    example: NodeIdx,
+/// Per-node memo value: shape not computed yet.
+const MEMO_UNKNOWN: u32 = 0;
+/// Per-node memo value: no root reaches the node.
+const MEMO_UNREACHED: u32 = u32::MAX;
+/// Parent of a trie entry that starts a shape (a root atom).
+const TRIE_TOP: u32 = u32::MAX;
+
+/// Shapes of nodes' shortest paths, memoized: a node's shape is its path parent's
+/// shape plus one atom, so the shapes form a trie and each node costs one step however
+/// long its path. Reuse one index for many target sets (e.g. the top types of a heap).
+///
+/// Memory: 4 bytes per node (allocated zeroed, so pages never asked for stay free)
+/// plus one entry per distinct shape prefix.
+pub struct ShapeIndex<'a> {
+    snapshot: &'a Snapshot,
+    paths: &'a PathTree,
+    /// Per node: trie entry + 1, [`MEMO_UNKNOWN`] or [`MEMO_UNREACHED`].
+    memo: Vec<u32>,
+    /// Trie entries: (parent entry or [`TRIE_TOP`], atom).
+    trie: Vec<(u32, u64)>,
+    trie_lookup: HashMap<(u32, u64), u32>,
+    walk: Vec<(NodeIdx, EdgeIdx)>,
 }
 
-/// Groups `targets` by the shape of their shortest path from a root (see [`ShapeStep`]).
-/// Each entry of `targets` counts once, so pass distinct nodes.
-pub fn retainer_shapes(snapshot: &Snapshot, paths: &PathTree, targets: &[NodeIdx]) -> ShapeReport {
-    let mut report = ShapeReport::default();
-    let mut index: HashMap<Box<[u64]>, usize> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut path = Path::default();
-    let mut logical = Vec::new();
-    let mut key: Vec<u64> = Vec::new();
-    for &t in targets {
-        let size = snapshot.nodes.size.get(t.index()).copied().unwrap_or(0);
-        report.total_count += 1;
-        report.total_bytes += size;
-        if !paths.path_into(t, &mut path) {
-            report.unreachable_count += 1;
-            report.unreachable_bytes += size;
-            continue;
+impl<'a> ShapeIndex<'a> {
+    /// An empty index over `paths` (shapes are computed on demand).
+    pub fn new(snapshot: &'a Snapshot, paths: &'a PathTree) -> Self {
+        ShapeIndex {
+            snapshot,
+            paths,
+            memo: vec![MEMO_UNKNOWN; paths.n_nodes()],
+            trie: Vec::new(),
+            trie_lookup: HashMap::new(),
+            walk: Vec::new(),
         }
-        logical_edges(snapshot, &path.nodes, &path.edges, &mut logical);
-        key.clear();
-        key.push(root_atom(snapshot, path.root));
-        key.extend(logical.iter().map(|e| edge_atom(snapshot, e)));
-        key.push(type_atom(snapshot, TAG_TARGET, t));
-        let slot = match index.get(key.as_slice()) {
-            Some(&slot) => slot,
-            None => {
-                index.insert(key.clone().into_boxed_slice(), groups.len());
-                groups.push(Group {
-                    count: 0,
-                    bytes: 0,
-                    example: t,
-                });
-                groups.len() - 1
+    }
+
+    fn intern(&mut self, parent: u32, a: u64) -> u32 {
+        let next = self.trie.len() as u32;
+        let id = *self.trie_lookup.entry((parent, a)).or_insert(next);
+        if id == next {
+            self.trie.push((parent, a));
+        }
+        id
+    }
+
+    /// The trie entry of the shape arriving at `target` from `parent_entry` over `edge`.
+    fn extend(&mut self, parent_entry: u32, edge: EdgeIdx, target: NodeIdx) -> u32 {
+        let snapshot = self.snapshot;
+        let i = edge.index();
+        let kind = snapshot
+            .edges
+            .label_kinds
+            .get(i)
+            .copied()
+            .unwrap_or(LabelKind::None);
+        let value = snapshot.edges.label_values.get(i).copied().unwrap_or(0);
+        let a = match kind {
+            LabelKind::Attr
+                if snapshot.str(StrId(value)) == Some("__dict__")
+                    && snapshot.type_name(target) == "dict" =>
+            {
+                atom(TAG_DICT_ATTR, value)
             }
+            LabelKind::Key => {
+                let (grandparent, parent_atom) = self.trie[parent_entry as usize];
+                if atom_tag(parent_atom) == TAG_DICT_ATTR {
+                    return self.intern(grandparent, atom(TAG_ATTR, value));
+                }
+                atom(TAG_ANY, 0)
+            }
+            LabelKind::Attr => atom(TAG_ATTR, value),
+            LabelKind::KeyRepr | LabelKind::Index | LabelKind::SetItem => atom(TAG_ANY, 0),
+            LabelKind::Local => atom(TAG_LOCAL, value),
+            LabelKind::KeyObject => atom(TAG_KEY_OBJECT, 0),
+            LabelKind::None => atom(
+                TAG_UNNAMED,
+                snapshot
+                    .nodes
+                    .type_idx
+                    .get(target.index())
+                    .map_or(u32::MAX, |t| t.0),
+            ),
         };
-        groups[slot].count += 1;
-        groups[slot].bytes += size;
+        self.intern(parent_entry, a)
     }
-    for g in groups {
-        // The example was reachable when grouped, so its path exists.
-        if !paths.path_into(g.example, &mut path) {
-            continue;
+
+    /// The trie entry of `node`'s shape; `None` if no root reaches it.
+    fn entry_of(&mut self, node: NodeIdx) -> Option<u32> {
+        let mut memo = *self.memo.get(node.index())?;
+        let mut walk = std::mem::take(&mut self.walk);
+        walk.clear();
+        let mut cur = node;
+        // Climb to the first node whose shape is known (or to the path's root).
+        while memo == MEMO_UNKNOWN {
+            match self.paths.parent(cur) {
+                Some((up, edge)) => {
+                    walk.push((cur, edge));
+                    cur = up;
+                    memo = self.memo[cur.index()];
+                }
+                None => {
+                    memo = match self.paths.root_of_path(cur) {
+                        Some(root) => {
+                            let a = root_atom(self.snapshot, root);
+                            self.intern(TRIE_TOP, a) + 1
+                        }
+                        None => MEMO_UNREACHED,
+                    };
+                    self.memo[cur.index()] = memo;
+                }
+            }
         }
-        logical_edges(snapshot, &path.nodes, &path.edges, &mut logical);
-        let (kind, name) = root_kind_name(snapshot, path.root);
-        let mut steps = vec![ShapeStep::Root { kind, name }];
-        steps.extend(logical.iter().map(|e| shape_step(snapshot, e)));
-        report.groups.push(RetainerShape {
-            holder: holder_text(&steps),
-            steps,
-            target_type: snapshot.type_name(g.example).to_owned(),
-            count: g.count,
-            bytes: g.bytes,
-            example: g.example,
-        });
+        while let Some((down, edge)) = walk.pop() {
+            if memo != MEMO_UNREACHED {
+                memo = self.extend(memo - 1, edge, down) + 1;
+            }
+            self.memo[down.index()] = memo;
+        }
+        self.walk = walk;
+        (memo != MEMO_UNREACHED).then(|| memo - 1)
     }
-    report.groups.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(b.bytes.cmp(&a.bytes))
-            .then_with(|| a.holder.cmp(&b.holder))
-            .then_with(|| a.target_type.cmp(&b.target_type))
-    });
-    report
+
+    fn steps_of_entry(&self, entry: u32) -> Vec<ShapeStep> {
+        let mut atoms = Vec::new();
+        let mut cur = entry;
+        while let Some(&(parent, a)) = self.trie.get(cur as usize) {
+            atoms.push(a);
+            cur = parent;
+        }
+        atoms
+            .iter()
+            .rev()
+            .map(|&a| decode_atom(self.snapshot, a))
+            .collect()
+    }
+
+    /// The abstracted steps of `node`'s shortest path (root first, target type not
+    /// included); `None` if no root reaches it.
+    pub fn steps_of(&mut self, node: NodeIdx) -> Option<Vec<ShapeStep>> {
+        let entry = self.entry_of(node)?;
+        Some(self.steps_of_entry(entry))
+    }
+
+    /// `module app: ._SESSIONS[*]` for `node`; `None` if no root reaches it.
+    pub fn holder_of(&mut self, node: NodeIdx) -> Option<String> {
+        self.steps_of(node).map(|steps| holder_text(&steps))
+    }
+
+    /// Groups `targets` by shape and type (see [`retainer_shapes`]).
+    pub fn shapes(&mut self, targets: &[NodeIdx]) -> ShapeReport {
+        let snapshot = self.snapshot;
+        let mut report = ShapeReport::default();
+        // (trie entry, target type) -> (count, bytes, first member)
+        let mut groups: HashMap<(u32, u32), (u64, u64, NodeIdx)> = HashMap::new();
+        for &t in targets {
+            let size = snapshot.nodes.size.get(t.index()).copied().unwrap_or(0);
+            report.total_count += 1;
+            report.total_bytes += size;
+            let Some(entry) = self.entry_of(t) else {
+                report.unreachable_count += 1;
+                report.unreachable_bytes += size;
+                continue;
+            };
+            let type_idx = snapshot
+                .nodes
+                .type_idx
+                .get(t.index())
+                .map_or(u32::MAX, |ty| ty.0);
+            let group = groups.entry((entry, type_idx)).or_insert((0, 0, t));
+            group.0 += 1;
+            group.1 += size;
+        }
+        report.groups = groups
+            .into_iter()
+            .map(|((entry, type_idx), (count, bytes, example))| {
+                let steps = self.steps_of_entry(entry);
+                RetainerShape {
+                    holder: holder_text(&steps),
+                    steps,
+                    target_type: type_name_of(snapshot, type_idx),
+                    count,
+                    bytes,
+                    example,
+                }
+            })
+            .collect();
+        report.groups.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(b.bytes.cmp(&a.bytes))
+                .then_with(|| a.holder.cmp(&b.holder))
+                .then_with(|| a.target_type.cmp(&b.target_type))
+                .then(a.example.cmp(&b.example))
+        });
+        report
+    }
+}
+
+/// Groups `targets` by the shape of their shortest path from a root (see
+/// [`ShapeStep`]) and their type. Each entry of `targets` counts once, so pass distinct
+/// nodes. For several target sets over one heap, reuse a [`ShapeIndex`].
+pub fn retainer_shapes(snapshot: &Snapshot, paths: &PathTree, targets: &[NodeIdx]) -> ShapeReport {
+    ShapeIndex::new(snapshot, paths).shapes(targets)
 }
 
 /// The node where a target set accumulates: the deepest node dominating the most

@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::{heap, Heap};
+use common::{heap, Heap, Rng};
 use heapsight_graph::{
-    accumulation_point, percent, retainer_shapes, shortest_paths_from_roots, DominatorTree, Graph,
-    ShapeReport, ShapeStep,
+    accumulation_point, path_steps, percent, retainer_shapes, shortest_paths_from_roots,
+    DominatorTree, Graph, ShapeIndex, ShapeReport, ShapeStep, Step,
 };
-use heapsight_snapshot::model::{NodeIdx, RootKind};
+use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, SnapshotBuilder};
 
 fn instances_of(h: &Heap, type_name: &str) -> Vec<NodeIdx> {
     (0..h.snapshot.n_nodes() as u32)
@@ -236,4 +236,85 @@ fn percentages_never_round_to_the_extremes() {
     assert_eq!(percent(999, 1000), ">99%");
     assert_eq!(percent(5, 5), "100%");
     assert_eq!(percent(0, 0), "0%");
+}
+
+/// The shape of a rendered path, spelled out step by step: the reference the
+/// memoized shape trie must agree with.
+fn shape_from_steps(steps: &[Step]) -> Vec<ShapeStep> {
+    steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Root { kind, name } => Some(ShapeStep::Root {
+                kind: *kind,
+                name: name.clone(),
+            }),
+            Step::Attr(a) => Some(ShapeStep::Attr(a.clone())),
+            Step::Key(_) | Step::KeyRepr(_) | Step::Index(_) | Step::SetItem => {
+                Some(ShapeStep::Any)
+            }
+            Step::Local(l) => Some(ShapeStep::Local(l.clone())),
+            Step::KeyObject => Some(ShapeStep::KeyObject),
+            Step::Unnamed(t) => Some(ShapeStep::Unnamed(t.clone())),
+            Step::Target(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn memoized_shapes_match_rendered_paths_on_random_heaps() {
+    let mut rng = Rng::new(2024);
+    for case in 0..200 {
+        let mut b = SnapshotBuilder::new();
+        let n = 1 + rng.below(40) as usize;
+        let types = ["dict", "module", "app.A", "list"];
+        let nodes: Vec<NodeIdx> = (0..n)
+            .map(|_| b.node(types[rng.below(4) as usize], 1 + rng.below(50)))
+            .collect();
+        for _ in 0..rng.below(3 * n as u64 + 1) {
+            let s = nodes[rng.below(n as u64) as usize];
+            let t = nodes[rng.below(n as u64) as usize];
+            match rng.below(7) {
+                0 | 1 => b.edge_named(s, t, LabelKind::Attr, "__dict__"),
+                2 => b.edge_named(s, t, LabelKind::Key, &format!("k{}", rng.below(3))),
+                3 => b.edge_named(s, t, LabelKind::Attr, "x"),
+                4 => b.edge(s, t, LabelKind::Index, rng.below(3) as u32),
+                5 => b.edge_named(s, t, LabelKind::Local, "v"),
+                _ => b.edge(s, t, LabelKind::None, 0),
+            }
+        }
+        let kinds = [RootKind::Module, RootKind::Thread, RootKind::External];
+        for r in 0..rng.below(4) {
+            let node = nodes[rng.below(n as u64) as usize];
+            b.root(kinds[rng.below(3) as usize], node, &format!("r{r}"), 1);
+        }
+        let snapshot = b.finish();
+        let graph = Graph::new(&snapshot).expect("valid snapshot");
+        let paths = shortest_paths_from_roots(&graph);
+        let mut index = ShapeIndex::new(&snapshot, &paths);
+        // Visit in a shuffled order so memoized prefixes are reused from every side.
+        let mut order: Vec<NodeIdx> = nodes.clone();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        for &node in &order {
+            let expected = paths
+                .path_to(node)
+                .map(|p| shape_from_steps(&path_steps(&snapshot, &p)));
+            assert_eq!(
+                index.steps_of(node),
+                expected,
+                "case {case}, node {}",
+                node.0
+            );
+        }
+        let report = index.shapes(&nodes);
+        let grouped: u64 = report.groups.iter().map(|g| g.count).sum();
+        assert_eq!(grouped + report.unreachable_count, n as u64);
+        for g in &report.groups {
+            assert_eq!(
+                index.holder_of(g.example).as_deref(),
+                Some(g.holder.as_str())
+            );
+        }
+    }
 }
