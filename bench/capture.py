@@ -14,7 +14,9 @@ process, in this order:
 3. the why-kept question for the 100 leaked sessions: heapsight captures once and asks
    for each path; objgraph `find_backref_chain(obj, is_proper_module)` is timed on a few
    sessions and extrapolated to 100 (it runs a full collection and a `gc.get_referrers`
-   scan per step, so its cost per object does not depend on the others).
+   scan per step, so its cost per object does not depend on the others);
+4. guppy3 `hpy().heap()` in a warm process (one untimed call first), pympler
+   `muppy.get_objects()` + `summary.summarize()`.
 
 tracemalloc and memray must trace the allocations as they happen, so each gets its own
 fresh process per size: the heap is built under tracing (the build slowdown is reported),
@@ -322,13 +324,6 @@ def child_tracemalloc(n_objects: int, reps: int) -> dict:
         lambda: _median(_time_calls(tracemalloc.take_snapshot, reps)),
     )
 
-    def group_by_type_line() -> float:
-        snap = tracemalloc.take_snapshot()
-        start = time.perf_counter()
-        snap.statistics("lineno")
-        return time.perf_counter() - start
-
-    rec.run("tracemalloc_statistics_s", group_by_type_line)
     tracemalloc.stop()
     return {"values": rec.values, "missing": rec.missing}
 

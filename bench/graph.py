@@ -65,14 +65,6 @@ def _parse_time_v(stderr: str) -> dict[str, float]:
     return found
 
 
-def _seconds_in(line: str) -> float | None:
-    match = re.search(r"([\d.]+)\s*(ms|s)\b", line)
-    if match is None:
-        return None
-    value = float(match.group(1))
-    return value / 1000 if match.group(2) == "ms" else value
-
-
 def run_rust(example_args: list[str]) -> dict[str, Any]:
     """Build and run gen_bench; figures from its output plus /usr/bin/time -v."""
     example = REPO / "crates/heapsight_graph/examples/gen_bench.rs"
@@ -97,20 +89,29 @@ def run_rust(example_args: list[str]) -> dict[str, Any]:
         return {"missing": f"gen_bench exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
     figures: dict[str, Any] = _parse_time_v(proc.stderr)
     figures["output"] = proc.stdout
-    nodes = re.search(r"([\d_,]+)\s+nodes", proc.stdout)
-    edges = re.search(r"([\d_,]+)\s+edges", proc.stdout)
-    figures["nodes"] = int(re.sub(r"[_,]", "", nodes.group(1))) if nodes else RUST_NODES
-    figures["edges"] = int(re.sub(r"[_,]", "", edges.group(1))) if edges else RUST_EDGES
-    # The example reports its phases; the goal is on the dominator/retained computation.
-    for line in proc.stdout.splitlines():
-        if re.search(r"dominat", line, re.IGNORECASE):
-            seconds = _seconds_in(line)
-            if seconds is not None:
-                figures["dominators_s"] = seconds
-        peak = re.search(r"peak[^\d]*([\d.]+)\s*(MiB|GiB|bytes)", line, re.IGNORECASE)
-        if peak:
-            scale = {"bytes": 1, "MiB": 2**20, "GiB": 2**30}[peak.group(2)]
-            figures["reported_peak_bytes"] = float(peak.group(1)) * scale
+    out = proc.stdout
+    generated = re.search(r"generated (\d+) nodes, (\d+) edges", out)
+    figures["nodes"] = int(generated.group(1)) if generated else RUST_NODES
+    figures["edges"] = int(generated.group(2)) if generated else RUST_EDGES
+    # gen_bench prints "<phase>: <wall>s wall, <cpu>s cpu" per phase.
+    phases = {
+        "index": r"graph view[^:]*:",
+        "dominators": r"dominators \+ retained sizes:",
+        "analysis": r"total analysis",
+    }
+    for key, prefix in phases.items():
+        match = re.search(prefix + r"\s*([\d.]+)s wall, ([\d.]+)s cpu", out)
+        if match:
+            figures[f"{key}_wall_s"] = float(match.group(1))
+            figures[f"{key}_cpu_s"] = float(match.group(2))
+    peak = re.search(
+        r"peak RSS (\d+) MiB \((\d+) MiB above the snapshot; after dominators (\d+) MiB above",
+        out,
+    )
+    if peak:
+        figures["peak_rss_mib"] = int(peak.group(1))
+        figures["above_snapshot_mib"] = int(peak.group(2))
+        figures["above_snapshot_after_dominators_mib"] = int(peak.group(3))
     return figures
 
 
@@ -148,8 +149,9 @@ def _heapsight_retained(heapsight_ext: Any, captured: Any, addresses: list[int])
     )
 
 
-def child_real_heap(n_objects: int, sample: int) -> dict[str, Any]:
+def child_real_heap(n_objects: int, sample: int, retained_tool: str | None) -> dict[str, Any]:
     import guppy
+    import heapsight
     import objgraph
     from heapsight import _heapsight
 
@@ -183,6 +185,48 @@ def child_real_heap(n_objects: int, sample: int) -> dict[str, Any]:
         }
 
     record("heapsight_retained", heapsight_retained)
+
+    def heapsight_retained_via_file() -> dict[str, Any]:
+        # Offline route: heapsight.snapshot() writes the heap, heapsight_graph (through
+        # bench/retained) reads it and computes the dominator tree.
+        if retained_tool is None:
+            raise FileNotFoundError("bench/retained was not built")
+        tmpdir = Path(tempfile.mkdtemp(prefix="heapsight-bench-graph-"))
+        path = tmpdir / "real.hsnap"
+        try:
+            start = time.perf_counter()
+            heapsight.snapshot(path)
+            snapshot_s = time.perf_counter() - start
+            start = time.perf_counter()
+            proc = subprocess.run(
+                [retained_tool, str(path), *map(str, addresses)],
+                capture_output=True,
+                text=True,
+            )
+            analysis_s = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench/retained failed: {proc.stderr.strip()}")
+        finally:
+            path.unlink(missing_ok=True)
+            tmpdir.rmdir()
+        data = json.loads(proc.stdout)
+        sizes = [size for size in data["retained"] if size is not None]
+        if not sizes:
+            raise ValueError("none of the sessions is a node of the snapshot")
+        return {
+            "total_s": snapshot_s + analysis_s,
+            "snapshot_s": snapshot_s,
+            "analysis_s": analysis_s,
+            "read_s": data["read_s"],
+            "index_s": data["index_s"],
+            "dominators_s": data["dominators_s"],
+            "nodes": data["nodes"],
+            "edges": data["edges"],
+            "found": len(sizes),
+            "median_retained_bytes": statistics.median(sizes),
+        }
+
+    record("heapsight_retained_file", heapsight_retained_via_file)
 
     def heapsight_paths() -> dict[str, Any]:
         ignore = _caller_frames()
@@ -245,7 +289,30 @@ def child_real_heap(n_objects: int, sample: int) -> dict[str, Any]:
     return {"values": values, "missing": missing}
 
 
-def _spawn_child(n_objects: int, sample: int) -> dict[str, Any]:
+def build_retained_tool() -> str | None:
+    """Builds bench/retained (release) in its own target dir; its path, or None."""
+    target = REPO / "target" / "bench-tools"
+    build = subprocess.run(
+        [
+            "cargo",
+            "build",
+            "--release",
+            "-q",
+            "--manifest-path",
+            str(BENCH_DIR / "retained" / "Cargo.toml"),
+        ],
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        capture_output=True,
+        text=True,
+    )
+    binary = target / "release" / "heapsight_bench_retained"
+    if build.returncode != 0 or not binary.exists():
+        print("bench/retained did not build:\n" + build.stderr[-1000:], file=sys.stderr)
+        return None
+    return str(binary)
+
+
+def _spawn_child(n_objects: int, sample: int, retained_tool: str | None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
         out_path = out.name
     cmd = [
@@ -259,6 +326,8 @@ def _spawn_child(n_objects: int, sample: int) -> dict[str, Any]:
         "--out",
         out_path,
     ]
+    if retained_tool is not None:
+        cmd += ["--retained-tool", retained_tool]
     try:
         proc = subprocess.run(cmd, timeout=CHILD_TIMEOUT_S)
         if proc.returncode != 0:
@@ -292,31 +361,37 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
             lines.append(f"| gen_bench | NOT MEASURED: {rust['missing']} | |")
         else:
             nodes, edges = rust["nodes"], rust["edges"]
-            budget = RUST_BYTES_PER_NODE * nodes + RUST_BYTES_PER_EDGE * edges
-            seconds = rust.get("dominators_s", rust.get("wall_s"))
-            which = (
-                "dominators" if "dominators_s" in rust else "whole run (no phase timing printed)"
-            )
+            budget_mib = (RUST_BYTES_PER_NODE * nodes + RUST_BYTES_PER_EDGE * edges) / 2**20
             lines.append(f"| graph | {nodes:,} nodes, {edges:,} edges | |")
-            if seconds is not None:
+            if "dominators_wall_s" in rust:
+                # Retained sizes from a loaded snapshot need the reverse index and the tree.
+                wall = rust["index_wall_s"] + rust["dominators_wall_s"]
+                cpu = rust["index_cpu_s"] + rust["dominators_cpu_s"]
                 lines.append(
-                    f"| time, {which} | {seconds:.2f} s | "
-                    f"{_verdict(seconds < RUST_SECONDS_GOAL, f'< {RUST_SECONDS_GOAL:g} s')} |"
+                    f"| reverse index + dominators + retained sizes | {wall:.2f} s wall "
+                    f"({cpu:.2f} s cpu; dominators alone {rust['dominators_wall_s']:.2f} s) | "
+                    f"{_verdict(wall < RUST_SECONDS_GOAL, f'< {RUST_SECONDS_GOAL:g} s')} |"
+                )
+            if "analysis_wall_s" in rust:
+                lines.append(
+                    "| whole analysis (+ BFS paths, shapes, 100 single paths) | "
+                    f"{rust['analysis_wall_s']:.2f} s wall ({rust['analysis_cpu_s']:.2f} s cpu) | |"
+                )
+            if "above_snapshot_mib" in rust:
+                above = rust["above_snapshot_mib"]
+                per_node = above * 2**20 / nodes
+                lines.append(
+                    f"| peak memory above the snapshot | {above} MiB ({per_node:.1f} B/node; "
+                    f"after dominators {rust['above_snapshot_after_dominators_mib']} MiB) | "
+                    f"{_verdict(above < budget_mib, f'< {budget_mib:.0f} MiB')} |"
+                )
+            if "max_rss_bytes" in rust:
+                lines.append(
+                    f"| peak RSS of the process (snapshot included) | "
+                    f"{rust['max_rss_bytes'] / 2**20:.0f} MiB | |"
                 )
             if "wall_s" in rust:
-                lines.append(f"| whole process wall time | {rust['wall_s']:.2f} s | |")
-            if "max_rss_bytes" in rust:
-                rss = rust["max_rss_bytes"]
-                lines.append(
-                    f"| peak RSS (whole process) | {rss / 2**20:.0f} MiB = "
-                    f"{rss / budget:.2f} x budget | "
-                    f"{_verdict(rss < budget, f'< {budget / 2**20:.0f} MiB')} |"
-                )
-            if "reported_peak_bytes" in rust:
-                lines.append(
-                    f"| peak reported by gen_bench | {rust['reported_peak_bytes'] / 2**20:.0f} MiB"
-                    " | |"
-                )
+                lines.append(f"| whole process, generation included | {rust['wall_s']:.2f} s | |")
         lines.append("")
     if real is not None:
         v = real["values"]
@@ -325,6 +400,7 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
         lines.append("| question, 100 sessions | heapsight | peer | peer / heapsight |")
         lines.append("|---|---|---|---|")
         hs = v.get("heapsight_retained")
+        hf = v.get("heapsight_retained_file")
         gp = v.get("guppy_retained")
         gb = v.get("guppy_domisize_tuple")
         hp_paths = v.get("heapsight_paths")
@@ -336,19 +412,27 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
             ratio = "n/a" if not ours or theirs is None else f"{theirs / ours:.1f}x"
             lines.append(f"| {label} | {ours_s} | {theirs_s} | {ratio} |")
 
-        ours_retained = hs["total_s"] if hs else None
-        row(
-            "retained sizes",
-            ours_retained,
-            gp["domisize_100_extrapolated_s"] if gp else None,
-            f"guppy3 iso().domisize, {gp['sampled']} timed, extrapolated" if gp else "",
-        )
-        row(
-            "retained sizes, guppy3 batched",
-            ours_retained,
-            gb["seconds"] if gb else None,
-            "guppy3 View.domisize_tuple",
-        )
+        routes = []
+        if hs:
+            routes.append(("in memory", hs["total_s"]))
+        if hf:
+            routes.append(("snapshot file + heapsight_graph", hf["total_s"]))
+        if not routes:
+            routes.append(("", None))
+        for route, ours in routes:
+            label = f"retained sizes ({route})" if route else "retained sizes"
+            row(
+                label,
+                ours,
+                gp["domisize_100_extrapolated_s"] if gp else None,
+                f"guppy3 iso().domisize, {gp['sampled']} timed, extrapolated" if gp else "",
+            )
+            row(
+                label + " vs guppy3 batched",
+                ours,
+                gb["seconds"] if gb else None,
+                "guppy3 View.domisize_tuple",
+            )
         row(
             "why-kept paths",
             hp_paths["total_s"] if hp_paths else None,
@@ -360,6 +444,14 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
             notes.append(
                 f"heapsight: capture {hs['capture_s']:.2f} s, dominators + 100 look-ups "
                 f"{hs['dominators_s']:.2f} s; median retained {hs['median_retained_bytes']:,.0f} B"
+            )
+        if hf:
+            notes.append(
+                f"heapsight via file: snapshot {hf['snapshot_s']:.2f} s, read "
+                f"{hf['read_s']:.2f} s, reverse index {hf['index_s']:.2f} s, dominators "
+                f"{hf['dominators_s']:.2f} s on {hf['nodes']:,} nodes / {hf['edges']:,} edges; "
+                f"{hf['found']}/100 sessions found, median retained "
+                f"{hf['median_retained_bytes']:,.0f} B"
             )
         if gp:
             notes.append(
@@ -389,17 +481,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--retained-tool", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
-        result = child_real_heap(args.objects, args.sample)
+        result = child_real_heap(args.objects, args.sample, args.retained_tool)
         with open(args.out, "w") as fh:
             json.dump(result, fh, default=str)
         return 0
 
     started = time.time()
     rust = None if args.skip_rust else run_rust(args.gen_bench_args.split())
-    real = None if args.skip_real else _spawn_child(args.objects, args.sample)
+    real = None
+    if not args.skip_real:
+        real = _spawn_child(args.objects, args.sample, build_retained_tool())
     print()
     print(
         f"heapsight graph benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
