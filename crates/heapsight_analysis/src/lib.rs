@@ -14,6 +14,7 @@ pub mod diff;
 pub mod evidence;
 pub mod rules;
 pub mod stats;
+pub mod suspects;
 pub mod verdict;
 
 /// Human-readable signed byte count (`+1.5 MiB`), binary units.
