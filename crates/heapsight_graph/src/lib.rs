@@ -15,6 +15,7 @@
 pub mod dominators;
 pub mod error;
 pub mod graph;
+mod hash;
 pub mod paths;
 pub mod render;
 pub mod shapes;

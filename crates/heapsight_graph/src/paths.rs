@@ -1,12 +1,10 @@
 //! Shortest labelled paths from the roots: once for every node (forward BFS) or for
 //! one node (backward BFS from the target).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use heapsight_snapshot::model::NodeIdx;
 
 use crate::graph::{root_tier, EdgeIdx, Graph, RootIdx};
+use crate::hash::FastMap;
 
 /// A path from a root to a node: `nodes[0]` is the root's node, `edges[i]` leads from
 /// `nodes[i]` to `nodes[i + 1]`, and the last node is the target.
@@ -172,28 +170,7 @@ impl PathTree {
     }
 }
 
-/// Multiplicative hasher for `u32` keys: the backward search touches few nodes, and
-/// SipHash would dominate its cost.
-#[derive(Default)]
-pub(crate) struct NodeHasher(u64);
-
-impl Hasher for NodeHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u32(&mut self, i: u32) {
-        let h = u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 29);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type NodeMap<V> = HashMap<u32, V, BuildHasherDefault<NodeHasher>>;
+pub(crate) type NodeMap<V> = FastMap<u32, V>;
 
 /// Marks the target itself in the backward search's "edge toward the target" map.
 const AT_TARGET: u32 = u32::MAX;

@@ -1,13 +1,13 @@
 //! Retainer shapes (how a set of objects is held, with keys and indices abstracted) and
 //! the accumulation point (the node dominating most of a set).
 
-use std::collections::HashMap;
 use std::fmt;
 
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, StrId, NO_STR};
 
 use crate::dominators::DominatorTree;
 use crate::graph::{EdgeIdx, RootIdx};
+use crate::hash::FastMap;
 use crate::paths::PathTree;
 use crate::render::{path_steps, Step};
 
@@ -239,7 +239,7 @@ pub struct ShapeIndex<'a> {
     memo: Vec<u32>,
     /// Trie entries: (parent entry or [`TRIE_TOP`], atom).
     trie: Vec<(u32, u64)>,
-    trie_lookup: HashMap<(u32, u64), u32>,
+    trie_lookup: FastMap<(u32, u64), u32>,
     walk: Vec<(NodeIdx, EdgeIdx)>,
 }
 
@@ -251,7 +251,7 @@ impl<'a> ShapeIndex<'a> {
             paths,
             memo: vec![MEMO_UNKNOWN; paths.n_nodes()],
             trie: Vec::new(),
-            trie_lookup: HashMap::new(),
+            trie_lookup: FastMap::default(),
             walk: Vec::new(),
         }
     }
@@ -373,7 +373,7 @@ impl<'a> ShapeIndex<'a> {
         let snapshot = self.snapshot;
         let mut report = ShapeReport::default();
         // (trie entry, target type) -> (count, bytes, first member)
-        let mut groups: HashMap<(u32, u32), (u64, u64, NodeIdx)> = HashMap::new();
+        let mut groups: FastMap<(u32, u32), (u64, u64, NodeIdx)> = FastMap::default();
         for &t in targets {
             let size = snapshot.nodes.size.get(t.index()).copied().unwrap_or(0);
             report.total_count += 1;
