@@ -18,13 +18,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut graph = RefGraph::new();
     let module = graph.add_node(RefNodeId(1), "module", "myapp.cache", NodeKind::Root);
     let globals = graph.add_node(RefNodeId(2), "dict", "len 42", NodeKind::Normal);
-    let cache = graph.add_node(RefNodeId(3), "myapp.cache.LRUCache", "1.2 MiB", NodeKind::Normal);
-    let entries = graph.add_node(RefNodeId(4), "collections.OrderedDict", "len 10,000", NodeKind::Normal);
-    let request = graph.add_node(RefNodeId(5), "starlette.requests.Request", "", NodeKind::Target);
+    let cache = graph.add_node(
+        RefNodeId(3),
+        "myapp.cache.LRUCache",
+        "1.2 MiB",
+        NodeKind::Normal,
+    );
+    let entries = graph.add_node(
+        RefNodeId(4),
+        "collections.OrderedDict",
+        "len 10,000",
+        NodeKind::Normal,
+    );
+    let request = graph.add_node(
+        RefNodeId(5),
+        "starlette.requests.Request",
+        "",
+        NodeKind::Target,
+    );
     let scope = graph.add_node(RefNodeId(6), "dict", "len 17", NodeKind::Normal);
-    let body = graph.add_node(RefNodeId(7), "bytes", "<script>alert(1)</script>", NodeKind::Target);
+    let body = graph.add_node(
+        RefNodeId(7),
+        "bytes",
+        "<script>alert(1)</script>",
+        NodeKind::Target,
+    );
     let thread = graph.add_node(RefNodeId(8), "thread", "MainThread", NodeKind::Root);
-    let frame = graph.add_node(RefNodeId(9), "frame", "handle() app.py:88", NodeKind::Normal);
+    let frame = graph.add_node(
+        RefNodeId(9),
+        "frame",
+        "handle() app.py:88",
+        NodeKind::Normal,
+    );
     graph.add_edge(module, globals, "__dict__");
     graph.add_edge(globals, cache, "_cache");
     graph.add_edge(cache, entries, "_entries");

@@ -69,20 +69,17 @@ pub fn svg_to_png(svg: &str, scale: f32, system_fonts: bool) -> Result<Vec<u8>, 
     } else {
         1.0
     };
-    let fitted = requested
-        .min(MAX_SIDE_PX / width)
-        .min(MAX_SIDE_PX / height)
-        .min((MAX_PIXELS / (width * height)).sqrt());
-    let too_large = || RenderError::ImageTooLarge {
+    let fitted = fit_scale(width, height, requested).ok_or(RenderError::ImageTooLarge {
         width: (width * requested).ceil().min(f64::from(u32::MAX)) as u32,
         height: (height * requested).ceil().min(f64::from(u32::MAX)) as u32,
-    };
-    if fitted < MIN_SCALE.min(requested) {
-        return Err(too_large());
-    }
+    })?;
     let px_width = (width * fitted).ceil() as u32;
     let px_height = (height * fitted).ceil() as u32;
-    let mut pixmap = Pixmap::new(px_width.max(1), px_height.max(1)).ok_or_else(too_large)?;
+    let mut pixmap =
+        Pixmap::new(px_width.max(1), px_height.max(1)).ok_or(RenderError::ImageTooLarge {
+            width: px_width,
+            height: px_height,
+        })?;
     resvg::render(
         &tree,
         Transform::from_scale(fitted as f32, fitted as f32),
@@ -91,6 +88,16 @@ pub fn svg_to_png(svg: &str, scale: f32, system_fonts: bool) -> Result<Vec<u8>, 
     pixmap
         .encode_png()
         .map_err(|e| RenderError::PngEncode(e.to_string()))
+}
+
+/// The largest scale not above `requested` that keeps the image within the side and pixel
+/// limits, or `None` when that scale would be too small to read.
+fn fit_scale(width: f64, height: f64, requested: f64) -> Option<f64> {
+    let fitted = requested
+        .min(MAX_SIDE_PX / width)
+        .min(MAX_SIDE_PX / height)
+        .min((MAX_PIXELS / (width * height)).sqrt());
+    (fitted >= MIN_SCALE.min(requested)).then_some(fitted)
 }
 
 const EMBEDDED_FAMILY: &str = "DejaVu Sans Mono";
@@ -121,4 +128,24 @@ fn font_database(system_fonts: bool) -> Arc<fontdb::Database> {
         Arc::new(db)
     })
     .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_fits_limits() {
+        assert_eq!(fit_scale(800.0, 600.0, 1.5), Some(1.5));
+        // Too wide for 1.5x: scaled so the width is exactly the side limit.
+        assert_eq!(fit_scale(32_768.0, 100.0, 1.5), Some(0.5));
+        // Square and large: the pixel budget binds before the side limit.
+        let scale = fit_scale(10_000.0, 10_000.0, 1.0).unwrap_or_default();
+        assert!((10_000.0 * scale).powi(2) <= MAX_PIXELS + 1.0);
+        assert!(scale > 0.8);
+        // Unreadably small: refused.
+        assert_eq!(fit_scale(200_000.0, 100.0, 1.5), None);
+        // A small requested scale is honoured even below the readability floor.
+        assert_eq!(fit_scale(100.0, 100.0, 0.1), Some(0.1));
+    }
 }

@@ -354,29 +354,44 @@ impl Table {
             let visible = widths.iter().filter(|&&w| w > 0).count();
             widths.iter().sum::<usize>() + SEPARATOR.len() * visible.saturating_sub(1)
         };
-        // Narrow the widest shrinkable column to the next width level (or floor) until it fits.
-        while total(&widths) > limit {
-            let excess = total(&widths) - limit;
-            let floor = |c: usize| self.columns[c].min_width.max(1).min(widths[c]);
-            let candidates: Vec<usize> = (0..widths.len())
-                .filter(|&c| self.columns[c].shrinkable && widths[c] > floor(c))
-                .collect();
-            let Some(&widest) = candidates
-                .iter()
-                .max_by_key(|&&c| (widths[c], std::cmp::Reverse(c)))
-            else {
-                break;
+        // Water-filling: cap every shrinkable column at one common level (never below its
+        // floor), choosing the highest level that fits, so the longest columns give up space
+        // first and equally.
+        if total(&widths) > limit {
+            let natural = widths.clone();
+            let floor = |c: usize| {
+                if self.columns[c].shrinkable {
+                    self.columns[c].min_width.max(1).min(natural[c])
+                } else {
+                    natural[c]
+                }
             };
-            let next_level = candidates
-                .iter()
-                .map(|&c| widths[c])
-                .filter(|&w| w < widths[widest])
-                .max()
-                .unwrap_or(0);
-            let target = next_level
-                .max(floor(widest))
-                .max(widths[widest].saturating_sub(excess));
-            widths[widest] = target;
+            let capped = |level: usize| -> Vec<usize> {
+                (0..natural.len())
+                    .map(|c| natural[c].min(level.max(floor(c))))
+                    .collect()
+            };
+            let (mut low, mut high) = (0, natural.iter().copied().max().unwrap_or(0));
+            while low < high {
+                let mid = low + (high - low).div_ceil(2);
+                if total(&capped(mid)) <= limit {
+                    low = mid;
+                } else {
+                    high = mid - 1;
+                }
+            }
+            widths = capped(low);
+            // Hand the cells left over below the next level to the leftmost capped columns.
+            let mut slack = limit.saturating_sub(total(&widths));
+            for c in 0..widths.len() {
+                if slack == 0 {
+                    break;
+                }
+                if widths[c] == low && natural[c] > low && low >= floor(c) {
+                    widths[c] += 1;
+                    slack -= 1;
+                }
+            }
         }
         // Still too wide: keep whole columns from the left, cut the first one that overflows.
         if total(&widths) > limit {
