@@ -9,13 +9,28 @@
 //! - [`stats`]: the non-parametric statistics behind verdicts.
 //! - [`evidence`]: a retention path as facts rules can match.
 //! - [`rules`]: the fix-suggestion catalogue (stable codes `HS001`...).
+//! - [`diff`]: new objects and per-type growth between two snapshots.
+//! - [`suspects`]: types whose growth survives, ranked and explained.
+//! - [`report`]: all of the above as one serialisable [`Report`] (`docs/report-schema.md`).
+//!
+//! Typical use: `build_report(&before, &after, &series, &ReportOptions::default())`.
 
 pub mod diff;
 pub mod evidence;
+pub mod report;
 pub mod rules;
 pub mod stats;
 pub mod suspects;
 pub mod verdict;
+
+pub use diff::{SnapshotDiff, TypeGrowth};
+pub use report::{
+    build_report, build_report_with_index, AnalysisError, Report, ReportOptions,
+    REPORT_SCHEMA_VERSION,
+};
+pub use rules::{suggest_fixes, FixSuggestion, CATALOGUE};
+pub use suspects::{find_suspects, HeapIndex, Suspect, SuspectOptions};
+pub use verdict::{assess, Sample, Series, Verdict, VerdictConfig, VerdictKind, XUnit, YUnit};
 
 /// Human-readable signed byte count (`+1.5 MiB`), binary units.
 pub fn format_bytes_signed(bytes: f64) -> String {

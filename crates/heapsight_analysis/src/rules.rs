@@ -358,6 +358,38 @@ pub const CATALOGUE: &[FixRule] = &[
         use_instead: "from collections import deque\n\nclass Client:\n    def __init__(self):\n        self.responses = deque(maxlen=100)\n",
         why_it_works: "Bounding or pruning the container caps what the long-lived owner can keep alive.",
     },
+    FixRule {
+        code: "HS015",
+        name: "module-buffer-grows",
+        title: "Module-level buffer that keeps growing",
+        tier: Tier::Generic,
+        overrides: &[],
+        matchers: &[Matcher {
+            owned: Some(Owned {
+                owner: OwnerKind::Module,
+                types: &["bytearray", "_io.BytesIO", "_io.StringIO"],
+            }),
+            ..Matcher::ANY
+        }],
+        what_it_does: "Flags a bytearray, io.BytesIO or io.StringIO held by a module global whose size grows between snapshots.",
+        why_bad: "A process-wide buffer that is appended to and never truncated grows with traffic; a bytearray never gives memory back by itself.",
+        advice: "Truncate or replace the buffer after each flush (del buf[:], a fresh BytesIO), or write to the destination directly; cap it if it must accumulate.",
+        example: "_BUFFER = bytearray()
+
+def record(event):
+    _BUFFER.extend(event.encode())
+",
+        use_instead: "_BUFFER = bytearray()
+_LIMIT = 1 << 20
+
+def record(event):
+    _BUFFER.extend(event.encode())
+    if len(_BUFFER) >= _LIMIT:
+        flush(bytes(_BUFFER))
+        del _BUFFER[:]
+",
+        why_it_works: "Deleting the contents after each flush bounds the buffer to the flush threshold.",
+    },
 ];
 
 /// A rule that matched a path, with what made it match.

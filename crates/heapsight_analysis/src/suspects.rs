@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 
 use heapsight_graph::{
-    accumulation_point, render_path, retainer_shapes, shortest_paths_from_roots, DominatorTree,
-    Graph, GraphError, PathTree,
+    accumulation_point, path_steps, render_path, retainer_shapes, shortest_paths_from_roots,
+    DominatorTree, Graph, GraphError, PathTree,
 };
 use heapsight_snapshot::model::{NodeIdx, RootKind, Snapshot, TypeIdx};
 use serde::Serialize;
@@ -375,7 +375,12 @@ pub fn find_suspects(
 
     let points: Vec<Option<heapsight_graph::AccumulationPoint>> = ranked
         .iter()
-        .map(|(_, c)| accumulation_point(snapshot, dom, &index.paths, &c.targets()))
+        .map(|(_, c)| match (c.anchors.as_slice(), c.grown.as_slice()) {
+            // A lone object that grew in place is itself where the memory accumulates;
+            // its dominator would only name whatever happens to hold it.
+            ([], [(node, _)]) => Some(point_at(index, *node, 1)),
+            _ => accumulation_point(snapshot, dom, &index.paths, &c.targets()),
+        })
         .collect();
     fold_into_accumulation_points(snapshot, dom, &mut ranked, &points, &anchor_bytes);
     let (kept_count, kept_bytes) = totals(&mut ranked.iter().map(|r| &r.1));
@@ -426,6 +431,27 @@ pub fn find_suspects(
             )
         })
         .collect()
+}
+
+/// An accumulation point at `node` itself.
+fn point_at(
+    index: &HeapIndex,
+    node: NodeIdx,
+    total_targets: u64,
+) -> heapsight_graph::AccumulationPoint {
+    let steps = index
+        .paths
+        .path_to(node)
+        .map(|p| path_steps(index.snapshot, &p))
+        .unwrap_or_default();
+    heapsight_graph::AccumulationPoint {
+        node,
+        dominated_targets: total_targets,
+        total_targets,
+        retained_bytes: index.dominators.retained_size(node),
+        path: steps.iter().map(ToString::to_string).collect(),
+        steps,
+    }
 }
 
 /// Moves to a candidate S the growth that sits at S's accumulation point X but was

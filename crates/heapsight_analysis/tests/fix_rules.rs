@@ -278,6 +278,14 @@ fn hs014_instance_container() -> (Snapshot, NodeIdx) {
     (h.finish(), response)
 }
 
+fn hs015_module_buffer() -> (Snapshot, NodeIdx) {
+    let mut h = Heap::new();
+    let (_, globals) = h.module("app.audit");
+    let buffer = h.obj("bytearray");
+    h.key(globals, buffer, "_BUFFER");
+    (h.finish(), buffer)
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "module dict",
@@ -362,6 +370,12 @@ const CASES: &[Case] = &[
         build: hs014_instance_container,
         expected: "HS014",
         not: &["HS001"],
+    },
+    Case {
+        name: "module buffer",
+        build: hs015_module_buffer,
+        expected: "HS015",
+        not: &["HS002"],
     },
 ];
 

@@ -1,0 +1,139 @@
+//! The report of the shared scenario, and its JSON against `docs/report-schema.md`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use common::scenario;
+use heapsight_analysis::{
+    build_report, AnalysisError, Report, ReportOptions, Series, VerdictKind, XUnit, YUnit,
+    REPORT_SCHEMA_VERSION,
+};
+use serde_json::Value;
+
+fn rss_series() -> Series {
+    let points: Vec<(f64, f64)> = (0..30)
+        .map(|i| (f64::from(i) * 20.0, 180e6 + f64::from(i) * 1e6))
+        .collect();
+    Series::new("rss", XUnit::Seconds, YUnit::Bytes, &points)
+}
+
+fn report() -> Report {
+    let a = scenario(false, 200);
+    let b = scenario(true, 200);
+    build_report(&a, &b, &[rss_series()], &ReportOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn report_gathers_every_part() {
+    let r = report();
+    assert_eq!(r.schema_version, REPORT_SCHEMA_VERSION);
+    assert_eq!(r.verdicts.len(), 1);
+    assert_eq!(r.verdicts[0].kind, VerdictKind::Leak);
+    assert_eq!(r.change.elapsed_seconds, Some(600.0));
+    assert_eq!(r.change.rss_bytes_delta, Some(20 << 20));
+    assert!(!r.change.different_processes);
+    let per_hour = r.change.heap_growth_per_hour.unwrap_or(0.0);
+    assert!((per_hour - r.change.heap_bytes_delta as f64 * 6.0).abs() < 1e-6);
+    assert_eq!(
+        r.suspects.first().map(|s| s.type_name.as_str()),
+        Some("bytearray")
+    );
+    assert!(r.suspects.iter().any(|s| s.type_name == "app.UserSession"));
+    // Types that grew come first, shrunk ones (the replaced requests did not shrink in
+    // number, so none here) after.
+    assert_eq!(
+        r.type_growth.first().map(|t| t.type_name.as_str()),
+        Some("list")
+    );
+    assert!(r
+        .type_growth
+        .iter()
+        .all(|t| t.count_delta != 0 || t.bytes_delta != 0));
+}
+
+#[test]
+fn dominator_table_collapses_chains() {
+    let r = report();
+    let types: Vec<&str> = r.dominators.iter().map(|d| d.type_name.as_str()).collect();
+    // The capturing thread's 10 MB list is the largest retainer; the module and its
+    // namespace dict, which retain little more than their globals, are collapsed away.
+    assert_eq!(r.dominators[0].type_name, "list");
+    assert_eq!(
+        r.dominators[0].path,
+        vec!["thread MainThread", "->frame", "local 'tmp'", "list"]
+    );
+    assert!(r.dominators[0].is_new);
+    assert!(types.contains(&"bytearray"), "{types:?}");
+    assert!(!types.contains(&"module"), "{types:?}");
+    let sum: f64 = r.dominators.iter().map(|d| d.share_percent).sum();
+    assert!(sum <= 100.0 + 1e-9);
+}
+
+#[test]
+fn invalid_snapshots_are_typed_errors() {
+    let a = scenario(false, 1);
+    let mut b = scenario(true, 1);
+    b.nodes.size.pop();
+    let err = build_report(&a, &b, &[], &ReportOptions::default());
+    assert!(matches!(
+        err,
+        Err(AnalysisError::InvalidSnapshot { which: "after", .. })
+    ));
+    let nan = Series::new("rss", XUnit::Seconds, YUnit::Bytes, &[(0.0, f64::NAN)]);
+    let err = build_report(&a, &a, &[nan], &ReportOptions::default());
+    assert!(matches!(err, Err(AnalysisError::Series(_))));
+}
+
+/// Every object key path of `value`, as `a.b[].c`.
+fn key_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(path.clone());
+                key_paths(v, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                key_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_json_field_is_documented() {
+    let json = serde_json::to_value(report()).unwrap_or_else(|e| panic!("{e}"));
+    let mut paths = BTreeSet::new();
+    key_paths(&json, "", &mut paths);
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/report-schema.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", doc_path.display()));
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|p| !doc.contains(&format!("`{p}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields not documented in docs/report-schema.md: {missing:#?}"
+    );
+    assert!(doc.contains(&format!("Schema version: {REPORT_SCHEMA_VERSION}")));
+}
+
+#[test]
+#[ignore = "prints the scenario's JSON, for documentation"]
+fn print_json() {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report()).unwrap_or_default()
+    );
+}
