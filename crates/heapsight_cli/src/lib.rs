@@ -7,6 +7,7 @@
 
 mod commands;
 mod output;
+mod progress;
 
 use clap::Parser;
 use std::io::Write;

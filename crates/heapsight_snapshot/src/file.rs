@@ -27,6 +27,12 @@ pub fn write_file(path: &Path, snap: &Snapshot) -> Result<WriteStats, FormatErro
     })
 }
 
+/// Writes any bytes (reports, graphs) with the same atomic-replace protocol as
+/// [`write_file`]: a failure never leaves a half file or loses an earlier one.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FormatError> {
+    write_atomically(path, |file| file.write_all(data))
+}
+
 /// The atomic-replace protocol of [`write_file`], with the content written by `body`.
 /// Separate so that tests can inject failures at any point of the body.
 pub(crate) fn write_atomically<T>(

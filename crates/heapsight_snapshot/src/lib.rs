@@ -21,6 +21,6 @@ pub use columns::SnapshotCounts;
 pub use decode::{decode, SnapshotInfo};
 pub use encode::{encode, write_to, SectionSize, WriteStats, COMPRESSION_LEVEL};
 pub use error::{ForeignKind, FormatError};
-pub use file::{read_file, read_metadata, write_file};
+pub use file::{read_file, read_metadata, write_atomic, write_file};
 pub use layout::{Section, FORMAT_VERSION};
 pub use model::*;

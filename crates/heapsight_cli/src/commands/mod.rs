@@ -1,7 +1,11 @@
 //! One module per subcommand; `///` docs on the variants are the `--help` text.
 
 mod demo;
+mod diff;
+mod dominators;
 mod info;
+mod report;
+mod retainers;
 mod top;
 
 use crate::Host;
@@ -12,6 +16,14 @@ pub enum Command {
     Info(info::InfoArgs),
     /// List the types with the most instances or bytes in a snapshot.
     Top(top::TopArgs),
+    /// Compare two snapshots of one process: per-type growth and how new objects are held.
+    Diff(diff::DiffArgs),
+    /// Explain why the instances of a type are alive: retainer shapes, accumulation point, fix.
+    Retainers(retainers::RetainersArgs),
+    /// The objects that keep the most memory alive (dominator tree, retained sizes).
+    Dominators(dominators::DominatorsArgs),
+    /// Full diagnosis from two snapshots: suspects, paths, accumulation points, fixes.
+    Report(report::ReportArgs),
     /// Hunt the leak in the bundled demo web app, start to finish.
     Demo(demo::DemoArgs),
 }
@@ -20,6 +32,10 @@ pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
     match command {
         Command::Info(args) => info::run(&args),
         Command::Top(args) => top::run(&args),
+        Command::Diff(args) => diff::run(&args),
+        Command::Retainers(args) => retainers::run(&args),
+        Command::Dominators(args) => dominators::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Demo(args) => demo::run(&args, host),
     }
 }
@@ -28,4 +44,17 @@ pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
 fn load(path: &std::path::Path) -> anyhow::Result<heapsight_snapshot::Snapshot> {
     heapsight_snapshot::read_file(path)
         .map_err(|e| anyhow::anyhow!("cannot read snapshot {}: {e}", path.display()))
+}
+
+/// Reads the two snapshots of a comparison, showing progress.
+fn load_pair(
+    progress: &crate::progress::Progress,
+    before: &std::path::Path,
+    after: &std::path::Path,
+) -> anyhow::Result<(heapsight_snapshot::Snapshot, heapsight_snapshot::Snapshot)> {
+    progress.phase(&format!("reading {}", before.display()));
+    let before = load(before)?;
+    progress.phase(&format!("reading {}", after.display()));
+    let after = load(after)?;
+    Ok((before, after))
 }
