@@ -37,11 +37,16 @@ fn report_gathers_every_part() {
     assert!(!r.change.different_processes);
     let per_hour = r.change.heap_growth_per_hour.unwrap_or(0.0);
     assert!((per_hour - r.change.heap_bytes_delta as f64 * 6.0).abs() < 1e-6);
-    assert_eq!(
-        r.suspects.first().map(|s| s.type_name.as_str()),
-        Some("bytearray")
-    );
-    assert!(r.suspects.iter().any(|s| s.type_name == "app.UserSession"));
+    let names: Vec<&str> = r.suspects.iter().map(|s| s.type_name.as_str()).collect();
+    assert_eq!(names, vec!["app.UserSession", "bytearray"]);
+    let buffer = &r.suspects[1];
+    assert_eq!(buffer.fixes.first().map(|f| f.code), Some("HS015"));
+    // A lone buffer that grew is its own accumulation point.
+    let point = buffer
+        .accumulation_point
+        .as_ref()
+        .map(|p| (p.type_name.as_str(), p.path.len()));
+    assert_eq!(point, Some(("bytearray", 3)));
     // Types that grew come first, shrunk ones (the replaced requests did not shrink in
     // number, so none here) after.
     assert_eq!(
