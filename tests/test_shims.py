@@ -524,12 +524,12 @@ UNMATERIALISED_CASES = {
     "slotted": Slotted,
     "slotted partial": slotted_partial,
     "slotted child": SlottedChild,
-    "slots and dict": SlotsAndDict,
     "metaclass instance": lambda: WithMeta(),
 }
 
 # Objects that own (or may own, depending on the version) a real dict object.
 MATERIALISED_CASES = {
+    "slots and dict": SlotsAndDict,
     "dict subclass": dict_subclass_instance,
     "list subclass": list_subclass_instance,
     "int subclass": int_subclass_instance,

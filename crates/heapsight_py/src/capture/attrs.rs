@@ -223,10 +223,10 @@ pub unsafe fn for_each_attr(
                 Some(AttrSource::Dict)
             }
             DictLocation::Values(values) => {
-                let Some(entries) = shared_key_entries(layout, tp) else {
+                let Some(keys) = shared_keys(layout, tp) else {
                     return AttrSource::Unknown;
                 };
-                for_each_value(values, &entries, &mut f);
+                for_each_value(values, &keys, &mut f);
                 Some(AttrSource::SharedKeyValues)
             }
         };
@@ -239,17 +239,31 @@ pub unsafe fn for_each_attr(
     }
 }
 
-/// The keys of a type's shared-key table, in entry order.
-struct SharedKeyEntries {
-    keys: Vec<*mut ffi::PyObject>,
+/// A type's shared-key table (`ht_cached_keys`), read in place.
+struct SharedKeys {
+    keys_ptr: *const u8,
+    keys: shims::DictKeys,
+    /// Entries in use (`dk_nentries`), checked against the table size.
+    count: usize,
+}
+
+impl SharedKeys {
+    /// # Safety
+    /// `index` must be below `count`; the keys object must still be alive.
+    unsafe fn key_at(&self, index: usize) -> *mut ffi::PyObject {
+        // SAFETY: entries up to dk_nentries are initialised unicode entries.
+        unsafe {
+            shims::read_ptr::<ffi::PyObject>(
+                self.keys_ptr,
+                (self.keys.entry_offset(index) + self.keys.key_field_offset()) as isize,
+            )
+        }
+    }
 }
 
 /// # Safety
 /// `tp` must point to a live heap type; the GIL must be held.
-unsafe fn shared_key_entries(
-    layout: Layout,
-    tp: *mut ffi::PyTypeObject,
-) -> Option<SharedKeyEntries> {
+unsafe fn shared_keys(layout: Layout, tp: *mut ffi::PyTypeObject) -> Option<SharedKeys> {
     // SAFETY: ht_cached_keys is a split PyDictKeysObject with unicode entries.
     unsafe {
         if !shims::is_heap_type(tp) {
@@ -270,55 +284,70 @@ unsafe fn shared_key_entries(
         if count > keys.size {
             return None;
         }
-        let key_objects = (0..count)
-            .map(|index| {
-                shims::read_ptr::<ffi::PyObject>(
-                    keys_ptr,
-                    (keys.entry_offset(index) + keys.key_field_offset()) as isize,
-                )
-            })
-            .collect();
-        Some(SharedKeyEntries { keys: key_objects })
+        Some(SharedKeys {
+            keys_ptr,
+            keys,
+            count,
+        })
     }
 }
 
-/// Visits values in insertion order (falling back to entry order if the order array looks
-/// inconsistent), skipping deleted (NULL) slots.
+/// The insertion-order byte array of a values array: (first byte, count, step direction).
 ///
 /// # Safety
-/// `values` must be the live values array of an instance keyed by `entries`.
-unsafe fn for_each_value(
-    values: ValuesArray,
-    entries: &SharedKeyEntries,
-    f: &mut impl FnMut(*mut ffi::PyObject, *mut ffi::PyObject),
-) {
-    // SAFETY: the order bytes and values lie inside the values allocation.
+/// `values` must be a live values array.
+unsafe fn order_bytes(values: ValuesArray) -> (*const u8, usize, isize) {
+    // SAFETY: the order bytes lie inside the values allocation.
     unsafe {
-        let order: Vec<usize> = match values.order {
+        match values.order {
             InsertionOrder::PrefixBeforeValues => {
                 let bytes = values.values as *const u8;
-                let count = usize::from(*bytes.sub(2));
-                (0..count).map(|i| usize::from(*bytes.sub(3 + i))).collect()
+                (bytes.sub(3), usize::from(*bytes.sub(2)), -1)
             }
-            InsertionOrder::AfterValues { capacity, size } => {
-                let bytes = values.values.add(capacity) as *const u8;
-                (0..size.min(capacity))
-                    .map(|i| usize::from(*bytes.add(i)))
-                    .collect()
-            }
-        };
-        let consistent = order.iter().all(|&ix| ix < entries.keys.len());
-        let indices: Vec<usize> = if consistent {
-            order
-        } else {
-            (0..entries.keys.len()).collect()
-        };
-        for ix in indices {
-            let value = *values.values.add(ix);
-            let key = entries.keys[ix];
+            InsertionOrder::AfterValues { capacity, size } => (
+                values.values.add(capacity) as *const u8,
+                size.min(capacity),
+                1,
+            ),
+        }
+    }
+}
+
+/// Visits values in insertion order, skipping deleted (NULL) slots. If the order array does
+/// not account for exactly the filled slots, falls back to entry order so that no attribute
+/// is ever dropped.
+///
+/// # Safety
+/// `values` must be the live values array of an instance keyed by `keys`.
+unsafe fn for_each_value(
+    values: ValuesArray,
+    keys: &SharedKeys,
+    f: &mut impl FnMut(*mut ffi::PyObject, *mut ffi::PyObject),
+) {
+    // SAFETY: indices are checked against the keys' entry count before any value is read.
+    unsafe {
+        let value_at = |ix: usize| *values.values.add(ix);
+        let (first, count, step) = order_bytes(values);
+        let order_at = |i: usize| usize::from(*first.offset(step * i as isize));
+        let filled = (0..keys.count)
+            .filter(|&ix| !value_at(ix).is_null())
+            .count();
+        let order_is_usable = (0..count).all(|i| order_at(i) < keys.count)
+            && (0..count)
+                .filter(|&i| !value_at(order_at(i)).is_null())
+                .count()
+                == filled;
+        let mut visit = |ix: usize| {
+            let value = value_at(ix);
+            let key = keys.key_at(ix);
             if !value.is_null() && !key.is_null() {
                 f(key, value);
             }
+        };
+        if order_is_usable {
+            (0..count).for_each(|i| visit(order_at(i)));
+        } else {
+            (0..keys.count).for_each(visit);
         }
     }
 }
