@@ -222,6 +222,8 @@ fn _debug_load<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDic
 /// `(source, target, label_kind, label)` (label: str for string kinds, else int), roots as
 /// `(kind, node, name, extra)`, plus the string table and metadata.
 fn tables<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
+    // Millions of fresh tuples would otherwise trigger repeated collections.
+    let _pause = GcPause::new(py)?;
     let text = |id| {
         if id == NO_STR {
             None

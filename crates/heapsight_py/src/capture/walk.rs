@@ -989,6 +989,12 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         });
     }
     walker.n_listed = walker.nodes.address.len();
+    // Running frames are untracked on 3.11+ and reachable from no object: seed them.
+    for (_, frame, _) in &pre.threads {
+        if walker.seen.insert(*frame as usize) {
+            walker.nodes.address.push(*frame);
+        }
+    }
     let n_gc_tracked_listed = walker.n_listed;
     let mut index = 0;
     while index < walker.nodes.address.len() {
