@@ -3,15 +3,19 @@
 Run:  python bench/graph.py                      # both parts
       python bench/graph.py --skip-rust          # only the real-heap part
       python bench/graph.py --objects 1000000    # size of the real heap
+      python bench/graph.py --source target/bench-src   # after bench/build_release.sh
 
 Part 1, synthetic graph: runs the Rust example `crates/heapsight_graph/examples/gen_bench.rs`
 (10M nodes, 30M edges) in release mode under `/usr/bin/time -v`, prints its own output and
-checks the goals: dominators under 15 s, peak memory under 80 B/node + 12 B/edge.
+checks the goals: reverse index + dominators + retained sizes under 15 s, memory above the
+snapshot under 80 B/node + 12 B/edge.
 
 Part 2, a real heap (bench/heap.py, 1M gc-tracked objects, fresh subprocess): the
 retained size of each of the 100 leaked sessions and the path that keeps each alive.
-- heapsight: one in-memory capture, one dominator tree, 100 look-ups; one path search
-  per session on the same capture.
+- heapsight: `heapsight.snapshot()` to a file, then bench/retained (a small Rust program
+  on heapsight_graph) reads it, builds the dominator tree and looks the 100 sessions up;
+  an in-memory route is used too if the extension exposes a retained-size call. Paths:
+  `heapsight.paths_to(sessions)` (one capture, one search).
 - guppy3: `hpy().heap()` (warm), then `iso(obj).domisize` per session (each is two
   reachability passes over the heap, so a few are timed and extrapolated to 100) and the
   batched `View.domisize_tuple` over all 100 at once.
@@ -65,20 +69,28 @@ def _parse_time_v(stderr: str) -> dict[str, float]:
     return found
 
 
-def run_rust(example_args: list[str]) -> dict[str, Any]:
+def _target_dir(source: Path, default: Path) -> Path:
+    # A source tree other than the checkout (bench/build_release.sh's export of HEAD)
+    # shares the release wheel's target dir, so the graph crates are built once.
+    return default if source == REPO else REPO / "target" / "bench-wheel"
+
+
+def run_rust(example_args: list[str], source: Path) -> dict[str, Any]:
     """Build and run gen_bench; figures from its output plus /usr/bin/time -v."""
-    example = REPO / "crates/heapsight_graph/examples/gen_bench.rs"
+    example = source / "crates/heapsight_graph/examples/gen_bench.rs"
     if not example.exists():
-        return {"missing": f"{example.relative_to(REPO)} does not exist yet"}
+        return {"missing": f"{example} does not exist yet"}
+    target = _target_dir(source, REPO / "target")
     build = subprocess.run(
         ["cargo", "build", "--release", "-q", "-p", "heapsight_graph", "--example", "gen_bench"],
-        cwd=REPO,
+        cwd=source,
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
         capture_output=True,
         text=True,
     )
     if build.returncode != 0:
         return {"missing": "cargo build failed: " + build.stderr.strip()[-300:]}
-    binary = REPO / "target/release/examples/gen_bench"
+    binary = target / "release/examples/gen_bench"
     if not binary.exists():
         return {"missing": f"no binary at {binary}"}
     cmd = ["/usr/bin/time", "-v", str(binary), *example_args]
@@ -229,10 +241,8 @@ def child_real_heap(n_objects: int, sample: int, retained_tool: str | None) -> d
     record("heapsight_retained_file", heapsight_retained_via_file)
 
     def heapsight_paths() -> dict[str, Any]:
-        ignore = _caller_frames()
         start = time.perf_counter()
-        captured = _heapsight.capture_heap()
-        paths = [_heapsight.heap_path_to(captured, a, ignore) for a in addresses]
+        paths = heapsight.paths_to(sessions)
         return {"total_s": time.perf_counter() - start, "found": sum(1 for p in paths if p)}
 
     record("heapsight_paths", heapsight_paths)
@@ -289,9 +299,9 @@ def child_real_heap(n_objects: int, sample: int, retained_tool: str | None) -> d
     return {"values": values, "missing": missing}
 
 
-def build_retained_tool() -> str | None:
-    """Builds bench/retained (release) in its own target dir; its path, or None."""
-    target = REPO / "target" / "bench-tools"
+def build_retained_tool(source: Path) -> str | None:
+    """Builds bench/retained (release) against `source`'s crates; its path, or None."""
+    target = _target_dir(source, REPO / "target" / "bench-tools")
     build = subprocess.run(
         [
             "cargo",
@@ -299,7 +309,7 @@ def build_retained_tool() -> str | None:
             "--release",
             "-q",
             "--manifest-path",
-            str(BENCH_DIR / "retained" / "Cargo.toml"),
+            str(source / "bench" / "retained" / "Cargo.toml"),
         ],
         env={**os.environ, "CARGO_TARGET_DIR": str(target)},
         capture_output=True,
@@ -479,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gen-bench-args", default="", help="arguments passed to gen_bench, one string"
     )
+    parser.add_argument(
+        "--source",
+        default=str(REPO),
+        help="workspace to build the Rust parts from (bench/build_release.sh exports HEAD "
+        "to target/bench-src)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--retained-tool", help=argparse.SUPPRESS)
@@ -491,10 +507,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.time()
-    rust = None if args.skip_rust else run_rust(args.gen_bench_args.split())
+    source = Path(args.source).resolve()
+    rust = None if args.skip_rust else run_rust(args.gen_bench_args.split(), source)
     real = None
     if not args.skip_real:
-        real = _spawn_child(args.objects, args.sample, build_retained_tool())
+        real = _spawn_child(args.objects, args.sample, build_retained_tool(source))
     print()
     print(
         f"heapsight graph benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
