@@ -544,7 +544,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if targets.is_empty() {
             continue;
         }
-        let report = shape_index.shapes(targets);
+        let report = shape_index.top_shapes(targets, 50);
         let point = accumulation_point(&snapshot, &dominators, &paths, targets);
         let name = snapshot.str(snapshot.types.name[ty]).unwrap_or("?");
         let headline = report.headline(name).unwrap_or_default();
@@ -560,7 +560,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         top_lines.push(format!(
             "  {name}: {} objects, {} shapes; {headline}; accumulates at {accumulation}",
             targets.len(),
-            report.groups.len()
+            report.groups.len() as u64 + report.omitted_groups
         ));
     }
     println!(

@@ -21,11 +21,14 @@
 use heapsight_snapshot::model::NodeIdx;
 
 use crate::graph::Graph;
+use crate::mem;
 
 /// DFS number of the super-root.
 const SUPER: u32 = 0;
 /// `pre` value of a node not yet visited by the DFS.
 const UNSEEN: u32 = u32::MAX;
+/// A predecessor the semidominator pass must ignore.
+const SKIPPED_PRED: u32 = u32::MAX;
 
 /// Dominator tree over the nodes of a snapshot plus a virtual super-root.
 ///
@@ -60,9 +63,9 @@ impl DominatorTree {
 
         // Nodes with an edge from the super-root: real roots and attached unreachable nodes.
         let mut root_child = vec![0u64; n.div_ceil(64)];
-        let mut pre = vec![UNSEEN; n];
-        let mut order: Vec<NodeIdx> = Vec::with_capacity(count);
-        let mut parent: Vec<u32> = Vec::with_capacity(count);
+        let mut pre = mem::filled(n, UNSEEN);
+        let mut order: Vec<NodeIdx> = mem::with_capacity(count);
+        let mut parent: Vec<u32> = mem::with_capacity(count);
         order.push(NodeIdx(u32::MAX));
         parent.push(SUPER);
         let mut stack: Vec<(u32, u32)> = Vec::new();
@@ -107,39 +110,57 @@ impl DominatorTree {
         drop(stack);
         debug_assert_eq!(order.len(), count);
 
+        // Predecessors in DFS-number space, grouped by number, so the semidominator
+        // pass reads them sequentially instead of chasing node -> number lookups.
+        // Roots need none (their semidominator is the super-root), and an edge from
+        // garbage into the live heap is stored as SKIPPED_PRED: it must not change
+        // live dominators.
+        let is_root_child = |node: usize| root_child[node / 64] & (1 << (node % 64)) != 0;
+        let mut pred_offsets: Vec<u32> = mem::filled(count + 1, 0u32);
+        for node in 0..n {
+            if !is_root_child(node) {
+                pred_offsets[pre[node] as usize + 1] = graph.in_degree(NodeIdx(node as u32)) as u32;
+            }
+        }
+        for w in 0..count {
+            pred_offsets[w + 1] += pred_offsets[w];
+        }
+        let mut pred_nums: Vec<u32> = mem::filled(pred_offsets[count] as usize, 0u32);
+        for node in 0..n {
+            if is_root_child(node) {
+                continue;
+            }
+            let w = pre[node];
+            let live = w <= n_reachable;
+            let base = pred_offsets[w as usize] as usize;
+            for (k, (pred, _)) in graph.predecessors(NodeIdx(node as u32)).enumerate() {
+                let v = pre[pred.index()];
+                pred_nums[base + k] = if live && v > n_reachable { SKIPPED_PRED } else { v };
+            }
+        }
+
         // Semidominators, in reverse preorder. The per-number fields live together so
         // that path compression touches one cache line per vertex, not four.
-        let mut info: Vec<SemiInfo> = parent
-            .iter()
-            .enumerate()
-            .map(|(w, &p)| SemiInfo {
-                parent: p,
-                ancestor: p,
-                label: w as u32,
-                semi: w as u32,
-            })
-            .collect();
+        let mut info: Vec<SemiInfo> = mem::with_capacity(count);
+        info.extend(parent.iter().enumerate().map(|(w, &p)| SemiInfo {
+            parent: p,
+            ancestor: p,
+            label: w as u32,
+            semi: w as u32,
+        }));
         drop(parent);
         let mut eval_stack: Vec<u32> = Vec::new();
         for w in (1..count).rev() {
-            let node = order[w];
             let mut s = info[w].parent;
-            if root_child[node.index() / 64] & (1 << (node.index() % 64)) != 0 {
+            if is_root_child(order[w].index()) {
                 s = SUPER;
             } else {
-                // Garbage pointing into the live heap must not change live dominators.
-                let pred_limit = if w <= n_reachable as usize {
-                    n_reachable
-                } else {
-                    u32::MAX
-                };
-                for (pred, _) in graph.predecessors(node) {
-                    let v = pre[pred.index()];
-                    if v > pred_limit {
-                        continue;
-                    }
+                let preds = &pred_nums[pred_offsets[w] as usize..pred_offsets[w + 1] as usize];
+                for &v in preds {
                     let candidate = if (v as usize) <= w {
                         v
+                    } else if v == SKIPPED_PRED {
+                        continue;
                     } else {
                         let l = eval(v, w as u32 + 1, &mut info, &mut eval_stack);
                         info[l as usize].semi
@@ -150,6 +171,8 @@ impl DominatorTree {
             info[w].semi = s;
         }
         drop(eval_stack);
+        drop(pred_nums);
+        drop(pred_offsets);
 
         // idom(w) = NCA(parent(w), semi(w)) in the dominator tree built so far; the
         // `parent` field becomes the immediate dominator.
@@ -161,11 +184,12 @@ impl DominatorTree {
             }
             info[w].parent = c;
         }
-        let idom: Vec<u32> = info.iter().map(|i| i.parent).collect();
+        let mut idom: Vec<u32> = mem::with_capacity(count);
+        idom.extend(info.iter().map(|i| i.parent));
         drop(info);
 
         let sizes = &snapshot.nodes.size;
-        let mut retained: Vec<u64> = Vec::with_capacity(count);
+        let mut retained: Vec<u64> = mem::with_capacity(count);
         retained.push(0);
         retained.extend(order[1..].iter().map(|v| sizes[v.index()]));
         for w in (1..count).rev() {
@@ -173,14 +197,14 @@ impl DominatorTree {
             retained[d] += retained[w];
         }
 
-        let mut child_offsets = vec![0u32; count + 1];
+        let mut child_offsets = mem::filled(count + 1, 0u32);
         for &d in &idom[1..] {
             child_offsets[d as usize + 1] += 1;
         }
         for i in 0..count {
             child_offsets[i + 1] += child_offsets[i];
         }
-        let mut children = vec![0u32; count - 1];
+        let mut children = mem::filled(count - 1, 0u32);
         let mut cursor = child_offsets.clone();
         for (w, &d) in idom.iter().enumerate().skip(1) {
             let d = d as usize;

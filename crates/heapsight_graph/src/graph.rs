@@ -4,6 +4,7 @@
 use heapsight_snapshot::model::{LabelKind, NodeIdx, Root, RootKind, Snapshot};
 
 use crate::error::GraphError;
+use crate::mem;
 
 /// Position of an edge in the snapshot's edge columns (`edges.targets[i]`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,7 +96,7 @@ impl<'s> Graph<'s> {
             let kind = snapshot.roots[r.index()].kind;
             (root_tier(kind), root_kind_rank(kind), r.0)
         });
-        let mut root_of = vec![NO_ROOT; n];
+        let mut root_of = mem::filled(n, NO_ROOT);
         let mut roots_by_preference = Vec::with_capacity(by_preference.len());
         for r in by_preference {
             let node = snapshot.roots[r.index()].node.index();
@@ -211,7 +212,7 @@ fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<NodeIdx>, Vec<EdgeIdx>) 
     let n = snapshot.n_nodes();
     let edges = &snapshot.edges;
     let m = edges.len();
-    let mut offsets = vec![0u32; n + 1];
+    let mut offsets = mem::filled(n + 1, 0u32);
     for t in &edges.targets {
         offsets[t.index() + 1] += 1;
     }
@@ -222,8 +223,8 @@ fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<NodeIdx>, Vec<EdgeIdx>) 
     for i in 0..n {
         offsets[i] = offsets[i + 1];
     }
-    let mut sources = vec![NodeIdx(0); m];
-    let mut positions = vec![EdgeIdx(0); m];
+    let mut sources = mem::filled(m, NodeIdx(0));
+    let mut positions = mem::filled(m, EdgeIdx(0));
     for src in (0..n).rev() {
         let range = edges.range_of(NodeIdx(src as u32));
         for pos in range.rev() {

@@ -16,6 +16,7 @@ pub mod dominators;
 pub mod error;
 pub mod graph;
 mod hash;
+mod mem;
 pub mod paths;
 pub mod render;
 pub mod shapes;

@@ -5,6 +5,7 @@ use heapsight_snapshot::model::NodeIdx;
 
 use crate::graph::{root_tier, EdgeIdx, Graph, RootIdx};
 use crate::hash::FastMap;
+use crate::mem;
 
 /// A path from a root to a node: `nodes[0]` is the root's node, `edges[i]` leads from
 /// `nodes[i]` to `nodes[i + 1]`, and the last node is the target.
@@ -58,9 +59,9 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
     let snapshot = graph.snapshot();
     let offsets = &snapshot.edges.offsets;
     let targets = &snapshot.edges.targets;
-    let mut parent = vec![UNREACHED; n];
-    let mut parent_edge = vec![0u32; n];
-    let mut queue: Vec<u32> = Vec::new();
+    let mut parent = mem::filled(n, UNREACHED);
+    let mut parent_edge = mem::filled(n, 0u32);
+    let mut queue: Vec<u32> = mem::with_capacity(n);
     let prefs = graph.roots_by_preference();
     let mut next_root = 0;
     while next_root < prefs.len() {
@@ -185,6 +186,16 @@ const AT_TARGET: u32 = u32::MAX;
 /// requires exhausting everything that reaches it. The path has the same length as
 /// [`PathTree::path_to`]'s, though it may pick another path of that length.
 pub fn path_to_single(graph: &Graph, target: NodeIdx) -> Option<Path> {
+    path_to_single_avoiding(graph, target, |_| false)
+}
+
+/// [`path_to_single`] through nodes for which `avoid` is false only: the objects a caller
+/// wants out of the answer, such as the frames of the code asking the question.
+pub fn path_to_single_avoiding(
+    graph: &Graph,
+    target: NodeIdx,
+    avoid: impl Fn(NodeIdx) -> bool,
+) -> Option<Path> {
     if target.index() >= graph.n_nodes() {
         return None;
     }
@@ -214,6 +225,9 @@ pub fn path_to_single(graph: &Graph, target: NodeIdx) -> Option<Path> {
         next.clear();
         for &v in &frontier {
             for (u, e) in graph.predecessors(v) {
+                if avoid(u) {
+                    continue;
+                }
                 if let std::collections::hash_map::Entry::Vacant(slot) = toward.entry(u.0) {
                     slot.insert(e.0);
                     next.push(u);

@@ -191,6 +191,18 @@ pub(crate) fn edge_step(snapshot: &Snapshot, edge: &LogicalEdge) -> Step {
     }
 }
 
+/// The step one raw edge reads as on its own (no `__dict__` collapsing): the label of an
+/// arrow in a reference graph.
+pub fn single_edge_step(snapshot: &Snapshot, edge: EdgeIdx) -> Step {
+    let i = edge.index();
+    let logical = LogicalEdge {
+        kind: snapshot.edges.label_kinds.get(i).copied().unwrap_or(LabelKind::None),
+        value: snapshot.edges.label_values.get(i).copied().unwrap_or(0),
+        target: snapshot.edges.targets.get(i).copied().unwrap_or(NodeIdx(0)),
+    };
+    edge_step(snapshot, &logical)
+}
+
 /// Structured steps of `path`: the root, one step per (collapsed) edge, then the
 /// target's type.
 pub fn path_steps(snapshot: &Snapshot, path: &Path) -> Vec<Step> {

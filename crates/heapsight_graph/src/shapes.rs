@@ -83,6 +83,10 @@ pub struct ShapeReport {
     pub unreachable_count: u64,
     /// Their shallow sizes.
     pub unreachable_bytes: u64,
+    /// Groups left out by a limit ([`ShapeIndex::top_shapes`]), and their targets.
+    pub omitted_groups: u64,
+    pub omitted_count: u64,
+    pub omitted_bytes: u64,
 }
 
 impl ShapeReport {
@@ -370,6 +374,13 @@ impl<'a> ShapeIndex<'a> {
 
     /// Groups `targets` by shape and type (see [`retainer_shapes`]).
     pub fn shapes(&mut self, targets: &[NodeIdx]) -> ShapeReport {
+        self.top_shapes(targets, usize::MAX)
+    }
+
+    /// Like [`ShapeIndex::shapes`] but renders only the `limit` most common groups
+    /// (by count, then bytes); the rest are summed in the report's `omitted_*` fields.
+    /// Rendering dominates when a heap has many distinct shapes.
+    pub fn top_shapes(&mut self, targets: &[NodeIdx], limit: usize) -> ShapeReport {
         let snapshot = self.snapshot;
         let mut report = ShapeReport::default();
         // (trie entry, target type) -> (count, bytes, first member)
@@ -392,7 +403,20 @@ impl<'a> ShapeIndex<'a> {
             group.0 += 1;
             group.1 += size;
         }
-        report.groups = groups
+        let mut ranked: Vec<((u32, u32), (u64, u64, NodeIdx))> = groups.into_iter().collect();
+        // The first member breaks ties: it depends only on the targets' order.
+        let rank = |g: &((u32, u32), (u64, u64, NodeIdx))| {
+            (std::cmp::Reverse(g.1 .0), std::cmp::Reverse(g.1 .1), g.1 .2)
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by_key(limit, rank);
+            for (_, (count, bytes, _)) in ranked.drain(limit..) {
+                report.omitted_groups += 1;
+                report.omitted_count += count;
+                report.omitted_bytes += bytes;
+            }
+        }
+        report.groups = ranked
             .into_iter()
             .map(|((entry, type_idx), (count, bytes, example))| {
                 let steps = self.steps_of_entry(entry);

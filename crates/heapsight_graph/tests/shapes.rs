@@ -310,6 +310,21 @@ fn memoized_shapes_match_rendered_paths_on_random_heaps() {
         let report = index.shapes(&nodes);
         let grouped: u64 = report.groups.iter().map(|g| g.count).sum();
         assert_eq!(grouped + report.unreachable_count, n as u64);
+        // A limit keeps the most common groups and accounts for the rest.
+        let limit = rng.below(4) as usize;
+        let top = index.top_shapes(&nodes, limit);
+        assert_eq!(top.groups.len(), report.groups.len().min(limit));
+        assert_eq!(
+            top.omitted_groups as usize,
+            report.groups.len() - top.groups.len()
+        );
+        let kept: u64 = top.groups.iter().map(|g| g.count).sum();
+        assert_eq!(kept + top.omitted_count + top.unreachable_count, n as u64);
+        let counts: Vec<u64> = report.groups.iter().map(|g| g.count).take(limit).collect();
+        assert_eq!(
+            top.groups.iter().map(|g| g.count).collect::<Vec<_>>(),
+            counts
+        );
         for g in &report.groups {
             assert_eq!(
                 index.holder_of(g.example).as_deref(),
