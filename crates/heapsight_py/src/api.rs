@@ -1,0 +1,259 @@
+//! The native half of the objgraph-style API: questions answered on a [`CapturedHeap`]
+//! (paths from roots, referrer searches, reference graphs). The GIL is released for the
+//! graph work: a captured heap is plain Rust data.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+
+use heapsight_graph::{paths, render, Graph};
+use heapsight_report::{GraphFormat, NodeKind, RefGraph, RefNodeId, RenderOptions};
+use heapsight_snapshot::{NodeIdx, Snapshot, NO_STR};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::capture::CapturedHeap;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(heap_path_to, m)?)?;
+    m.add_function(wrap_pyfunction!(heap_paths_to, m)?)?;
+    m.add_function(wrap_pyfunction!(heap_backref_search, m)?)?;
+    m.add_function(wrap_pyfunction!(heap_render_refs, m)?)?;
+    m.add_function(wrap_pyfunction!(write_atomic, m)?)?;
+    Ok(())
+}
+
+/// Node lookup by address for the handful of objects a question names.
+fn nodes_at(snapshot: &Snapshot, addresses: &[u64]) -> HashMap<u64, NodeIdx> {
+    let wanted: HashSet<u64> = addresses.iter().copied().collect();
+    snapshot
+        .nodes
+        .address
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| wanted.contains(a))
+        .map(|(i, a)| (*a, NodeIdx(i as u32)))
+        .collect()
+}
+
+fn graph_of(snapshot: &Snapshot) -> PyResult<Graph<'_>> {
+    Graph::new(snapshot).map_err(|e| PyValueError::new_err(format!("unusable heap capture: {e}")))
+}
+
+/// A per-node "do not pass through" mask from addresses.
+fn avoid_mask(snapshot: &Snapshot, ignore: &[u64]) -> Vec<bool> {
+    let mut mask = vec![false; snapshot.n_nodes()];
+    for node in nodes_at(snapshot, ignore).into_values() {
+        mask[node.index()] = true;
+    }
+    mask
+}
+
+fn rendered_path(graph: &Graph<'_>, target: NodeIdx, avoid: &[bool]) -> Option<Vec<String>> {
+    let path = paths::path_to_single_avoiding(graph, target, |n| avoid[n.index()])?;
+    Some(render::render_path(graph.snapshot(), &path))
+}
+
+/// `heap_path_to(heap, address, ignore) -> list[str] | None`.
+#[pyfunction]
+fn heap_path_to(
+    py: Python<'_>,
+    heap: &CapturedHeap,
+    address: u64,
+    ignore: Vec<u64>,
+) -> PyResult<Option<Vec<String>>> {
+    Ok(heap_paths_to(py, heap, vec![address], ignore)?.pop().flatten())
+}
+
+/// `heap_paths_to(heap, addresses, ignore) -> list[list[str] | None]`: one graph index for
+/// many questions.
+#[pyfunction]
+fn heap_paths_to(
+    py: Python<'_>,
+    heap: &CapturedHeap,
+    addresses: Vec<u64>,
+    ignore: Vec<u64>,
+) -> PyResult<Vec<Option<Vec<String>>>> {
+    let snapshot = heap.snapshot();
+    py.detach(|| {
+        let graph = graph_of(snapshot)?;
+        let avoid = avoid_mask(snapshot, &ignore);
+        let found = nodes_at(snapshot, &addresses);
+        Ok(addresses
+            .iter()
+            .map(|a| found.get(a).and_then(|&node| rendered_path(&graph, node, &avoid)))
+            .collect())
+    })
+}
+
+/// `heap_backref_search(heap, address, max_depth, ignore) -> (order, parents)`: breadth-first
+/// over referrers; `parents[a]` is the address one step closer to the start.
+#[pyfunction]
+fn heap_backref_search(
+    py: Python<'_>,
+    heap: &CapturedHeap,
+    address: u64,
+    max_depth: usize,
+    ignore: Vec<u64>,
+) -> PyResult<(Vec<u64>, HashMap<u64, u64>)> {
+    let snapshot = heap.snapshot();
+    py.detach(|| {
+        let graph = graph_of(snapshot)?;
+        let avoid = avoid_mask(snapshot, &ignore);
+        let Some(&start) = nodes_at(snapshot, &[address]).get(&address) else {
+            return Ok((vec![address], HashMap::new()));
+        };
+        let addr = |n: NodeIdx| snapshot.nodes.address[n.index()];
+        let mut order = vec![address];
+        let mut parents = HashMap::new();
+        let mut depth_of: HashMap<NodeIdx, usize> = HashMap::from([(start, 0)]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(node) = queue.pop_front() {
+            let depth = depth_of[&node];
+            if depth >= max_depth {
+                continue;
+            }
+            for (referrer, _) in graph.predecessors(node) {
+                if avoid[referrer.index()] || depth_of.contains_key(&referrer) {
+                    continue;
+                }
+                depth_of.insert(referrer, depth + 1);
+                parents.insert(addr(referrer), addr(node));
+                order.push(addr(referrer));
+                queue.push_back(referrer);
+            }
+        }
+        Ok((order, parents))
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Back,
+    Forward,
+}
+
+/// Title and subtitle of a node box: type, then its name or length and size.
+fn describe(snapshot: &Snapshot, node: NodeIdx) -> (String, String) {
+    let i = node.index();
+    let nodes = &snapshot.nodes;
+    let mut subtitle = Vec::new();
+    if nodes.name[i] != NO_STR {
+        if let Some(name) = snapshot.str(nodes.name[i]) {
+            subtitle.push(name.to_owned());
+        }
+    }
+    if nodes.length[i] > 0 {
+        subtitle.push(format!("len {}", nodes.length[i]));
+    }
+    subtitle.push(heapsight_report::format_bytes(nodes.size[i]));
+    (snapshot.type_name(node).to_owned(), subtitle.join(" · "))
+}
+
+/// The neighbourhood of `starts` up to `max_depth` steps, at most `too_many` neighbours
+/// per node (objgraph's cut-off), as a drawable graph.
+fn reference_graph(
+    graph: &Graph<'_>,
+    starts: &[NodeIdx],
+    direction: Direction,
+    max_depth: usize,
+    too_many: usize,
+    avoid: &[bool],
+) -> RefGraph {
+    let snapshot = graph.snapshot();
+    let mut drawn = RefGraph::new();
+    let mut depth_of: HashMap<NodeIdx, usize> = HashMap::new();
+    let mut queue = VecDeque::new();
+    let id = |n: NodeIdx| RefNodeId(u64::from(n.0));
+    let add = |drawn: &mut RefGraph, node: NodeIdx, kind: NodeKind| {
+        let (title, subtitle) = describe(snapshot, node);
+        drawn.add_node(id(node), title, subtitle, kind);
+    };
+    for &start in starts {
+        if depth_of.insert(start, 0).is_none() {
+            add(&mut drawn, start, NodeKind::Target);
+            queue.push_back(start);
+        }
+    }
+    while let Some(node) = queue.pop_front() {
+        let depth = depth_of[&node];
+        let is_root = graph.is_root(node);
+        if is_root && direction == Direction::Back && depth > 0 {
+            continue;
+        }
+        if depth >= max_depth {
+            continue;
+        }
+        let neighbours: Vec<(NodeIdx, heapsight_graph::EdgeIdx)> = match direction {
+            Direction::Back => graph.predecessors(node).collect(),
+            Direction::Forward => graph.successors(node).map(|(e, n)| (n, e)).collect(),
+        };
+        let mut shown = 0usize;
+        for (other, edge) in neighbours {
+            if avoid[other.index()] {
+                continue;
+            }
+            if shown == too_many {
+                break;
+            }
+            shown += 1;
+            if !depth_of.contains_key(&other) {
+                depth_of.insert(other, depth + 1);
+                let kind = if graph.is_root(other) { NodeKind::Root } else { NodeKind::Normal };
+                add(&mut drawn, other, kind);
+                queue.push_back(other);
+            }
+            let label = render::single_edge_step(snapshot, edge).to_string();
+            match direction {
+                Direction::Back => drawn.add_edge(id(other), id(node), label),
+                Direction::Forward => drawn.add_edge(id(node), id(other), label),
+            }
+        }
+    }
+    drawn
+}
+
+/// `heap_render_refs(heap, addresses, direction, max_depth, too_many, ignore, format) -> bytes`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn heap_render_refs<'py>(
+    py: Python<'py>,
+    heap: &CapturedHeap,
+    addresses: Vec<u64>,
+    direction: &str,
+    max_depth: usize,
+    too_many: usize,
+    ignore: Vec<u64>,
+    format: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let direction = match direction {
+        "back" => Direction::Back,
+        "forward" => Direction::Forward,
+        other => return Err(PyValueError::new_err(format!("unknown direction {other:?}"))),
+    };
+    let format = match format {
+        "dot" => GraphFormat::Dot,
+        "svg" => GraphFormat::Svg,
+        "png" => GraphFormat::Png,
+        other => return Err(PyValueError::new_err(format!("unknown graph format {other:?}"))),
+    };
+    let snapshot = heap.snapshot();
+    let bytes = py.detach(|| {
+        let graph = graph_of(snapshot)?;
+        let avoid = avoid_mask(snapshot, &ignore);
+        let found = nodes_at(snapshot, &addresses);
+        let starts: Vec<NodeIdx> = addresses.iter().filter_map(|a| found.get(a).copied()).collect();
+        let drawn = reference_graph(&graph, &starts, direction, max_depth, too_many, &avoid);
+        heapsight_report::render(&drawn, format, &RenderOptions::default())
+            .map(|r| r.bytes)
+            .map_err(|e| PyValueError::new_err(format!("cannot draw the graph: {e}")))
+    })?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// `write_atomic(path, data)`: temp file in the same directory, then rename.
+#[pyfunction]
+fn write_atomic(py: Python<'_>, path: PathBuf, data: Vec<u8>) -> PyResult<()> {
+    py.detach(|| heapsight_snapshot::write_atomic(&path, &data))
+        .map_err(|e| PyOSError::new_err(format!("cannot write {}: {e}", path.display())))
+}
