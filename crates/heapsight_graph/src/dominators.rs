@@ -135,7 +135,11 @@ impl DominatorTree {
             let base = pred_offsets[w as usize] as usize;
             for (k, (pred, _)) in graph.predecessors(NodeIdx(node as u32)).enumerate() {
                 let v = pre[pred.index()];
-                pred_nums[base + k] = if live && v > n_reachable { SKIPPED_PRED } else { v };
+                pred_nums[base + k] = if live && v > n_reachable {
+                    SKIPPED_PRED
+                } else {
+                    v
+                };
             }
         }
 

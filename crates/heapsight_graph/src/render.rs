@@ -196,7 +196,12 @@ pub(crate) fn edge_step(snapshot: &Snapshot, edge: &LogicalEdge) -> Step {
 pub fn single_edge_step(snapshot: &Snapshot, edge: EdgeIdx) -> Step {
     let i = edge.index();
     let logical = LogicalEdge {
-        kind: snapshot.edges.label_kinds.get(i).copied().unwrap_or(LabelKind::None),
+        kind: snapshot
+            .edges
+            .label_kinds
+            .get(i)
+            .copied()
+            .unwrap_or(LabelKind::None),
         value: snapshot.edges.label_values.get(i).copied().unwrap_or(0),
         target: snapshot.edges.targets.get(i).copied().unwrap_or(NodeIdx(0)),
     };

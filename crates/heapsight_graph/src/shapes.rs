@@ -223,6 +223,17 @@ fn holder_text(steps: &[ShapeStep]) -> String {
     out
 }
 
+/// Shape groups are keyed by (trie entry, target type index).
+type GroupKey = (u32, u32);
+
+/// Members of one shape group so far.
+struct Tally {
+    count: u64,
+    bytes: u64,
+    /// The first member met.
+    example: NodeIdx,
+}
+
 /// Per-node memo value: shape not computed yet.
 const MEMO_UNKNOWN: u32 = 0;
 /// Per-node memo value: no root reaches the node.
@@ -383,8 +394,7 @@ impl<'a> ShapeIndex<'a> {
     pub fn top_shapes(&mut self, targets: &[NodeIdx], limit: usize) -> ShapeReport {
         let snapshot = self.snapshot;
         let mut report = ShapeReport::default();
-        // (trie entry, target type) -> (count, bytes, first member)
-        let mut groups: FastMap<(u32, u32), (u64, u64, NodeIdx)> = FastMap::default();
+        let mut groups: FastMap<GroupKey, Tally> = FastMap::default();
         for &t in targets {
             let size = snapshot.nodes.size.get(t.index()).copied().unwrap_or(0);
             report.total_count += 1;
@@ -399,34 +409,42 @@ impl<'a> ShapeIndex<'a> {
                 .type_idx
                 .get(t.index())
                 .map_or(u32::MAX, |ty| ty.0);
-            let group = groups.entry((entry, type_idx)).or_insert((0, 0, t));
-            group.0 += 1;
-            group.1 += size;
+            let tally = groups.entry((entry, type_idx)).or_insert(Tally {
+                count: 0,
+                bytes: 0,
+                example: t,
+            });
+            tally.count += 1;
+            tally.bytes += size;
         }
-        let mut ranked: Vec<((u32, u32), (u64, u64, NodeIdx))> = groups.into_iter().collect();
+        let mut ranked: Vec<(GroupKey, Tally)> = groups.into_iter().collect();
         // The first member breaks ties: it depends only on the targets' order.
-        let rank = |g: &((u32, u32), (u64, u64, NodeIdx))| {
-            (std::cmp::Reverse(g.1 .0), std::cmp::Reverse(g.1 .1), g.1 .2)
+        let rank = |g: &(GroupKey, Tally)| {
+            (
+                std::cmp::Reverse(g.1.count),
+                std::cmp::Reverse(g.1.bytes),
+                g.1.example,
+            )
         };
         if ranked.len() > limit {
             ranked.select_nth_unstable_by_key(limit, rank);
-            for (_, (count, bytes, _)) in ranked.drain(limit..) {
+            for (_, tally) in ranked.drain(limit..) {
                 report.omitted_groups += 1;
-                report.omitted_count += count;
-                report.omitted_bytes += bytes;
+                report.omitted_count += tally.count;
+                report.omitted_bytes += tally.bytes;
             }
         }
         report.groups = ranked
             .into_iter()
-            .map(|((entry, type_idx), (count, bytes, example))| {
+            .map(|((entry, type_idx), tally)| {
                 let steps = self.steps_of_entry(entry);
                 RetainerShape {
                     holder: holder_text(&steps),
                     steps,
                     target_type: type_name_of(snapshot, type_idx),
-                    count,
-                    bytes,
-                    example,
+                    count: tally.count,
+                    bytes: tally.bytes,
+                    example: tally.example,
                 }
             })
             .collect();
