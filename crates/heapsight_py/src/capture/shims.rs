@@ -105,7 +105,6 @@ pub const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
 pub const TPFLAGS_TUPLE_SUBCLASS: u64 = 1 << 26;
 pub const TPFLAGS_UNICODE_SUBCLASS: u64 = 1 << 28;
 pub const TPFLAGS_DICT_SUBCLASS: u64 = 1 << 29;
-pub const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
 
 const POINTER_SIZE: usize = std::mem::size_of::<*mut ffi::PyObject>();
 /// `sizeof(PyGC_Head)` on every supported GIL build: two words.
@@ -117,7 +116,11 @@ const GC_HEAD_SIZE: usize = 2 * POINTER_SIZE;
 /// `tp` must point to a live, readied type object.
 pub unsafe fn type_flags(tp: *mut ffi::PyTypeObject) -> u64 {
     // SAFETY: the caller guarantees `tp` is a live type object.
-    unsafe { (*tp).tp_flags as u64 }
+    // `tp_flags` is a C `unsigned long`: 64 bits here, 32 on Windows.
+    #[allow(clippy::unnecessary_cast)]
+    unsafe {
+        (*tp).tp_flags as u64
+    }
 }
 
 /// # Safety
@@ -815,6 +818,43 @@ mod tests {
         assert_eq!(
             heap_type_cached_keys_offset(Layout::V3_13),
             416 + 55 * 8 + 24
+        );
+    }
+
+    /// pyo3-ffi describes the structs of the interpreter this crate is compiled for (the
+    /// extension is built per interpreter): one of the runtime tables must agree with it.
+    /// Unit tests cannot link libpython, so the runtime version itself is not consulted.
+    #[test]
+    fn one_runtime_table_agrees_with_the_compiled_headers() {
+        let all = [
+            Layout::V3_9,
+            Layout::V3_10,
+            Layout::V3_11,
+            Layout::V3_12,
+            Layout::V3_13,
+            Layout::V3_14,
+        ];
+        let matches = |layout: Layout| {
+            let unicode = unicode_layout(layout);
+            type_object_size(layout) == std::mem::size_of::<ffi::PyTypeObject>()
+                && heap_type_slots_offset(layout)
+                    == std::mem::offset_of!(ffi::PyHeapTypeObject, ht_slots)
+                && heap_type_qualname_offset(layout)
+                    == std::mem::offset_of!(ffi::PyHeapTypeObject, ht_qualname)
+                && heap_type_cached_keys_offset(layout)
+                    == std::mem::offset_of!(ffi::PyHeapTypeObject, ht_cached_keys)
+                && unicode.ascii_size == std::mem::size_of::<ffi::PyASCIIObject>()
+                && unicode.compact_size == std::mem::size_of::<ffi::PyCompactUnicodeObject>()
+                && unicode.legacy_size == std::mem::size_of::<ffi::PyUnicodeObject>()
+        };
+        assert!(all.into_iter().any(matches));
+        assert_eq!(
+            DICT_KEYS_OFFSET as usize,
+            std::mem::offset_of!(ffi::PyDictObject, ma_keys)
+        );
+        assert_eq!(
+            DICT_VALUES_OFFSET as usize,
+            std::mem::offset_of!(ffi::PyDictObject, ma_values)
         );
     }
 

@@ -245,7 +245,7 @@ unsafe fn unicode_sizeof(layout: Layout, op: *mut ffi::PyObject) -> Option<usize
         };
         if let Some((wstr_offset, wstr_length_offset)) = fields.wstr {
             let wstr = shims::read_ptr::<u8>(base, wstr_offset as isize);
-            let has_wstr_memory = !wstr.is_null() && (!state.ready || wstr as *const u8 != data);
+            let has_wstr_memory = !wstr.is_null() && (!state.ready || !std::ptr::eq(wstr, data));
             if has_wstr_memory {
                 let wstr_length = if compact_ascii {
                     length
@@ -257,7 +257,7 @@ unsafe fn unicode_sizeof(layout: Layout, op: *mut ffi::PyObject) -> Option<usize
         }
         if !compact_ascii {
             let utf8 = shims::read_ptr::<u8>(base, fields.utf8_offset as isize);
-            if !utf8.is_null() && utf8 as *const u8 != data {
+            if !utf8.is_null() && !std::ptr::eq(utf8, data) {
                 let utf8_length =
                     usize::try_from(shims::read_isize(base, fields.utf8_length_offset as isize))
                         .ok()?;
@@ -311,7 +311,7 @@ unsafe fn set_sizeof(op: *mut ffi::PyObject, basicsize: usize) -> Option<usize> 
     unsafe {
         let base = op as *const u8;
         let table = shims::read_ptr::<u8>(base, TABLE_OFFSET);
-        if table as *const u8 == base.add(SMALLTABLE_OFFSET) {
+        if std::ptr::eq(table, base.add(SMALLTABLE_OFFSET)) {
             Some(basicsize)
         } else {
             let mask = usize::try_from(shims::read_isize(base, MASK_OFFSET)).ok()?;
