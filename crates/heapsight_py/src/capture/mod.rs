@@ -67,7 +67,7 @@ fn snapshot<'py>(
     let file_bytes = py.detach(|| write_snapshot(&path, &snap))?;
     let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
     let out = summary(py, &snap)?;
-    out.set_item("path", path)?;
+    out.set_item("path", path.display().to_string())?; // a str: converting a PathBuf would import pathlib mid-measurement
     out.set_item("file_bytes", file_bytes)?;
     out.set_item("capture_ms", capture_ms)?;
     out.set_item("write_ms", write_ms)?;
