@@ -7,7 +7,7 @@ use crate::encode::ColumnSink;
 use crate::error::FormatError;
 use crate::layout::Section;
 use crate::model::{
-    Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, Types,
+    Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
 };
 use crate::varint::{put_varint, unzigzag, zigzag, ByteReader, ReadError};
 use crate::Snapshot;
@@ -132,16 +132,83 @@ pub fn encode_addresses(addresses: &[u64], sink: &mut ColumnSink<'_>) -> io::Res
     Ok(())
 }
 
-/// The first target of a node is stored relative to the node itself, each further one
-/// relative to the previous target: containers tend to reference objects allocated (and
-/// so numbered) close to each other.
-pub fn encode_targets(edges: &Edges, sink: &mut ColumnSink<'_>) -> io::Result<()> {
-    for (source, range) in edges.offsets.windows(2).enumerate() {
-        let mut base = source as i64;
-        for target in &edges.targets[range[0] as usize..range[1] as usize] {
+/// Edge positions per type remembered by [`TargetBases`]; later positions fall back to
+/// the source node as base.
+const HISTORY_POSITIONS: usize = 8;
+
+/// Number of bases a target can be stored against (the selector's 2 bits).
+const TARGET_BASES: u64 = 4;
+
+/// The four predictions a target is stored against. Each edge target is written as
+/// `zigzag(target - base) << 2 | selector`, and the writer picks the closest base:
+/// - 0: the source node (objects reference objects allocated, and numbered, near them);
+/// - 1: the previous target of the same node (the source itself for its first edge);
+/// - 2: the previous target in the whole column (runs of leaves in address order);
+/// - 3: the target at the same position (below 8) in the last earlier node of the same
+///   type, else the source: an instance's class, the interned keys of same-shaped dicts.
+struct TargetBases {
+    last_target: i64,
+    /// `n_types * HISTORY_POSITIONS` targets; -1 where none was seen yet.
+    history: Vec<i64>,
+}
+
+impl TargetBases {
+    fn new(n_types: usize) -> Self {
+        TargetBases {
+            last_target: 0,
+            history: vec![-1; n_types * HISTORY_POSITIONS],
+        }
+    }
+
+    /// The history slot of edge `position` of a node of type `type_idx`, if remembered.
+    #[inline]
+    fn slot(type_idx: u32, position: usize) -> Option<usize> {
+        (position < HISTORY_POSITIONS).then(|| type_idx as usize * HISTORY_POSITIONS + position)
+    }
+
+    #[inline]
+    fn bases(&self, source: i64, previous_in_node: i64, slot: Option<usize>) -> [i64; 4] {
+        let remembered = slot
+            .and_then(|s| self.history.get(s).copied())
+            .filter(|t| *t >= 0)
+            .unwrap_or(source);
+        [source, previous_in_node, self.last_target, remembered]
+    }
+
+    #[inline]
+    fn record(&mut self, target: i64, slot: Option<usize>) {
+        self.last_target = target;
+        if let Some(entry) = slot.and_then(|s| self.history.get_mut(s)) {
+            *entry = target;
+        }
+    }
+}
+
+pub fn encode_targets(
+    edges: &Edges,
+    node_types: &[TypeIdx],
+    n_types: usize,
+    sink: &mut ColumnSink<'_>,
+) -> io::Result<()> {
+    let mut bases = TargetBases::new(n_types);
+    for ((source, range), type_idx) in edges.offsets.windows(2).enumerate().zip(node_types) {
+        let source = source as i64;
+        let mut previous = source;
+        let node_targets = &edges.targets[range[0] as usize..range[1] as usize];
+        for (position, target) in node_targets.iter().enumerate() {
             let target = i64::from(target.0);
-            sink.varint(zigzag(target - base))?;
-            base = target;
+            let slot = TargetBases::slot(type_idx.0, position);
+            let candidates = bases.bases(source, previous, slot);
+            let mut best = (zigzag(target - candidates[0]), 0u64);
+            for (selector, base) in candidates.iter().enumerate().skip(1) {
+                let code = zigzag(target - base);
+                if code < best.0 {
+                    best = (code, selector as u64);
+                }
+            }
+            sink.varint(best.0 * TARGET_BASES + best.1)?;
+            bases.record(target, slot);
+            previous = target;
         }
     }
     Ok(())
@@ -444,18 +511,28 @@ pub fn decode_offsets(payload: &[u8], n_nodes: u64, n_edges: u64) -> Result<Vec<
 pub fn decode_targets(
     payload: &[u8],
     offsets: &[u64],
-    n_nodes: u64,
+    node_types: &[TypeIdx],
+    n_types: usize,
 ) -> Result<Vec<NodeIdx>, FormatError> {
     let mut r = PayloadReader::new(Section::EdgeTargets, payload);
     let n_edges = offsets.last().copied().unwrap_or(0);
     let count = r.fits(n_edges, 1, "edge targets")?;
     let mut targets = Vec::with_capacity(count);
-    let n_nodes = n_nodes as i64;
+    let n_nodes = node_types.len() as i64;
+    let mut bases = TargetBases::new(n_types);
     for (source, range) in offsets.windows(2).enumerate() {
-        let mut base = source as i64;
-        for _ in range[0]..range[1] {
+        let type_idx = match node_types.get(source) {
+            Some(t) if t.index() < n_types => t.0,
+            _ => return Err(r.corrupt(format!("node {source} has no valid type"))),
+        };
+        let source_idx = source as i64;
+        let mut previous = source_idx;
+        for position in 0..(range[1] - range[0]) as usize {
+            let code = r.varint()?;
+            let slot = TargetBases::slot(type_idx, position);
+            let base = bases.bases(source_idx, previous, slot)[(code % TARGET_BASES) as usize];
             let target = base
-                .checked_add(unzigzag(r.varint()?))
+                .checked_add(unzigzag(code / TARGET_BASES))
                 .filter(|t| (0..n_nodes).contains(t))
                 .ok_or_else(|| {
                     r.corrupt(format!(
@@ -463,7 +540,8 @@ pub fn decode_targets(
                     ))
                 })?;
             targets.push(NodeIdx(target as u32));
-            base = target;
+            bases.record(target, slot);
+            previous = target;
         }
     }
     r.finish()?;

@@ -37,6 +37,12 @@ pub(crate) struct Source<R> {
     remaining: u64,
     /// For I/O error messages: "reading /tmp/app.hsnap".
     what: String,
+    /// The current section's stored and decompressed bytes; reused from section to
+    /// section so that each costs no fresh allocation (and no fresh page faults).
+    stored: Vec<u8>,
+    raw: Vec<u8>,
+    /// One zstd context for all sections, created on first use.
+    zstd_context: Option<zstd::zstd_safe::DCtx<'static>>,
 }
 
 impl<R: Read + Seek> Source<R> {
@@ -45,6 +51,9 @@ impl<R: Read + Seek> Source<R> {
             inner,
             remaining: len,
             what: what.into(),
+            stored: Vec::new(),
+            raw: Vec::new(),
+            zstd_context: None,
         }
     }
 
@@ -163,32 +172,53 @@ impl<R: Read + Seek> Source<R> {
         }
     }
 
-    /// Reads, checks and decompresses the payload of the next required section.
-    pub fn required_payload(&mut self, section: Section) -> Result<Vec<u8>, FormatError> {
+    /// Reads, checks and decompresses the payload of the next required section. The
+    /// returned bytes live in a buffer reused by the next section.
+    pub fn required_payload(&mut self, section: Section) -> Result<&[u8], FormatError> {
         let header = self.required_header(section)?;
+        self.payload(&header, section)
+    }
+
+    fn payload(&mut self, header: &SectionHeader, section: Section) -> Result<&[u8], FormatError> {
         if header.codec != CODEC_ZSTD {
             return Err(FormatError::corrupt(
                 section,
                 format!("unknown compression codec {}", header.codec),
             ));
         }
-        let stored = self.stored_payload(&header, section)?;
-        decompress(&stored, header.raw_len, section)
+        self.stored_payload(header, section)?;
+        let context = match &mut self.zstd_context {
+            Some(context) => context,
+            empty => empty.insert(new_decompression_context()?),
+        };
+        decompress_into(
+            context,
+            &self.stored,
+            header.raw_len,
+            section,
+            &mut self.raw,
+        )?;
+        Ok(&self.raw)
     }
 
-    /// The stored bytes of a section whose header was just read, CRC checked. The length
-    /// was checked against the remaining input by `section_header`, so the allocation is
-    /// never larger than the file.
+    /// Reads the stored bytes of a section whose header was just read into `self.stored`
+    /// and checks their CRC. Reading (rather than pre-sizing from the header) means the
+    /// buffer only grows with bytes that are really there.
     fn stored_payload(
         &mut self,
         header: &SectionHeader,
         section: Section,
-    ) -> Result<Vec<u8>, FormatError> {
-        let len =
-            usize::try_from(header.stored_len).map_err(|_| FormatError::Truncated { section })?;
-        let mut stored = vec![0u8; len];
-        self.read_exact(&mut stored, section)?;
-        let crc = crc32fast::hash(&stored);
+    ) -> Result<(), FormatError> {
+        self.stored.clear();
+        let read = (&mut self.inner)
+            .take(header.stored_len)
+            .read_to_end(&mut self.stored)
+            .map_err(|e| self.io_error(section, e))?;
+        self.remaining = self.remaining.saturating_sub(read as u64);
+        if (read as u64) < header.stored_len {
+            return Err(FormatError::Truncated { section });
+        }
+        let crc = crc32fast::hash(&self.stored);
         if crc != header.payload_crc {
             return Err(FormatError::corrupt(
                 section,
@@ -198,7 +228,7 @@ impl<R: Read + Seek> Source<R> {
                 ),
             ));
         }
-        Ok(stored)
+        Ok(())
     }
 
     fn skip_optional(
@@ -207,7 +237,7 @@ impl<R: Read + Seek> Source<R> {
         section: Section,
     ) -> Result<(), FormatError> {
         // Unknown content is not decompressed, but its checksum still guards the file.
-        self.stored_payload(header, section).map(drop)
+        self.stored_payload(header, section)
     }
 
     /// Skips a payload without reading it (for `read_metadata`).
@@ -260,17 +290,38 @@ impl<R: Read + Seek> Source<R> {
 
 /// Decompresses a payload that must expand to exactly `raw_len` bytes. The output buffer
 /// grows with what zstd really produces, so a forged `raw_len` allocates nothing.
-fn decompress(stored: &[u8], raw_len: u64, section: Section) -> Result<Vec<u8>, FormatError> {
+fn new_decompression_context() -> Result<zstd::zstd_safe::DCtx<'static>, FormatError> {
+    let failed = |what: &str| {
+        FormatError::io(
+            "preparing to decompress",
+            io::Error::new(io::ErrorKind::OutOfMemory, what.to_owned()),
+        )
+    };
+    let mut context = zstd::zstd_safe::DCtx::try_create()
+        .ok_or_else(|| failed("cannot allocate a zstd context"))?;
+    context
+        .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_WINDOW_LOG))
+        .map_err(|_| failed("cannot limit the zstd window"))?;
+    Ok(context)
+}
+
+fn decompress_into(
+    context: &mut zstd::zstd_safe::DCtx<'static>,
+    stored: &[u8],
+    raw_len: u64,
+    section: Section,
+    raw: &mut Vec<u8>,
+) -> Result<(), FormatError> {
     let invalid =
         |e: io::Error| FormatError::corrupt(section, format!("invalid compressed data: {e}"));
-    let mut decoder = zstd::stream::read::Decoder::with_buffer(stored).map_err(invalid)?;
-    decoder.window_log_max(MAX_WINDOW_LOG).map_err(invalid)?;
+    let decoder = zstd::stream::read::Decoder::with_context(stored, context);
     // Columns compress 2-20x; reserving up to 32x the stored size avoids regrowth in the
     // common case without trusting raw_len blindly.
     let reserve = raw_len.min(stored.len() as u64 * 32 + 4096);
-    let mut raw = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
+    raw.clear();
+    raw.reserve(usize::try_from(reserve).unwrap_or(0));
     let limit = raw_len.saturating_add(1);
-    decoder.take(limit).read_to_end(&mut raw).map_err(invalid)?;
+    decoder.take(limit).read_to_end(raw).map_err(invalid)?;
     if raw.len() as u64 != raw_len {
         return Err(FormatError::corrupt(
             section,
@@ -285,50 +336,54 @@ fn decompress(stored: &[u8], raw_len: u64, section: Section) -> Result<Vec<u8>, 
             ),
         ));
     }
-    Ok(raw)
+    Ok(())
 }
 
 pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapshot, FormatError> {
     src.file_header()?;
-    let (metadata, counts) = columns::decode_metadata(&src.required_payload(Section::Metadata)?)?;
+    let (metadata, counts) = columns::decode_metadata(src.required_payload(Section::Metadata)?)?;
     let strings =
-        columns::decode_strings(&src.required_payload(Section::Strings)?, counts.n_strings)?;
-    let types = columns::decode_types(&src.required_payload(Section::Types)?, counts.n_types)?;
+        columns::decode_strings(src.required_payload(Section::Strings)?, counts.n_strings)?;
+    let types = columns::decode_types(src.required_payload(Section::Types)?, counts.n_types)?;
     let n = counts.n_nodes;
     let nodes = Nodes {
-        address: columns::decode_addresses(&src.required_payload(Section::NodeAddress)?, n)?,
+        address: columns::decode_addresses(src.required_payload(Section::NodeAddress)?, n)?,
         type_idx: columns::decode_varint_column(
             Section::NodeType,
-            &src.required_payload(Section::NodeType)?,
+            src.required_payload(Section::NodeType)?,
             n,
             |raw| u32::try_from(raw).ok().map(TypeIdx),
         )?,
         size: columns::decode_varint_column(
             Section::NodeSize,
-            &src.required_payload(Section::NodeSize)?,
+            src.required_payload(Section::NodeSize)?,
             n,
             Some,
         )?,
-        flags: columns::decode_flags(&src.required_payload(Section::NodeFlags)?, n)?,
-        refcount: columns::decode_refcounts(&src.required_payload(Section::NodeRefcount)?, n)?,
-        name: columns::decode_names(&src.required_payload(Section::NodeName)?, n)?,
+        flags: columns::decode_flags(src.required_payload(Section::NodeFlags)?, n)?,
+        refcount: columns::decode_refcounts(src.required_payload(Section::NodeRefcount)?, n)?,
+        name: columns::decode_names(src.required_payload(Section::NodeName)?, n)?,
         length: columns::decode_varint_column(
             Section::NodeLength,
-            &src.required_payload(Section::NodeLength)?,
+            src.required_payload(Section::NodeLength)?,
             n,
             Some,
         )?,
     };
     let offsets = columns::decode_offsets(
-        &src.required_payload(Section::EdgeDegrees)?,
+        src.required_payload(Section::EdgeDegrees)?,
         n,
         counts.n_edges,
     )?;
-    let targets =
-        columns::decode_targets(&src.required_payload(Section::EdgeTargets)?, &offsets, n)?;
+    let targets = columns::decode_targets(
+        src.required_payload(Section::EdgeTargets)?,
+        &offsets,
+        &nodes.type_idx,
+        types.len(),
+    )?;
     let (label_kinds, label_values) =
-        columns::decode_labels(&src.required_payload(Section::EdgeLabels)?, counts.n_edges)?;
-    let roots = columns::decode_roots(&src.required_payload(Section::Roots)?, counts.n_roots)?;
+        columns::decode_labels(src.required_payload(Section::EdgeLabels)?, counts.n_edges)?;
+    let roots = columns::decode_roots(src.required_payload(Section::Roots)?, counts.n_roots)?;
     src.end()?;
     let snapshot = Snapshot {
         metadata,
@@ -363,18 +418,8 @@ pub(crate) fn read_info<R: Read + Seek>(
 ) -> Result<SnapshotInfo, FormatError> {
     let format_version = src.file_header()?;
     let metadata_header = src.required_header(Section::Metadata)?;
-    if metadata_header.codec != CODEC_ZSTD {
-        return Err(FormatError::corrupt(
-            Section::Metadata,
-            format!("unknown compression codec {}", metadata_header.codec),
-        ));
-    }
-    let stored = src.stored_payload(&metadata_header, Section::Metadata)?;
-    let (metadata, counts) = columns::decode_metadata(&decompress(
-        &stored,
-        metadata_header.raw_len,
-        Section::Metadata,
-    )?)?;
+    let (metadata, counts) =
+        columns::decode_metadata(src.payload(&metadata_header, Section::Metadata)?)?;
     let size = |header: &SectionHeader, section: Section| SectionSize {
         section,
         stored_bytes: SECTION_HEADER_LEN as u64 + header.stored_len,

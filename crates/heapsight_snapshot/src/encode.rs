@@ -10,6 +10,7 @@ use crate::layout::{
 };
 use crate::model::{node_flags, Snapshot};
 use crate::varint::{put_varint, MAX_VARINT_LEN};
+use zstd::zstd_safe::{CCtx, CParameter};
 
 /// zstd level for every section. Level 1 is the fastest; the columns are already
 /// delta- and varint-encoded, so higher levels buy only a few percent (measured in
@@ -102,11 +103,12 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
     let header = encode_file_header(FORMAT_VERSION);
     out.write_all(&header)?;
     let mut sections = Vec::with_capacity(16);
+    let mut context = new_compression_context()?;
     let mut section = |out: &mut W,
                        which: Section,
                        fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>|
      -> io::Result<()> {
-        sections.push(write_section(out, which, fill)?);
+        sections.push(write_section(out, &mut context, which, fill)?);
         Ok(())
     };
     let nodes = &snap.nodes;
@@ -143,7 +145,7 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
         s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0]))
     })?;
     section(out, Section::EdgeTargets, &mut |s| {
-        columns::encode_targets(edges, s)
+        columns::encode_targets(edges, &nodes.type_idx, snap.types.len(), s)
     })?;
     section(out, Section::EdgeLabels, &mut |s| {
         s.varints(
@@ -168,10 +170,28 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
     })
 }
 
+/// One zstd context serves every section: creating one per section costs more than
+/// compressing a small section.
+fn new_compression_context() -> io::Result<CCtx<'static>> {
+    let mut context = CCtx::try_create().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::OutOfMemory, "cannot allocate a zstd context")
+    })?;
+    context
+        .set_parameter(CParameter::CompressionLevel(COMPRESSION_LEVEL))
+        .map_err(|code| {
+            io::Error::other(format!(
+                "zstd refused compression level {COMPRESSION_LEVEL}: {}",
+                zstd::zstd_safe::get_error_name(code)
+            ))
+        })?;
+    Ok(context)
+}
+
 /// Writes a placeholder header, streams the payload through zstd, then patches the header
 /// with the lengths and checksum that are only known at the end.
 fn write_section<W: Write + Seek>(
     out: &mut W,
+    context: &mut CCtx<'static>,
     section: Section,
     fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>,
 ) -> io::Result<SectionSize> {
@@ -182,17 +202,22 @@ fn write_section<W: Write + Seek>(
         hasher: crc32fast::Hasher::new(),
         written: 0,
     };
-    let encoder =
-        zstd::stream::write::Encoder::new(&mut counter as &mut dyn Write, COMPRESSION_LEVEL)?;
-    let mut sink = ColumnSink {
-        encoder,
-        chunk: Vec::with_capacity(CHUNK_BYTES + MAX_VARINT_LEN),
-        raw_len: 0,
+    let raw_len = {
+        let encoder =
+            zstd::stream::write::Encoder::with_context(&mut counter as &mut dyn Write, context);
+        let mut sink = ColumnSink {
+            encoder,
+            chunk: Vec::with_capacity(CHUNK_BYTES + MAX_VARINT_LEN),
+            raw_len: 0,
+        };
+        fill(&mut sink)?;
+        sink.flush_chunk()?;
+        let ColumnSink {
+            encoder, raw_len, ..
+        } = sink;
+        encoder.finish()?;
+        raw_len
     };
-    fill(&mut sink)?;
-    sink.flush_chunk()?;
-    let raw_len = sink.raw_len;
-    sink.encoder.finish()?;
     let stored_len = counter.written;
     let payload_crc = counter.hasher.finalize();
     let header = SectionHeader {
@@ -235,7 +260,7 @@ impl<W: Write> Write for ChecksummingWriter<W> {
 
 /// Receives a section's uncompressed bytes and feeds them to zstd in chunks.
 pub(crate) struct ColumnSink<'a> {
-    encoder: zstd::stream::write::Encoder<'static, &'a mut dyn Write>,
+    encoder: zstd::stream::write::Encoder<'a, &'a mut dyn Write>,
     chunk: Vec<u8>,
     raw_len: u64,
 }
