@@ -28,9 +28,19 @@ pub fn write_file(path: &Path, snap: &Snapshot) -> Result<WriteStats, FormatErro
 }
 
 /// Writes any bytes (reports, graphs) with the same atomic-replace protocol as
-/// [`write_file`]: a failure never leaves a half file or loses an earlier one.
+/// [`write_file`]: a failure never leaves a half file or loses an earlier one. Unlike
+/// snapshots, such files are readable by everyone (mode 0644 on Unix), like any file a
+/// tool writes on request.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FormatError> {
-    write_atomically(path, |file| file.write_all(data))
+    write_atomically(path, |file| {
+        file.write_all(data)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    })
 }
 
 /// The atomic-replace protocol of [`write_file`], with the content written by `body`.
@@ -163,6 +173,33 @@ mod tests {
         write_atomically(&target, |file| file.write_all(b"newer")).expect("write");
         assert_eq!(std::fs::read(&target).expect("read back"), b"newer");
         assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn write_atomic_replaces_plain_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("report.html");
+        std::fs::write(&target, b"old report").expect("seed file");
+        write_atomic(&target, b"<html>new</html>").expect("write");
+        assert_eq!(
+            std::fs::read(&target).expect("read back"),
+            b"<html>new</html>"
+        );
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target)
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "mode {mode:o}");
+        }
+        let missing = dir.path().join("missing/report.html");
+        assert!(matches!(
+            write_atomic(&missing, b"x"),
+            Err(FormatError::Io { .. })
+        ));
     }
 
     #[cfg(unix)]

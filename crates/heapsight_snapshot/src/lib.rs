@@ -7,6 +7,7 @@
 //! - [`write_file`] / [`read_file`]: atomic write, fully validating read.
 //! - [`encode`] / [`decode`]: the same, in memory.
 //! - [`read_metadata`]: header and metadata only, for `heapsight info`.
+//! - [`write_atomic`]: the same atomic replace for any other output (reports).
 
 mod columns;
 mod decode;
