@@ -44,7 +44,7 @@ const LABEL_RIGHT_PAD: f64 = 4.0;
 /// Horizontal reach of a self-loop beyond the right side of its box.
 const LOOP_REACH: f64 = 26.0;
 /// Vertical gap between rank bands when every other rank holds edge labels.
-const LABELLED_RANK_GAP: f64 = 12.0;
+const LABELLED_RANK_GAP: f64 = 16.0;
 /// Vertical gap between rank bands when there are no labels.
 const PLAIN_RANK_GAP: f64 = 40.0;
 const CROSSING_SWEEPS: usize = 24;
@@ -445,17 +445,14 @@ pub fn layout(graph: &RefGraph) -> Layout {
         });
         for &id in &chain.vertices[1..chain.vertices.len() - 1] {
             let vertex = &vertices[id.index()];
-            let center = band_center(vertex);
+            // Run straight down through the whole band so the line passes beside the boxes
+            // of that rank instead of bending around them; bends happen between bands.
+            let top = band_tops[vertex.rank];
+            let bottom = top + band_height(&vertices, &ranks[vertex.rank]);
             let x = vertex.anchor();
-            points.push(Point {
-                x,
-                y: center - vertex.height / 2.0,
-            });
-            if vertex.height > 0.0 {
-                points.push(Point {
-                    x,
-                    y: center + vertex.height / 2.0,
-                });
+            points.push(Point { x, y: top });
+            if bottom > top {
+                points.push(Point { x, y: bottom });
             }
         }
         points.push(Point {
