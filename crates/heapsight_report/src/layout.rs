@@ -439,24 +439,42 @@ pub fn layout(graph: &RefGraph) -> Layout {
         let last = chain.vertices[chain.vertices.len() - 1].index();
         let first_box = box_of(first);
         let last_box = box_of(last);
+        let band_bottom = |rank: usize| band_tops[rank] + band_height(&vertices, &ranks[rank]);
+        // Boxes shorter than their band leave and enter it vertically, so the bend happens
+        // between bands and cannot cut through a taller neighbour.
+        let (start_x, end_x) = ports[chain_index];
         points.push(Point {
-            x: ports[chain_index].0,
+            x: start_x,
             y: first_box.bottom(),
         });
+        let first_band_bottom = band_bottom(vertices[first].rank);
+        if first_band_bottom > first_box.bottom() {
+            points.push(Point {
+                x: start_x,
+                y: first_band_bottom,
+            });
+        }
         for &id in &chain.vertices[1..chain.vertices.len() - 1] {
             let vertex = &vertices[id.index()];
             // Run straight down through the whole band so the line passes beside the boxes
             // of that rank instead of bending around them; bends happen between bands.
             let top = band_tops[vertex.rank];
-            let bottom = top + band_height(&vertices, &ranks[vertex.rank]);
+            let bottom = band_bottom(vertex.rank);
             let x = vertex.anchor();
             points.push(Point { x, y: top });
             if bottom > top {
                 points.push(Point { x, y: bottom });
             }
         }
+        let last_band_top = band_tops[vertices[last].rank];
+        if last_band_top < last_box.y {
+            points.push(Point {
+                x: end_x,
+                y: last_band_top,
+            });
+        }
         points.push(Point {
-            x: ports[chain_index].1,
+            x: end_x,
             y: last_box.y,
         });
         if chain.reversed {

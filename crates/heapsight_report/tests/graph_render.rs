@@ -325,6 +325,77 @@ fn assert_geometry(graph: &RefGraph, layout: &Layout, context: &str) {
     }
 }
 
+/// Samples the drawn curve of a polyline route exactly as the SVG writer builds it: cubic
+/// segments with vertical tangents between consecutive waypoints.
+fn sample_route(points: &[Point]) -> Vec<Point> {
+    let mut samples = Vec::new();
+    for pair in points.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let mid = (b.y - a.y) / 2.0;
+        let controls = [
+            a,
+            Point {
+                x: a.x,
+                y: a.y + mid,
+            },
+            Point {
+                x: b.x,
+                y: b.y - mid,
+            },
+            b,
+        ];
+        for step in 0..=20 {
+            let t = f64::from(step) / 20.0;
+            let u = 1.0 - t;
+            let weights = [u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t];
+            samples.push(Point {
+                x: controls.iter().zip(weights).map(|(p, w)| p.x * w).sum(),
+                y: controls.iter().zip(weights).map(|(p, w)| p.y * w).sum(),
+            });
+        }
+    }
+    samples
+}
+
+#[test]
+fn edges_never_cross_boxes_or_labels() {
+    for seed in 0..40 {
+        let graph = random_graph(seed, 3 + seed % 20, seed * 2 % 45, seed % 2 == 0);
+        let placed = layout(&graph);
+        for edge in &placed.edges {
+            let EdgeRoute::Polyline(points) = &edge.route else {
+                continue;
+            };
+            let obstacles: Vec<Rect> = placed
+                .nodes
+                .iter()
+                .map(|n| n.rect)
+                .chain(
+                    placed
+                        .edges
+                        .iter()
+                        .filter_map(|e| e.label.as_ref())
+                        .map(|l| l.rect),
+                )
+                .collect();
+            for sample in sample_route(points) {
+                for &r in &obstacles {
+                    // Shrunk by a pixel: endpoints legitimately touch their own boxes' borders.
+                    let inside = sample.x > r.x + 1.0
+                        && sample.x < r.right() - 1.0
+                        && sample.y > r.y + 1.0
+                        && sample.y < r.bottom() - 1.0;
+                    assert!(
+                        !inside,
+                        "seed {seed}: edge {:?} passes through {r:?} at {sample:?}",
+                        edge.edge
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn random_layouts_have_no_overlaps() {
     for seed in 0..60 {
