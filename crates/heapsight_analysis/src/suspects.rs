@@ -29,8 +29,8 @@
 use std::collections::HashMap;
 
 use heapsight_graph::{
-    accumulation_point, path_steps, render_path, retainer_shapes, shortest_paths_from_roots,
-    DominatorTree, Graph, GraphError, PathTree,
+    accumulation_point, path_steps, render_path, shortest_paths_from_roots, DominatorTree, Graph,
+    GraphError, PathTree, ShapeIndex,
 };
 use heapsight_snapshot::model::{NodeIdx, RootKind, Snapshot, TypeIdx};
 use serde::Serialize;
@@ -243,32 +243,56 @@ impl Candidate {
 }
 
 /// Per node of B: its anchor (see the module docs) or [`NO_ANCHOR`], and whether it is
-/// transient (held only by a running thread). One preorder walk of the dominator tree.
+/// transient (held only by a running thread).
 fn anchors_of_new_objects(index: &HeapIndex, diff: &SnapshotDiff) -> (Vec<u32>, Vec<bool>) {
     let snapshot = index.snapshot;
     let dom = &index.dominators;
     let n = snapshot.n_nodes();
     let mut anchor = vec![NO_ANCHOR; n];
     let mut transient = vec![false; n];
-    let mut stack: Vec<NodeIdx> = dom.super_root_children().collect();
-    while let Some(v) = stack.pop() {
-        let parent = dom.immediate_dominator(v);
-        let is_thread_root = index
-            .graph
-            .root_of(v)
-            .is_some_and(|r| index.graph.root(r).kind == RootKind::Thread);
-        transient[v.index()] = is_thread_root || parent.is_some_and(|p| transient[p.index()]);
-        if diff.is_new(v) && !transient[v.index()] && dom.is_reachable_from_roots(v) {
-            anchor[v.index()] = if !is_byproduct(snapshot.type_name(v)) {
-                v.0
-            } else {
-                match parent {
-                    Some(p) if anchor[p.index()] != NO_ANCHOR => anchor[p.index()],
-                    _ => v.0,
-                }
-            };
+    // Byproduct-ness per type, so the walk compares no strings.
+    let byproduct_type: Vec<bool> = snapshot
+        .types
+        .name
+        .iter()
+        .map(|&s| is_byproduct(snapshot.str(s).unwrap_or("")))
+        .collect();
+    // Each node depends on its immediate dominator only, so nodes are resolved top-down
+    // along their dominator chain, each exactly once: O(n) with no recursion.
+    let mut resolved = vec![false; n];
+    let mut chain: Vec<NodeIdx> = Vec::new();
+    for start in 0..n {
+        let mut u = NodeIdx(start as u32);
+        while !resolved[u.index()] {
+            chain.push(u);
+            match dom.immediate_dominator(u) {
+                Some(p) => u = p,
+                None => break,
+            }
         }
-        stack.extend(dom.dominated_children(v));
+        while let Some(v) = chain.pop() {
+            resolved[v.index()] = true;
+            let parent = dom.immediate_dominator(v);
+            let is_thread_root = index
+                .graph
+                .root_of(v)
+                .is_some_and(|r| index.graph.root(r).kind == RootKind::Thread);
+            transient[v.index()] = is_thread_root || parent.is_some_and(|p| transient[p.index()]);
+            if diff.is_new(v) && !transient[v.index()] && dom.is_reachable_from_roots(v) {
+                let byproduct = byproduct_type
+                    .get(type_of(snapshot, v).index())
+                    .copied()
+                    .unwrap_or(false);
+                anchor[v.index()] = if !byproduct {
+                    v.0
+                } else {
+                    match parent {
+                        Some(p) if anchor[p.index()] != NO_ANCHOR => anchor[p.index()],
+                        _ => v.0,
+                    }
+                };
+            }
+        }
     }
     (anchor, transient)
 }
@@ -413,22 +437,21 @@ pub fn find_suspects(
     with_points.retain(|((_, c), _)| !c.is_empty() && score(c) >= options.min_score);
     with_points.sort_by(|a, b| by_score(&a.0, &b.0));
     with_points.truncate(options.max_suspects);
+    let mut shape_index = ShapeIndex::new(snapshot, &index.paths);
     with_points
         .into_iter()
         .enumerate()
         .map(|(rank, ((t, c), point))| {
             let (count_share, bytes_share) = shares(&c);
-            describe(
-                index,
-                diff,
-                options,
+            let found = Found {
                 rank,
-                t,
-                c,
+                type_idx: t,
+                candidate: c,
                 point,
                 count_share,
                 bytes_share,
-            )
+            };
+            describe(index, &mut shape_index, diff, options, found)
         })
         .collect()
 }
@@ -522,22 +545,35 @@ fn fold_into_accumulation_points(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn describe(
-    index: &HeapIndex,
-    diff: &SnapshotDiff,
-    options: &SuspectOptions,
+/// A ranked candidate on its way to becoming a [`Suspect`].
+struct Found {
     rank: usize,
-    t: TypeIdx,
-    c: Candidate,
+    type_idx: TypeIdx,
+    candidate: Candidate,
     point: Option<heapsight_graph::AccumulationPoint>,
     count_share: f64,
     bytes_share: f64,
+}
+
+fn describe(
+    index: &HeapIndex,
+    shape_index: &mut ShapeIndex,
+    diff: &SnapshotDiff,
+    options: &SuspectOptions,
+    found: Found,
 ) -> Suspect {
     let snapshot = index.snapshot;
+    let Found {
+        rank,
+        type_idx: t,
+        candidate: c,
+        point,
+        count_share,
+        bytes_share,
+    } = found;
     let type_name = type_name_of(snapshot, t);
     let targets = c.targets();
-    let report = retainer_shapes(snapshot, &index.paths, &targets);
+    let report = shape_index.shapes(&targets);
     let reachable = report
         .total_count
         .saturating_sub(report.unreachable_count)
