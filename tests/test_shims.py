@@ -158,8 +158,55 @@ def generator():
     yield 1
 
 
+def started_generator():
+    gen = generator()
+    next(gen)
+    return gen
+
+
+def finished_generator():
+    gen = generator()
+    list(gen)
+    return gen
+
+
+async def async_generator():
+    yield 1
+
+
+def finished_frame():
+    try:
+        raise ValueError("x")
+    except ValueError as error:
+        return error.__traceback__.tb_frame
+
+
+def closure_frame():
+    captured = [1]
+
+    def inner():
+        return sys._getframe(), captured
+
+    return inner()[0]
+
+
 async def coroutine_function():
     return 1
+
+
+def hot_function(value):
+    total = 0
+    for i in range(3):
+        total += value + i
+    return total
+
+
+def warmed_up_code():
+    """A code object that ran often enough for the opcache (3.9/3.10) or adaptive
+    specialisation (3.11+) to kick in."""
+    for i in range(3000):
+        hot_function(i)
+    return hot_function.__code__
 
 
 def grown_list():
@@ -304,14 +351,23 @@ SIZE_CASES = {
     "simple namespace": lambda: types.SimpleNamespace(a=1),
     "partial": lambda: functools.partial(len),
     "None": lambda: None,
+    "frame running": lambda: sys._getframe(),
+    "frame finished": finished_frame,
+    "frame of closure": closure_frame,
+    "generator new": lambda: generator(),
+    "generator started": started_generator,
+    "generator finished": finished_generator,
+    "generator frame": lambda: started_generator().gi_frame,
+    "async generator": lambda: async_generator(),
+    "code": lambda: grown_list.__code__,
+    "code with cells": lambda: make_closure_cell.__code__,
+    "code warmed up": warmed_up_code,
+    "code of module": lambda: compile("x = 1\nfor i in range(3):\n    x += i", "<m>", "exec"),
     "Ellipsis": lambda: ...,
 }
 
 # C types with their own __sizeof__ that the native sizer may leave to `__sizeof__`.
 MAYBE_NOT_NATIVE = {
-    "code": lambda: grown_list.__code__,
-    "generator": lambda: generator(),
-    "frame": lambda: sys._getframe(),
     "deque": lambda: collections.deque(range(100)),
     "ordered dict": lambda: collections.OrderedDict(a=1),
     "array": lambda: array.array("i", range(10)),
@@ -325,11 +381,10 @@ def test_native_size_equals_getsizeof(name):
     assert native_size == sys.getsizeof(obj), name
 
 
-def test_coroutine_size_is_exact_or_deferred():
+def test_coroutine_size_equals_getsizeof():
     coro = coroutine_function()
     try:
-        native_size = native._debug_sizeof(coro)
-        assert native_size is None or native_size == sys.getsizeof(coro)
+        assert native._debug_sizeof(coro) == sys.getsizeof(coro)
     finally:
         coro.close()
 
@@ -389,18 +444,34 @@ def test_split_dicts_of_many_instances():
 HEAPTYPE = 1 << 9
 
 
+def declared_slots(cls) -> list[str]:
+    """The attribute names a class body's `__slots__` created (mangled like CPython does)."""
+    slots = vars(cls).get("__slots__", ())
+    slots = (slots,) if isinstance(slots, str) else slots
+    names = []
+    for name in slots:
+        if name in ("__dict__", "__weakref__"):
+            continue
+        if name.startswith("__") and not name.endswith("__"):
+            name = f"_{cls.__name__.lstrip('_')}{name}"
+        names.append(name)
+    return names
+
+
 def slot_values(obj) -> dict:
     """Filled `__slots__` of the classes defined in Python along the MRO."""
     values = {}
     for cls in type(obj).__mro__:
         if not cls.__flags__ & HEAPTYPE:
             continue
-        for attribute in vars(cls).values():
-            if isinstance(attribute, types.MemberDescriptorType):
-                try:
-                    values[attribute.__name__] = attribute.__get__(obj, type(obj))
-                except AttributeError:
-                    continue
+        for name in declared_slots(cls):
+            descriptor = vars(cls).get(name)
+            if not isinstance(descriptor, types.MemberDescriptorType):
+                continue
+            try:
+                values[name] = descriptor.__get__(obj, type(obj))
+            except AttributeError:
+                continue
     return values
 
 
@@ -665,3 +736,68 @@ def test_nothing_is_immortal_before_312():
 
 def test_runtime_version():
     assert native._debug_runtime_version() == PY
+
+
+# ------------------------------------------------------------------------------------------
+# whole-heap sweeps: every object the interpreter tracks, whatever its type
+
+
+def heap_sample():
+    """Every gc-tracked object plus the untracked leaves they refer to."""
+    tracked = gc.get_objects()
+    seen = {id(o) for o in tracked}
+    sample = list(tracked)
+    for obj in tracked:
+        for referent in gc.get_referents(obj):
+            if id(referent) not in seen:
+                seen.add(id(referent))
+                sample.append(referent)
+    return sample
+
+
+def test_native_size_over_the_whole_heap():
+    mismatches = []
+    native_count = 0
+    sample = heap_sample()
+    for obj in sample:
+        native_size = native._debug_sizeof(obj)
+        if native_size is None:
+            continue
+        native_count += 1
+        try:
+            expected = sys.getsizeof(obj)
+        except Exception:
+            continue
+        if native_size != expected:
+            mismatches.append((native._debug_type_name(obj), native_size, expected))
+    assert mismatches == []
+    assert native_count > 0.9 * len(sample)
+
+
+def test_attrs_over_the_whole_heap():
+    mismatches = []
+    checked = 0
+    for obj in gc.get_objects():
+        if not type(obj).__flags__ & HEAPTYPE or isinstance(obj, type):
+            continue
+        had_dict_before = has_materialised_dict(obj)
+        pairs = native._debug_attrs(obj)
+        if pairs is None:
+            mismatches.append((native._debug_type_name(obj), "unknown layout"))
+            continue
+        if PY >= (3, 11) and has_materialised_dict(obj) != had_dict_before:
+            mismatches.append((native._debug_type_name(obj), "materialised"))
+            continue
+        try:
+            # Not vars(): proxies such as GenericAlias forward `__dict__` to another object.
+            own = dict(object.__getattribute__(obj, "__dict__"))
+        except (AttributeError, TypeError):
+            own = {}
+        expected = {**own, **slot_values(obj)}
+        checked += 1
+        if dict(pairs) != expected and any(
+            dict(pairs).get(k, pairs) is not v for k, v in expected.items()
+        ):
+            mismatches.append((native._debug_type_name(obj), sorted(map(str, expected)), pairs))
+    assert mismatches == []
+    assert checked > 100

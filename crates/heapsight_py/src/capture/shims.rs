@@ -462,6 +462,195 @@ pub unsafe fn unicode_equals_utf8(op: *mut ffi::PyObject, expected: &[u8]) -> bo
 }
 
 // ---------------------------------------------------------------------------------------
+// Code objects
+
+/// Where `code.__sizeof__` finds its inputs (offsets measured with each version's headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeLayout {
+    /// 3.9/3.10: fixed-size object; adds the `co_cell2arg` array (one `Py_ssize_t` per cell
+    /// variable) and, once warmed up, the opcache map (one byte per code unit of `co_code`)
+    /// and the opcache (`co_opcache_size` entries of 32 bytes).
+    Classic {
+        co_code_offset: isize,
+        cellvars_offset: isize,
+        cell2arg_offset: isize,
+        co_extra_offset: isize,
+        opcache_offset: isize,
+        opcache_size_offset: isize,
+        opcache_entry_size: usize,
+    },
+    /// 3.11+: variable-size object holding its adaptive bytecode, rounded up to a word.
+    Adaptive { co_extra_offset: isize },
+}
+
+pub fn code_layout(layout: Layout) -> CodeLayout {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => CodeLayout::Classic {
+            co_code_offset: 48,
+            cellvars_offset: 88,
+            cell2arg_offset: 96,
+            co_extra_offset: 144,
+            opcache_offset: 160,
+            opcache_size_offset: 172,
+            opcache_entry_size: 32,
+        },
+        Layout::V3_11 => CodeLayout::Adaptive {
+            co_extra_offset: 176,
+        },
+        Layout::V3_12 => CodeLayout::Adaptive {
+            co_extra_offset: 184,
+        },
+        Layout::V3_13 | Layout::V3_14 => CodeLayout::Adaptive {
+            co_extra_offset: 192,
+        },
+    }
+}
+
+/// Offsets of the `int` fields that size an evaluation frame, per version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeFrameFields {
+    pub stacksize_offset: isize,
+    /// 3.9/3.10 `co_nlocals`, 3.11+ `co_nlocalsplus` (locals, cells and free variables).
+    pub locals_offset: isize,
+    /// 3.9/3.10 only: the cell and free variable name tuples, counted separately.
+    pub cell_and_free_tuples: Option<(isize, isize)>,
+}
+
+pub fn code_frame_fields(layout: Layout) -> CodeFrameFields {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => CodeFrameFields {
+            stacksize_offset: 32,
+            locals_offset: 28,
+            cell_and_free_tuples: Some((88, 80)),
+        },
+        Layout::V3_11 => CodeFrameFields {
+            stacksize_offset: 68,
+            locals_offset: 76,
+            cell_and_free_tuples: None,
+        },
+        Layout::V3_12 | Layout::V3_13 | Layout::V3_14 => CodeFrameFields {
+            stacksize_offset: 64,
+            locals_offset: 72,
+            cell_and_free_tuples: None,
+        },
+    }
+}
+
+/// Number of `PyObject*` slots a frame for `code` needs: 3.9/3.10 `stacksize + nlocals +
+/// ncells + nfrees`, 3.11+ `nlocalsplus + stacksize`.
+///
+/// # Safety
+/// `code` must point to a live code object.
+pub unsafe fn code_frame_slots(layout: Layout, code: *mut ffi::PyObject) -> Option<usize> {
+    let fields = code_frame_fields(layout);
+    let base = code as *const u8;
+    // SAFETY: offsets from the version's PyCodeObject; the tuples are live.
+    unsafe {
+        let int_at = |offset: isize| usize::try_from(*(base.offset(offset) as *const i32)).ok();
+        let mut slots = int_at(fields.stacksize_offset)? + int_at(fields.locals_offset)?;
+        if let Some((cellvars_offset, freevars_offset)) = fields.cell_and_free_tuples {
+            for offset in [cellvars_offset, freevars_offset] {
+                let names = read_ptr::<ffi::PyObject>(base, offset);
+                if !names.is_null() {
+                    slots += usize::try_from(ffi::PyTuple_GET_SIZE(names)).ok()?;
+                }
+            }
+        }
+        Some(slots)
+    }
+}
+
+/// Where a frame object (`f_code` 3.9/3.10, else `f_frame->f_code` / `f_executable`) and a
+/// 3.11+ generator (`gi_code` 3.11, else the embedded frame's code) keep their code object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeLocation {
+    /// A pointer field of the object itself.
+    Direct(isize),
+    /// A pointer to an interpreter frame, then the code field inside it.
+    ViaFrame {
+        frame_pointer: isize,
+        code_in_frame: isize,
+    },
+    /// An interpreter frame embedded in the object, then the code field inside it.
+    Embedded {
+        frame_offset: isize,
+        code_in_frame: isize,
+    },
+}
+
+pub fn frame_code_location(layout: Layout) -> CodeLocation {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => CodeLocation::Direct(32),
+        Layout::V3_11 => CodeLocation::ViaFrame {
+            frame_pointer: 24,
+            code_in_frame: 32,
+        },
+        _ => CodeLocation::ViaFrame {
+            frame_pointer: 24,
+            code_in_frame: 0,
+        },
+    }
+}
+
+/// Generators only have their own `__sizeof__` from 3.11 (`None` before).
+pub fn generator_code_location(layout: Layout) -> Option<CodeLocation> {
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => None,
+        Layout::V3_11 => Some(CodeLocation::Direct(16)),
+        _ => Some(CodeLocation::Embedded {
+            frame_offset: 72,
+            code_in_frame: 0,
+        }),
+    }
+}
+
+/// Follows a [`CodeLocation`], returning the object only if it is an exact code object.
+///
+/// # Safety
+/// `op` must point to a live object of the kind the location was chosen for.
+pub unsafe fn code_at(
+    op: *mut ffi::PyObject,
+    location: CodeLocation,
+) -> Option<*mut ffi::PyObject> {
+    let base = op as *const u8;
+    // SAFETY: forwarded caller guarantee; the result is type-checked before use.
+    unsafe {
+        let code = match location {
+            CodeLocation::Direct(offset) => read_ptr::<ffi::PyObject>(base, offset),
+            CodeLocation::ViaFrame {
+                frame_pointer,
+                code_in_frame,
+            } => {
+                let frame = read_ptr::<u8>(base, frame_pointer);
+                if frame.is_null() {
+                    return None;
+                }
+                read_ptr::<ffi::PyObject>(frame, code_in_frame)
+            }
+            CodeLocation::Embedded {
+                frame_offset,
+                code_in_frame,
+            } => read_ptr::<ffi::PyObject>(base, frame_offset + code_in_frame),
+        };
+        (!code.is_null() && type_of(code) == &raw mut ffi::PyCode_Type).then_some(code)
+    }
+}
+
+/// Bytes of a `_PyCodeObjectExtra` block (`ce_size` then `ce_size` pointers, the first of
+/// which is inside the struct), as `code.__sizeof__` counts it.
+///
+/// # Safety
+/// `co_extra` must be NULL or point to a live `_PyCodeObjectExtra`.
+pub unsafe fn code_extra_size(co_extra: *const u8) -> usize {
+    if co_extra.is_null() {
+        return 0;
+    }
+    // SAFETY: ce_size is the first field.
+    let count = unsafe { read_isize(co_extra, 0) }.max(1).unsigned_abs();
+    2 * POINTER_SIZE + (count - 1) * POINTER_SIZE
+}
+
+// ---------------------------------------------------------------------------------------
 // Type objects
 
 /// `sizeof(PyTypeObject)`: fields are only ever appended (3.12 added `tp_watched`, 3.13

@@ -28,6 +28,10 @@ pub enum SizeModel {
     Dict,
     Set,
     Type,
+    Code,
+    Frame,
+    /// 3.11+ generators and coroutines: header plus their embedded frame's slots.
+    Generator,
     /// Python-level override or an unmodelled C `__sizeof__`: must be called outside the walk.
     NotNative,
 }
@@ -93,9 +97,9 @@ pub unsafe fn native_size(op: *mut ffi::PyObject) -> Option<u64> {
 /// Static builtins whose own `__sizeof__` we reproduce (or whose `__sizeof__` equals the
 /// generic formula).
 fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
-    // Generators, coroutines and frames (3.11+), code objects, deque and OrderedDict define
-    // their own `__sizeof__` from interpreter-internal structs; they are left to the caller.
-    let known: [(*mut ffi::PyTypeObject, SizeModel); 9] = [
+    // Other C types with their own `__sizeof__` (deque, OrderedDict, ...) are left to the
+    // caller.
+    let known: [(*mut ffi::PyTypeObject, SizeModel); 13] = [
         (&raw mut ffi::PyBaseObject_Type, SizeModel::Generic),
         (&raw mut ffi::PyLong_Type, SizeModel::Int),
         (&raw mut ffi::PyUnicode_Type, SizeModel::Str),
@@ -105,6 +109,10 @@ fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
         (&raw mut ffi::PySet_Type, SizeModel::Set),
         (&raw mut ffi::PyFrozenSet_Type, SizeModel::Set),
         (&raw mut ffi::PyType_Type, SizeModel::Type),
+        (&raw mut ffi::PyCode_Type, SizeModel::Code),
+        (&raw mut ffi::PyFrame_Type, SizeModel::Frame),
+        (&raw mut ffi::PyGen_Type, SizeModel::Generator),
+        (&raw mut ffi::PyCoro_Type, SizeModel::Generator),
     ];
     known
         .iter()
@@ -180,7 +188,10 @@ unsafe fn size_with_model(layout: Layout, op: *mut ffi::PyObject, model: SizeMod
             SizeModel::Generic => {
                 let itemsize = usize::try_from((*tp).tp_itemsize).ok()?;
                 if itemsize > 0 {
-                    basicsize + itemsize * usize::try_from(shims::var_size(op)).ok()?
+                    // Some types set tp_itemsize without being variable-size; CPython then
+                    // reads whatever word sits in ob_size, and so do we (overflow aside).
+                    let items = usize::try_from(shims::var_size(op)).ok()?;
+                    itemsize.checked_mul(items)?.checked_add(basicsize)?
                 } else {
                     basicsize
                 }
@@ -202,6 +213,16 @@ unsafe fn size_with_model(layout: Layout, op: *mut ffi::PyObject, model: SizeMod
             SizeModel::Dict => dict_sizeof(layout, op, basicsize)?,
             SizeModel::Set => set_sizeof(op, basicsize)?,
             SizeModel::Type => type_sizeof(layout, op)?,
+            SizeModel::Code => code_sizeof(layout, op, basicsize)?,
+            SizeModel::Frame => frame_sizeof(layout, op, basicsize)?,
+            SizeModel::Generator => match shims::generator_code_location(layout) {
+                // Before 3.11 generators use object.__sizeof__ (fixed size).
+                None => basicsize,
+                Some(location) => {
+                    let code = shims::code_at(op, location)?;
+                    basicsize + shims::code_frame_slots(layout, code)? * POINTER_SIZE
+                }
+            },
         }
     };
     // SAFETY: forwarded caller guarantee.
@@ -342,5 +363,73 @@ unsafe fn type_sizeof(layout: Layout, op: *mut ffi::PyObject) -> Option<usize> {
             size += shims::dict_keys(layout, cached_keys).allocation_size();
         }
         Some(size)
+    }
+}
+
+/// `code.__sizeof__`.
+///
+/// # Safety
+/// `op` must point to a live code object.
+unsafe fn code_sizeof(layout: Layout, op: *mut ffi::PyObject, basicsize: usize) -> Option<usize> {
+    let base = op as *const u8;
+    // SAFETY: offsets from the version's PyCodeObject.
+    unsafe {
+        match shims::code_layout(layout) {
+            shims::CodeLayout::Classic {
+                co_code_offset,
+                cellvars_offset,
+                cell2arg_offset,
+                co_extra_offset,
+                opcache_offset,
+                opcache_size_offset,
+                opcache_entry_size,
+            } => {
+                let mut size = basicsize;
+                let cell2arg = shims::read_ptr::<u8>(base, cell2arg_offset);
+                let cellvars = shims::read_ptr::<ffi::PyObject>(base, cellvars_offset);
+                if !cell2arg.is_null() && !cellvars.is_null() {
+                    let cells = usize::try_from(ffi::PyTuple_GET_SIZE(cellvars)).ok()?;
+                    size += cells * std::mem::size_of::<isize>();
+                }
+                size += shims::code_extra_size(shims::read_ptr::<u8>(base, co_extra_offset));
+                if !shims::read_ptr::<u8>(base, opcache_offset).is_null() {
+                    let bytecode = shims::read_ptr::<ffi::PyObject>(base, co_code_offset);
+                    if !bytecode.is_null() {
+                        let code_units = usize::try_from(shims::var_size(bytecode)).ok()? / 2;
+                        size += code_units;
+                    }
+                    let entries = usize::from(*base.offset(opcache_size_offset));
+                    size += entries * opcache_entry_size;
+                }
+                Some(size)
+            }
+            shims::CodeLayout::Adaptive { co_extra_offset } => {
+                let tp = shims::type_of(op);
+                let itemsize = usize::try_from((*tp).tp_itemsize).ok()?;
+                let items = usize::try_from(shims::var_size(op)).ok()?;
+                let unaligned = basicsize + itemsize * items;
+                let size = unaligned.div_ceil(POINTER_SIZE) * POINTER_SIZE;
+                Some(size + shims::code_extra_size(shims::read_ptr::<u8>(base, co_extra_offset)))
+            }
+        }
+    }
+}
+
+/// `frame.__sizeof__`: 3.9/3.10 `sizeof(PyFrameObject)` already holds one slot; 3.11+ the
+/// basic size is the header plus the interpreter frame up to its slots.
+///
+/// # Safety
+/// `op` must point to a live frame object.
+unsafe fn frame_sizeof(layout: Layout, op: *mut ffi::PyObject, basicsize: usize) -> Option<usize> {
+    // SAFETY: the code object is type-checked before its fields are read.
+    unsafe {
+        let code = shims::code_at(op, shims::frame_code_location(layout))?;
+        let slots = shims::code_frame_slots(layout, code)?;
+        match layout {
+            Layout::V3_9 | Layout::V3_10 => {
+                Some((basicsize + slots * POINTER_SIZE).checked_sub(POINTER_SIZE)?)
+            }
+            _ => Some(basicsize + slots * POINTER_SIZE),
+        }
     }
 }
