@@ -4,9 +4,11 @@
 //!
 //! # What counts as growth of a type
 //! Work happens on B's dominator tree, top-down, once:
-//! - Objects only kept alive by a running thread (dominated by a thread root: frames of
-//!   the capturing thread, requests in flight) are transient and ignored, as are objects
-//!   no root reaches (garbage awaiting collection).
+//! - In-flight work is transient and ignored: new objects dominated by a thread root
+//!   through a chain of new objects only (the capturing thread's frames, a request being
+//!   served). An object that existed in A breaks the chain, so a long-lived container
+//!   held by a long-lived frame (a cache local to `main()`) still counts. Objects no root
+//!   reaches (garbage awaiting collection) are ignored too.
 //! - A new object of a *byproduct* type ([`BYPRODUCT_TYPES`]: builtin containers,
 //!   scalars, cells, bound methods, frames) that is dominated by a new object of another
 //!   type belongs to it: an instance's `__dict__`, its lists and strings are folded into
@@ -243,7 +245,7 @@ impl Candidate {
 }
 
 /// Per node of B: its anchor (see the module docs) or [`NO_ANCHOR`], and whether it is
-/// transient (held only by a running thread).
+/// transient (a thread root, or new and dominated by a transient node).
 fn anchors_of_new_objects(index: &HeapIndex, diff: &SnapshotDiff) -> (Vec<u32>, Vec<bool>) {
     let snapshot = index.snapshot;
     let dom = &index.dominators;
@@ -277,7 +279,8 @@ fn anchors_of_new_objects(index: &HeapIndex, diff: &SnapshotDiff) -> (Vec<u32>, 
                 .graph
                 .root_of(v)
                 .is_some_and(|r| index.graph.root(r).kind == RootKind::Thread);
-            transient[v.index()] = is_thread_root || parent.is_some_and(|p| transient[p.index()]);
+            transient[v.index()] =
+                is_thread_root || (diff.is_new(v) && parent.is_some_and(|p| transient[p.index()]));
             if diff.is_new(v) && !transient[v.index()] && dom.is_reachable_from_roots(v) {
                 let byproduct = byproduct_type
                     .get(type_of(snapshot, v).index())

@@ -113,3 +113,58 @@ fn no_growth_no_suspects() {
     let index = HeapIndex::build(&a).unwrap_or_else(|e| panic!("{e}"));
     assert!(find_suspects(&index, &diff, &SuspectOptions::default()).is_empty());
 }
+
+#[test]
+fn long_lived_frame_state_still_counts() {
+    // main() holds a cache dict in a local since before A; items added since are a leak
+    // even though only the thread's frame reaches the cache.
+    let build = |after: bool| {
+        use heapsight_snapshot::model::{node_flags, LabelKind, RootKind, SnapshotBuilder, NO_STR};
+        let mut b = SnapshotBuilder::new();
+        let frame_t = b.type_named("frame");
+        let dict_t = b.type_named("dict");
+        let item_t = b.type_named("app.Item");
+        let frame = b.add_node(0x100, frame_t, 400, node_flags::GC_TRACKED, 1, NO_STR, 0);
+        b.root(RootKind::Thread, frame, "MainThread", 1);
+        let cache = b.add_node(
+            0x200,
+            dict_t,
+            if after { 4000 } else { 232 },
+            node_flags::GC_TRACKED,
+            1,
+            NO_STR,
+            0,
+        );
+        b.edge_named(frame, cache, LabelKind::Local, "cache");
+        if after {
+            // A request being served right now: a new frame with a new item, transient.
+            let inner = b.add_node(0x300, frame_t, 400, node_flags::GC_TRACKED, 1, NO_STR, 0);
+            b.edge_named(frame, inner, LabelKind::Attr, "f_back");
+            let in_flight = b.add_node(0x340, item_t, 48, node_flags::GC_TRACKED, 1, NO_STR, 0);
+            b.edge_named(inner, in_flight, LabelKind::Local, "item");
+            for i in 0..50u64 {
+                let item = b.add_node(
+                    0x1000 + i * 0x40,
+                    item_t,
+                    48,
+                    node_flags::GC_TRACKED,
+                    1,
+                    NO_STR,
+                    0,
+                );
+                b.edge_named(cache, item, LabelKind::Key, &format!("k{i}"));
+            }
+        }
+        b.finish()
+    };
+    let (a, b) = (build(false), build(true));
+    let diff = SnapshotDiff::compute(&a, &b);
+    let index = HeapIndex::build(&b).unwrap_or_else(|e| panic!("{e}"));
+    let suspects = find_suspects(&index, &diff, &SuspectOptions::default());
+    let Some(item) = find(&suspects, "app.Item") else {
+        panic!("cache growth missed: {suspects:#?}")
+    };
+    // 50 in the cache; the one in flight is transient.
+    assert_eq!(item.new_survivors, 50);
+    assert_eq!(item.shapes[0].holder, "thread MainThread: local 'cache'[*]");
+}
