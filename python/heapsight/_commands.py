@@ -14,7 +14,13 @@ def _demo(args: list[str]) -> int:
     return main(args)
 
 
-_COMMANDS: dict[str, Callable[[list[str]], int]] = {"demo": _demo}
+def _run(args: list[str]) -> int:
+    from heapsight.run import main
+
+    return main(args)
+
+
+_COMMANDS: dict[str, Callable[[list[str]], int]] = {"demo": _demo, "run": _run}
 
 
 def run(name: str, args: list[str]) -> int:

@@ -1,6 +1,7 @@
 //! `heapsight._heapsight`: the only PyO3 crate. Heap capture (a Rust walk through each
 //! type's `tp_traverse`), the census, and the CLI entry point.
 
+mod analyze;
 mod api;
 mod capture;
 mod cli_host;
@@ -13,5 +14,6 @@ fn _heapsight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_host::run_cli, m)?)?;
     capture::register(m)?;
     api::register(m)?;
+    analyze::register(m)?;
     Ok(())
 }

@@ -6,7 +6,9 @@ mod dominators;
 mod info;
 mod report;
 mod retainers;
+mod run;
 mod top;
+mod watch;
 
 use crate::Host;
 
@@ -26,6 +28,11 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Hunt the leak in the bundled demo web app, start to finish.
     Demo(demo::DemoArgs),
+    /// Start a web app under heapsight, drive or watch its traffic, and find which endpoint
+    /// leaks what, held by what, and how to fix it.
+    Run(run::RunArgs),
+    /// RSS trend of any running process from /proc (no injection): verdict and slope.
+    Watch(watch::WatchArgs),
 }
 
 pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
@@ -37,6 +44,8 @@ pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
         Command::Dominators(args) => dominators::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Demo(args) => demo::run(&args, host),
+        Command::Run(args) => run::run(&args, host),
+        Command::Watch(args) => watch::run(&args),
     }
 }
 

@@ -1,0 +1,35 @@
+"""Flask app with one leaking endpoint (`/login/<user>`) and clean ones."""
+
+from __future__ import annotations
+
+import itertools
+
+from flask import Flask, jsonify
+
+app = Flask(__name__)
+_SESSIONS: dict[str, UserSession] = {}
+_tokens = itertools.count()
+
+
+class UserSession:
+    def __init__(self, user: str, token: str) -> None:
+        self.user = user
+        self.token = token
+        self.history = bytearray(256)
+
+
+@app.route("/login/<user>")
+def login(user: str):  # type: ignore[no-untyped-def]
+    token = f"t{next(_tokens)}"
+    _SESSIONS[token] = UserSession(user, token)
+    return jsonify(token=token)
+
+
+@app.route("/health")
+def health():  # type: ignore[no-untyped-def]
+    return jsonify(ok=True)
+
+
+@app.route("/items/<int:item_id>")
+def item(item_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(id=item_id, name=f"item {item_id}")
