@@ -25,8 +25,8 @@ pub mod verdict;
 
 pub use diff::{SnapshotDiff, TypeGrowth};
 pub use report::{
-    build_report, build_report_with_index, AnalysisError, Report, ReportOptions,
-    REPORT_SCHEMA_VERSION,
+    build_report, build_report_with_index, series_from_snapshots, AnalysisError, Report,
+    ReportOptions, REPORT_SCHEMA_VERSION,
 };
 pub use rules::{suggest_fixes, FixSuggestion, CATALOGUE};
 pub use suspects::{find_suspects, HeapIndex, Suspect, SuspectOptions};

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::diff::{SnapshotDiff, TypeGrowth};
 use crate::suspects::{find_suspects, HeapIndex, Suspect, SuspectOptions};
-use crate::verdict::{assess, Series, Verdict, VerdictConfig, VerdictError};
+use crate::verdict::{assess, Series, Verdict, VerdictConfig, VerdictError, XUnit, YUnit};
 
 /// Version of the report's JSON shape.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -194,6 +194,61 @@ pub fn build_report_with_index(
         dominators: dominator_table(after, &diff, options.dominators_top_n),
         options: *options,
     })
+}
+
+/// Measurement series over a run of snapshots of one process, for [`build_report`]'s
+/// verdicts: heap bytes and object count, plus RSS when every snapshot knows it. x is
+/// seconds since the earliest capture, or the snapshot's position when a capture time
+/// is missing. Snapshots may come in any order (they are sorted by time).
+pub fn series_from_snapshots(snapshots: &[&Snapshot]) -> Vec<Series> {
+    let timed = snapshots.iter().all(|s| s.metadata.time_unix_ms > 0);
+    let mut ordered: Vec<&Snapshot> = snapshots.to_vec();
+    if timed {
+        ordered.sort_by_key(|s| s.metadata.time_unix_ms);
+    }
+    let start_ms = ordered.first().map_or(0, |s| s.metadata.time_unix_ms);
+    let x_of = |i: usize, s: &Snapshot| {
+        if timed {
+            (s.metadata.time_unix_ms - start_ms) as f64 / 1000.0
+        } else {
+            i as f64
+        }
+    };
+    let x_unit = if timed {
+        XUnit::Seconds
+    } else {
+        XUnit::Samples
+    };
+    let collect = |f: &dyn Fn(&Snapshot) -> f64| -> Vec<(f64, f64)> {
+        ordered
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (x_of(i, s), f(s)))
+            .collect()
+    };
+    let mut series = vec![
+        Series::new(
+            "heap bytes",
+            x_unit,
+            YUnit::Bytes,
+            &collect(&|s| s.nodes.size.iter().sum::<u64>() as f64),
+        ),
+        Series::new(
+            "object count",
+            x_unit,
+            YUnit::Objects,
+            &collect(&|s| s.n_nodes() as f64),
+        ),
+    ];
+    if ordered.iter().all(|s| s.metadata.rss_bytes > 0) {
+        series.push(Series::new(
+            "rss",
+            x_unit,
+            YUnit::Bytes,
+            &collect(&|s| s.metadata.rss_bytes as f64),
+        ));
+    }
+    series
 }
 
 fn heap_change(

@@ -92,6 +92,42 @@ fn invalid_snapshots_are_typed_errors() {
     assert!(matches!(err, Err(AnalysisError::Series(_))));
 }
 
+#[test]
+fn series_from_a_run_of_snapshots() {
+    use heapsight_analysis::series_from_snapshots;
+    use heapsight_snapshot::model::SnapshotBuilder;
+    // Twelve captures a minute apart, given out of order; RSS grows 1 MiB a minute.
+    let snapshots: Vec<_> = (0..12u64)
+        .rev()
+        .map(|i| {
+            let mut b = SnapshotBuilder::new();
+            let meta = b.metadata_mut();
+            meta.time_unix_ms = 1_700_000_000_000 + i * 60_000;
+            meta.rss_bytes = (100 << 20) + i * (1 << 20);
+            for _ in 0..=i {
+                b.node("app.Item", 1000);
+            }
+            b.finish()
+        })
+        .collect();
+    let refs: Vec<_> = snapshots.iter().collect();
+    let series = series_from_snapshots(&refs);
+    let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, vec!["heap bytes", "object count", "rss"]);
+    let rss = &series[2];
+    assert_eq!(rss.x_unit, XUnit::Seconds);
+    assert_eq!(
+        rss.samples.first().map(|p| (p.x, p.y)),
+        Some((0.0, f64::from(100 << 20)))
+    );
+    assert_eq!(rss.samples.last().map(|p| p.x), Some(660.0));
+    assert_eq!(series[1].samples.last().map(|p| p.y), Some(12.0));
+    let verdict =
+        heapsight_analysis::assess(rss, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(verdict.kind, VerdictKind::Leak);
+    assert_eq!(verdict.growth_per_hour, Some(60.0 * f64::from(1 << 20)));
+}
+
 /// Every object key path of `value`, as `a.b[].c`.
 fn key_paths(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     match value {
