@@ -84,13 +84,20 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+# CPU seconds of the calls timed by `_time_calls` since `Recorder.run` last cleared it: the
+# machine is shared, and CPU time shows how much of a wall time is waiting for a core.
+_CPU_TIMES: list[float] = []
+
+
 def _time_calls(fn: Callable[[], Any], reps: int) -> list[float]:
     """Wall times of `reps` calls; the result is dropped outside the timed region."""
     times = []
     for _ in range(reps):
+        cpu = time.process_time()
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
+        _CPU_TIMES.append(time.process_time() - cpu)
         del result
     return times
 
@@ -107,6 +114,7 @@ class Recorder:
         self.missing: dict[str, str] = {}
 
     def run(self, key: str, measure: Callable[[], Any]) -> Any | None:
+        _CPU_TIMES.clear()
         try:
             value = measure()
         except Exception as exc:  # a missing or broken piece must not stop the others
@@ -117,6 +125,8 @@ class Recorder:
                 traceback.print_exc()
             return None
         self.values[key] = value
+        if _CPU_TIMES:
+            self.values[f"{key}_cpu"] = statistics.median(_CPU_TIMES)
         print(f"  {key}: {_short(value)}", file=sys.stderr, flush=True)
         return value
 
@@ -161,6 +171,7 @@ def child_main(n_objects: int, reps: int, slow_reps: int, objgraph_sample: int) 
     from pympler import muppy, summary
 
     rec = Recorder()
+    rec.values["loadavg_start"] = os.getloadavg()[0]
     build_start = time.perf_counter()
     synthetic.build_heap(n_objects)
     rec.values["build_s"] = time.perf_counter() - build_start
@@ -319,6 +330,7 @@ def child_main(n_objects: int, reps: int, slow_reps: int, objgraph_sample: int) 
 
     rec.run("pympler_summary_s", pympler_summary)
 
+    rec.values["loadavg_end"] = os.getloadavg()[0]
     try:
         snap_path.unlink(missing_ok=True)
         tmpdir.rmdir()
@@ -442,6 +454,7 @@ ROWS = [
     ("memray_build_s", "build under memray.Tracker, s", "{:.2f}"),
     ("memray_live_s", "memray read live allocations, s", "{:.3f}"),
     ("heapsight_why100_s", "why-kept x100: heapsight.paths_to, s", "{:.3f}"),
+    ("heapsight_path_to_one_s", "heapsight.path_to(one session), s", "{:.3f}"),
     ("heapsight_why100_single_s", "why-kept x100: capture + 100 heap_path_to, s", "{:.3f}"),
     ("objgraph_why100_s", "why-kept x100: objgraph (extrapolated), s", "{:.1f}"),
     ("census_over_get_objects", "ratio census / get_objects", "{:.2f}"),
@@ -460,6 +473,9 @@ def _cell(values: dict, key: str, fmt: str) -> str:
     value = values.get(key)
     if value is None:
         return "n/a"
+    cpu = values.get(f"{key}_cpu")
+    if cpu is not None:
+        return f"{fmt.format(value)} (cpu {fmt.format(cpu)})"
     return fmt.format(value)
 
 
@@ -517,6 +533,11 @@ def render(results: dict[int, dict]) -> str:
                 f"N={n:,}: snapshot peak +{mem['peak_extra_bytes'] / 2**20:.1f} MiB over "
                 f"RSS {mem['rss_before_kib'] / 1024:.0f} MiB{bound} ({how}); file "
                 f"{mem['file_bytes'] / 2**20:.1f} MiB."
+            )
+        if "loadavg_start" in values:
+            notes.append(
+                f"N={n:,}: 1-minute load average {values['loadavg_start']:.1f} at the start, "
+                f"{values.get('loadavg_end', float('nan')):.1f} at the end (2 cores)."
             )
         check = values.get("census_check")
         if check:
@@ -592,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"reps={args.reps}, slow reps={args.slow_reps}, took {time.time() - started:.0f} s"
     )
+    print("Times are medians of wall-clock seconds; (cpu ...) is the process CPU time of the")
+    print("same calls: on a shared machine the gap is time spent waiting for a core.")
     print()
     print(render(results))
     if args.json:

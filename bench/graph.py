@@ -140,15 +140,6 @@ def _median_time(fn: Callable[[], Any], reps: int) -> float:
     return statistics.median(times)
 
 
-def _caller_frames() -> list[int]:
-    frame = sys._getframe()
-    found = []
-    while frame is not None:
-        found.append(id(frame))
-        frame = frame.f_back
-    return found
-
-
 def _heapsight_retained(heapsight_ext: Any, captured: Any, addresses: list[int]) -> list[int]:
     """Retained sizes of `addresses` from one capture, via whichever call the build has."""
     for name in ("heap_retained_sizes", "heap_retained", "retained_sizes"):
