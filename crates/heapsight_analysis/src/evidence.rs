@@ -75,6 +75,9 @@ pub struct PathEvidence {
     pub root_name: String,
     pub nodes: Vec<EvidenceNode>,
     pub edges: Vec<EvidenceEdge>,
+    /// Types of objects the retained object owns (dominates), when known: a leak suspect
+    /// fills it with the types folded into it (an exception's `traceback` and `frame`s).
+    pub retained_types: Vec<String>,
 }
 
 pub(crate) fn serialize_root_kind<S: serde::Serializer>(
@@ -169,6 +172,7 @@ impl PathEvidence {
             root_name,
             nodes: evidence_nodes,
             edges: evidence_edges,
+            retained_types: Vec::new(),
         }
     }
 

@@ -52,6 +52,9 @@ pub struct Matcher {
     pub holds: Option<(&'static [&'static str], &'static [&'static str])>,
     /// A module of this name holds the path through this attribute (`gc`, `garbage`).
     pub module_attr: Option<(&'static str, &'static str)>,
+    /// The retained object owns objects of one of these types
+    /// ([`PathEvidence::retained_types`]).
+    pub retains: &'static [&'static str],
 }
 
 impl Matcher {
@@ -63,6 +66,7 @@ impl Matcher {
         owned: None,
         holds: None,
         module_attr: None,
+        retains: &[],
     };
 }
 
@@ -242,8 +246,9 @@ pub const CATALOGUE: &[FixRule] = &[
         matchers: &[
             Matcher { path_types: &["traceback"], ..Matcher::ANY },
             Matcher { leaked_types: &["traceback", "frame"], ..Matcher::ANY },
+            Matcher { retains: &["traceback"], ..Matcher::ANY },
         ],
-        what_it_does: "Flags objects retained through a traceback: an exception kept in a list, a dict or an attribute references its __traceback__, whose frames reference every local variable of every function in the stack.",
+        what_it_does: "Flags exceptions kept alive together with their traceback, and objects retained through a traceback: an exception kept in a list, a dict or an attribute references its __traceback__, whose frames reference every local variable of every function in the stack.",
         why_bad: "Keeping an exception object keeps the whole stack it was raised through: request objects, buffers, database rows. Storing errors for later reporting multiplies that by every failure.",
         advice: "Store what you need from the exception (type, message, formatted traceback text via traceback.format_exception) instead of the exception object, or drop its traceback with exc.with_traceback(None).",
         example: "_ERRORS = []\n\ndef handle(request):\n    try:\n        process(request)\n    except Exception as exc:\n        _ERRORS.append(exc)\n",
@@ -498,6 +503,13 @@ fn check(matcher: &Matcher, path: &PathEvidence) -> Option<Vec<String>> {
             "a {} holds a {}",
             pair[0].type_name, pair[1].type_name
         ));
+    }
+    if !matcher.retains.is_empty() {
+        let owned = path
+            .retained_types
+            .iter()
+            .find(|t| any_matches(matcher.retains, t))?;
+        facts.push(format!("the retained object owns a {owned}"));
     }
     if let Some((module, attr)) = matcher.module_attr {
         let found = (1..path.nodes.len()).any(|i| {

@@ -27,6 +27,9 @@
 //! over all candidate types: a type's share of the surviving growth by count or by
 //! bytes, whichever is larger. One bytearray that gained 8 MiB out of 10 MiB of total
 //! growth scores 0.8, as do 8,000 small objects out of 10,000 new ones. Ties go to bytes.
+//! Byproduct types compete on bytes only (and their counts stay out of the count
+//! total): 4,000 new ints or tuples are a side effect of some leak, not a finding,
+//! unless their bytes weigh.
 
 use std::collections::HashMap;
 
@@ -65,6 +68,7 @@ pub const BYPRODUCT_TYPES: &[&str] = &[
     "weakproxy",
     "weakcallableproxy",
     "frame",
+    "traceback",
     "memoryview",
     "collections.deque",
     "collections.OrderedDict",
@@ -213,6 +217,8 @@ struct Candidate {
     moved_in_bytes: u64,
     /// Net count change of the type (B - A), floored at 0.
     net_count: u64,
+    /// The type is a byproduct type: it competes on bytes only.
+    byproduct: bool,
     /// Settled figures (see [`Candidate::settle`]).
     count: u64,
     bytes: u64,
@@ -369,6 +375,7 @@ pub fn find_suspects(
     for (t, c) in candidates.iter_mut() {
         let name = type_name_of(snapshot, *t);
         c.net_count = net_by_name.get(name.as_str()).copied().unwrap_or(0).max(0) as u64;
+        c.byproduct = is_byproduct(&name);
         c.settle();
     }
     candidates.retain(|_, c| !c.is_empty());
@@ -376,7 +383,10 @@ pub fn find_suspects(
     // growth between candidates and drops the counts of folded objects, so the totals
     // are adjusted by what changed among the leading candidates.
     let totals = |cands: &mut dyn Iterator<Item = &Candidate>| {
-        cands.fold((0u64, 0u64), |acc, c| (acc.0 + c.count, acc.1 + c.bytes))
+        cands.fold((0u64, 0u64), |acc, c| {
+            let count = if c.byproduct { 0 } else { c.count };
+            (acc.0 + count, acc.1 + c.bytes)
+        })
     };
     let (total_count, total_bytes) = totals(&mut candidates.values());
     let prelim_score = |c: &Candidate| {
@@ -387,7 +397,12 @@ pub fn find_suspects(
                 0.0
             }
         };
-        share(c.count, total_count).max(share(c.bytes, total_bytes))
+        let bytes_share = share(c.bytes, total_bytes);
+        if c.byproduct {
+            bytes_share
+        } else {
+            share(c.count, total_count).max(bytes_share)
+        }
     };
     let mut ranked: Vec<(TypeIdx, Candidate)> = candidates.into_iter().collect();
     ranked.sort_by(|a, b| {
@@ -423,8 +438,12 @@ pub fn find_suspects(
         (share(c.count, total_count), share(c.bytes, total_bytes))
     };
     let score = |c: &Candidate| {
-        let (a, b) = shares(c);
-        a.max(b).min(1.0)
+        let (count_share, bytes_share) = shares(c);
+        if c.byproduct {
+            bytes_share.min(1.0)
+        } else {
+            count_share.max(bytes_share).min(1.0)
+        }
     };
     let by_score = |a: &(TypeIdx, Candidate), b: &(TypeIdx, Candidate)| {
         score(&b.1)
@@ -446,6 +465,8 @@ pub fn find_suspects(
         .enumerate()
         .map(|(rank, ((t, c), point))| {
             let (count_share, bytes_share) = shares(&c);
+            let count_share = if c.byproduct { 0.0 } else { count_share };
+            let score = score(&c);
             let found = Found {
                 rank,
                 type_idx: t,
@@ -453,6 +474,7 @@ pub fn find_suspects(
                 point,
                 count_share,
                 bytes_share,
+                score,
             };
             describe(index, &mut shape_index, diff, options, found)
         })
@@ -556,6 +578,7 @@ struct Found {
     point: Option<heapsight_graph::AccumulationPoint>,
     count_share: f64,
     bytes_share: f64,
+    score: f64,
 }
 
 fn describe(
@@ -573,6 +596,7 @@ fn describe(
         point,
         count_share,
         bytes_share,
+        score,
     } = found;
     let type_name = type_name_of(snapshot, t);
     let targets = c.targets();
@@ -606,10 +630,6 @@ fn describe(
         .as_ref()
         .map(|p| render_path(snapshot, p))
         .unwrap_or_default();
-    let fixes = representative
-        .as_ref()
-        .map(|p| suggest_fixes(&PathEvidence::from_path(snapshot, p)))
-        .unwrap_or_default();
     let mut folded: Vec<FoldedGrowth> = c
         .folded
         .iter()
@@ -626,6 +646,18 @@ fn describe(
             .cmp(&a.bytes)
             .then_with(|| a.type_name.cmp(&b.type_name))
     });
+    let fixes = representative
+        .as_ref()
+        .map(|p| {
+            let mut evidence = PathEvidence::from_path(snapshot, p);
+            evidence.retained_types = folded
+                .iter()
+                .filter(|f| f.how == "owned")
+                .map(|f| f.type_name.clone())
+                .collect();
+            suggest_fixes(&evidence)
+        })
+        .unwrap_or_default();
     let growth = diff.growth_of(&type_name);
     let accumulation = point.map(|p| Accumulation {
         type_name: snapshot.type_name(p.node).to_owned(),
@@ -660,7 +692,7 @@ fn describe(
     Suspect {
         rank: rank as u32 + 1,
         type_name,
-        score: count_share.max(bytes_share),
+        score,
         count_share,
         bytes_share,
         count_growth: c.count,

@@ -465,3 +465,22 @@ fn unremarkable_paths_match_nothing() {
     let snapshot = h.finish();
     assert_eq!(codes_for(&snapshot, request), Vec::<&str>::new());
 }
+
+#[test]
+fn stored_exception_owning_its_traceback_is_hs008() {
+    // The suspect is the exception itself: its path ends before the traceback, which is
+    // known from what the suspect owns.
+    let mut h = Heap::new();
+    let errors = module_global(&mut h, "app", "_ERRORS", "list");
+    let exc = h.obj("ValueError");
+    h.index(errors, exc, 0);
+    let snapshot = h.finish();
+    let mut evidence = evidence_for(&snapshot, exc);
+    assert_eq!(
+        suggest_fixes(&evidence).first().map(|s| s.code),
+        Some("HS002")
+    );
+    evidence.retained_types = vec!["tuple".into(), "traceback".into(), "frame".into()];
+    let codes: Vec<&str> = suggest_fixes(&evidence).iter().map(|s| s.code).collect();
+    assert_eq!(codes, vec!["HS008"]);
+}
