@@ -7,7 +7,7 @@ import pytest
 
 from .conftest import BIN, Runner, assert_contract, free_port
 
-FAST = ["--requests", "80", "--warmup", "40", "--rounds", "8"]
+FAST = ["--requests", "80", "--warmup", "150", "--rounds", "8"]
 
 
 def _only_suspect(data: dict, type_name: str) -> dict:
@@ -61,7 +61,7 @@ def test_plain_wsgi_python_app(run_heapsight: Runner) -> None:
     suspect = _only_suspect(data, "__main__.Record")
     assert suspect["endpoints"] == ["GET /leak"]
     assert suspect["retainer_path"][:2] == ["module __main__", "._RECORDS"]
-    assert data["http_statuses"]["POST /echo"] == {"200": 80 + 40}
+    assert data["http_statuses"]["POST /echo"] == {"200": 80 + 150}
 
 
 def test_fastapi_under_uvicorn(run_heapsight: Runner) -> None:

@@ -80,8 +80,11 @@ def assess(label: str, points: list[tuple[float, float]], x_unit: str) -> dict[s
         return {"kind": "inconclusive", "explanation": str(exc), "slope_per_unit": 0.0}
 
 
-def phase_verdict(phase: Phase, x_unit: str = "requests") -> dict[str, Any]:
-    """The endpoint's verdict: its strongest growers assessed one by one."""
+def phase_verdict(phase: Phase, x_unit: str = "requests",
+                  settled: Point | None = None) -> dict[str, Any]:
+    """The endpoint's verdict: its strongest growers assessed one by one. A type that
+    grows steadily but falls back once the app has been idle for a while (`settled`, a
+    census taken after a pause at the end of the run) is transient, not a leak."""
     points = phase.points
     pids = common_pids(points)
     if len(points) < 2 or not pids:
@@ -105,6 +108,21 @@ def phase_verdict(phase: Phase, x_unit: str = "requests") -> dict[str, Any]:
         verdict = assess("gc objects", series, x_unit)
         verdict["type"] = None
         assessed.append(verdict)
+    if settled is not None:
+        for verdict in assessed:
+            name = verdict.get("type")
+            if verdict["kind"] == "no_leak" or not name:
+                continue
+            settled_pids = pids & set(settled.census)
+            kept = (total(settled, settled_pids, name)[0]
+                    - total(points[0], settled_pids, name)[0])
+            if kept < grown[name][0] / 2:
+                verdict["kind"] = "no_leak"
+                verdict["transient"] = True
+                verdict["explanation"] = (
+                    f"{name} grew by {grown[name][0]} while driven but only {max(kept, 0)} "
+                    f"were left after the app settled: released on a timer (keep-alive "
+                    f"timeouts, expiring caches), not leaked")
     kinds = [v["kind"] for v in assessed]
     if "leak" in kinds:
         kind = "leak"

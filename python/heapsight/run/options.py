@@ -131,7 +131,9 @@ def parse(argv: Sequence[str]) -> RunOptions:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     if ns.requests < ns.rounds:
         raise UsageError("--requests must be at least --rounds")
-    warmup = ns.warmup if ns.warmup is not None else max(20, ns.requests // 2)
+    # Library caches keyed by URL (urllib.parse.urlsplit keeps 128 per process) must be
+    # full before the first census, or their filling looks like a leak of every endpoint.
+    warmup = ns.warmup if ns.warmup is not None else max(150, ns.requests)
     return RunOptions(
         drives=drives, requests=ns.requests, warmup=warmup, rounds=ns.rounds,
         duration=ns.duration, interval=ns.interval, startup_timeout=ns.startup_timeout,

@@ -29,6 +29,8 @@ from heapsight.run.options import RunOptions, UsageError, parse
 EXIT = {"no-leak": 0, "leak": 1, "inconclusive": 2}
 EXIT_ERROR = 3
 AGENT_WAIT_SECONDS = 20.0
+# Longer than the usual keep-alive timeouts (uvicorn 5 s, gunicorn 2 s).
+SETTLE_SECONDS = 6.0
 
 
 class RunFailed(RuntimeError):
@@ -73,6 +75,8 @@ class Session:
         self.baseline: Point | None = None
         self.final: Point | None = None
         self.notes: list[str] = []
+        self.settled = False
+        self.statuses: dict[str, dict[int, int]] = {}
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -215,7 +219,18 @@ class Session:
 
     def finish(self) -> dict[str, Any]:
         """Final census, the second snapshot on the worker that grew most, the report."""
-        self.final = self.census_all(self.phases[-1].points[-1].x if self.phases else 0)
+        last_x = self.phases[-1].points[-1].x if self.phases else 0
+        watch = not self.options.drives
+        x_unit = "seconds" if watch else "requests"
+        if any(diagnose.phase_verdict(p, x_unit)["kind"] != "no_leak" for p in self.phases):
+            # Objects released on a timer (keep-alive timeouts) look like a leak while
+            # requests keep coming; an idle pause tells them apart.
+            pause_until = time.monotonic() + SETTLE_SECONDS
+            while time.monotonic() < pause_until and not self.stop_requested:
+                self._show(f"letting the app settle ({pause_until - time.monotonic():.0f} s)")
+                time.sleep(0.2)
+            self.settled = True
+        self.final = self.census_all(last_x)
         worker = self._worker_that_grew_most()
         report: dict[str, Any] = {}
         after_path = None
@@ -265,7 +280,8 @@ class Session:
         endpoints = []
         kinds = []
         for phase in self.phases:
-            verdict = diagnose.phase_verdict(phase, "seconds" if watch else "requests")
+            verdict = diagnose.phase_verdict(phase, "seconds" if watch else "requests",
+                                             self.final if self.settled else None)
             kinds.append(verdict["kind"])
             top = sorted(verdict["growth"].items(), key=lambda kv: -kv[1][0])[:5]
             endpoints.append({
@@ -304,7 +320,7 @@ class Session:
                                       after_path) if p],
             "report": os.path.join(self.run_dir, "report.json") if report else None,
             "run_dir": self.run_dir,
-            "http_statuses": getattr(self, "statuses", {}),
+            "http_statuses": self.statuses,
             "notes": self.notes,
         }
 
