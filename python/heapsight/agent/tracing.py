@@ -24,6 +24,22 @@ def _type_name(obj: object) -> str:
     return qualname if module in (None, "builtins") else f"{module}.{qualname}"
 
 
+def _traceback(obj: object) -> tracemalloc.Traceback | None:
+    traceback = tracemalloc.get_object_traceback(obj)
+    if traceback is not None:
+        return traceback
+    # CPython 3.11 cannot find the trace of objects with a pre-header (instances with a
+    # managed dict): it looks before the GC header only. What the object owns was
+    # allocated in the same call, so its first traced attribute value stands in.
+    for referent in gc.get_referents(obj):
+        if isinstance(referent, type):
+            continue
+        traceback = tracemalloc.get_object_traceback(referent)
+        if traceback is not None:
+            return traceback
+    return None
+
+
 def allocation_sites(type_names: list[str]) -> dict[str, list[dict[str, Any]]]:
     """For each type name, the most frequent allocation stacks of its live instances."""
     if not tracemalloc.is_tracing():
@@ -36,7 +52,7 @@ def allocation_sites(type_names: list[str]) -> dict[str, list[dict[str, Any]]]:
         if name not in wanted or seen[name] >= MAX_OBJECTS_PER_TYPE:
             continue
         seen[name] += 1
-        traceback = tracemalloc.get_object_traceback(obj)
+        traceback = _traceback(obj)
         if traceback is None:
             continue
         frames = tuple(f"{frame.filename}:{frame.lineno}" for frame in traceback)
