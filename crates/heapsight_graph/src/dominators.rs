@@ -14,9 +14,10 @@
 //! unreachable nodes into the reachable heap are ignored, so garbage never changes the
 //! dominators or retained sizes of live objects.
 //!
-//! Memory: about 28 bytes per node kept (numbering, dominators, retained sizes,
-//! children), and about 12 more bytes per node of scratch during the computation
-//! plus a DFS stack of up to 8 bytes per level of depth; nothing per edge.
+//! Memory: 28 bytes per node are kept (numbering both ways, dominators, retained
+//! sizes, children). The computation peaks at about 32 bytes per node plus 4 per edge
+//! (predecessor lists renumbered in DFS order), plus a DFS stack of 8 bytes per level
+//! of depth; the big arrays ask for transparent huge pages (see `mem`).
 
 use heapsight_snapshot::model::NodeIdx;
 
@@ -46,7 +47,7 @@ pub struct DominatorTree {
     retained: Vec<u64>,
     /// DFS number -> range in `children`.
     child_offsets: Vec<u32>,
-    /// Dominated children (DFS numbers), each list sorted by retained size, largest first.
+    /// Dominated children (DFS numbers), each list in DFS order.
     children: Vec<u32>,
     /// Nodes with DFS numbers `1..=n_reachable` are reachable from real roots.
     n_reachable: u32,
@@ -161,6 +162,10 @@ impl DominatorTree {
             } else {
                 let preds = &pred_nums[pred_offsets[w] as usize..pred_offsets[w + 1] as usize];
                 for &v in preds {
+                    if s == SUPER {
+                        // Nothing is smaller: skip the remaining evaluations.
+                        break;
+                    }
                     let candidate = if (v as usize) <= w {
                         v
                     } else if v == SKIPPED_PRED {
@@ -216,16 +221,6 @@ impl DominatorTree {
             cursor[d] += 1;
         }
         drop(cursor);
-        for d in 0..count {
-            let list = &mut children[child_offsets[d] as usize..child_offsets[d + 1] as usize];
-            if list.len() > 1 {
-                list.sort_unstable_by(|&a, &b| {
-                    retained[b as usize]
-                        .cmp(&retained[a as usize])
-                        .then(a.cmp(&b))
-                });
-            }
-        }
 
         DominatorTree {
             pre,
@@ -255,18 +250,30 @@ impl DominatorTree {
     }
 
     /// Nodes whose immediate dominator is `node`, largest retained size first.
-    pub fn dominated_children(&self, node: NodeIdx) -> impl ExactSizeIterator<Item = NodeIdx> + '_ {
-        let range = match self.num(node) {
-            Some(w) => self.child_offsets[w] as usize..self.child_offsets[w + 1] as usize,
-            None => 0..0,
-        };
-        self.children[range].iter().map(|&c| self.order[c as usize])
+    /// (Sorted on each call, in time proportional to this node's children only: the
+    /// super-root can have millions, so the tree does not pay to sort every list.)
+    pub fn dominated_children(&self, node: NodeIdx) -> Vec<NodeIdx> {
+        match self.num(node) {
+            Some(w) => self.children_of_num(w),
+            None => Vec::new(),
+        }
     }
 
     /// Nodes immediately dominated by the super-root, largest retained size first.
-    pub fn super_root_children(&self) -> impl ExactSizeIterator<Item = NodeIdx> + '_ {
-        let range = self.child_offsets[0] as usize..self.child_offsets[1] as usize;
-        self.children[range].iter().map(|&c| self.order[c as usize])
+    pub fn super_root_children(&self) -> Vec<NodeIdx> {
+        self.children_of_num(SUPER as usize)
+    }
+
+    fn children_of_num(&self, w: usize) -> Vec<NodeIdx> {
+        let mut list: Vec<u32> = self.children
+            [self.child_offsets[w] as usize..self.child_offsets[w + 1] as usize]
+            .to_vec();
+        list.sort_unstable_by(|&a, &b| {
+            self.retained[b as usize]
+                .cmp(&self.retained[a as usize])
+                .then(a.cmp(&b))
+        });
+        list.into_iter().map(|c| self.order[c as usize]).collect()
     }
 
     /// Bytes that would be freed if `node` went away: the shallow sizes of every node it

@@ -56,7 +56,11 @@ fn compare_with_naive(snapshot: &Snapshot, tree: &DominatorTree) {
             .map(|w| snapshot.nodes.size[w])
             .sum();
         assert_eq!(tree.retained_size(node), naive_retained, "retained of {v}");
-        let mut children: Vec<usize> = tree.dominated_children(node).map(|c| c.index()).collect();
+        let mut children: Vec<usize> = tree
+            .dominated_children(node)
+            .iter()
+            .map(|c| c.index())
+            .collect();
         let sizes: Vec<u64> = children
             .iter()
             .map(|&c| tree.retained_size(NodeIdx(c as u32)))
@@ -81,7 +85,11 @@ fn compare_with_naive(snapshot: &Snapshot, tree: &DominatorTree) {
             "reachability of {v}"
         );
     }
-    let mut top: Vec<usize> = tree.super_root_children().map(|c| c.index()).collect();
+    let mut top: Vec<usize> = tree
+        .super_root_children()
+        .iter()
+        .map(|c| c.index())
+        .collect();
     top.sort_unstable();
     let naive_top: Vec<usize> = (0..n).filter(|&w| idoms[w].is_none()).collect();
     assert_eq!(top, naive_top);
