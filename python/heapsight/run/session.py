@@ -31,6 +31,7 @@ EXIT_ERROR = 3
 AGENT_WAIT_SECONDS = 20.0
 # Longer than the usual keep-alive timeouts (uvicorn 5 s, gunicorn 2 s).
 SETTLE_SECONDS = 6.0
+STABLE_AGENTS_SECONDS = 2.0
 
 
 class RunFailed(RuntimeError):
@@ -195,9 +196,27 @@ class Session:
         finally:
             driver.close()
 
+    def _wait_for_stable_agents(self) -> None:
+        """Until the set of processes has not changed for a while: workers that are still
+        booting would count their own start-up as growth."""
+        self._wait_for_agents()
+        deadline = time.monotonic() + self.options.startup_timeout
+        seen = {a.pid for a in self._agents()}
+        stable_since = time.monotonic()
+        while time.monotonic() - stable_since < STABLE_AGENTS_SECONDS:
+            if time.monotonic() > deadline or self._stop():
+                return
+            if not self._running():
+                raise RunFailed(f"the app exited with status {self.app.exit_status()}")
+            time.sleep(0.1)
+            now = {a.pid for a in self._agents()}
+            if now != seen:
+                seen, stable_since = now, time.monotonic()
+            self.progress.show(f"waiting for the app's processes ({len(seen)} so far)")
+
     def watch(self) -> None:
         options = self.options
-        self._wait_for_agents()
+        self._wait_for_stable_agents()
         started = time.monotonic()
         self.baseline = self.census_all(0)
         for agent in self._agents():
@@ -214,6 +233,8 @@ class Session:
             point = self.census_all(time.monotonic() - started)
             phase.points.append(point)
             total = sum(sum(r.values()) for r in point.requests.values())
+            phase.requests_sent = total - sum(
+                sum(r.values()) for r in self.baseline.requests.values())
             self._show(f"watching {point.x:.0f}/{options.duration:.0f} s · {total} requests", point)
         self.statuses = {}
 
