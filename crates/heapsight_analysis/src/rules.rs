@@ -42,7 +42,8 @@ pub struct Owned {
 pub struct Matcher {
     /// Type of the leaked object (the path's last node).
     pub leaked_types: &'static [&'static str],
-    /// Some node on the path (leaked object included) has one of these types.
+    /// Some node on the path before the leaked object has one of these types: the path
+    /// goes *through* it (a leaked `_contextvars.Context` is not held by a context).
     pub path_types: &'static [&'static str],
     /// Some attribute, key or local name on the path matches one of these patterns.
     pub labels: &'static [&'static str],
@@ -452,8 +453,8 @@ fn check(matcher: &Matcher, path: &PathEvidence) -> Option<Vec<String>> {
         facts.push(format!("the retained object is a {leaked}"));
     }
     if !matcher.path_types.is_empty() {
-        let node = path
-            .nodes
+        let before_leaked = &path.nodes[..path.nodes.len().saturating_sub(1)];
+        let node = before_leaked
             .iter()
             .find(|n| any_matches(matcher.path_types, &n.type_name))?;
         facts.push(format!("the path goes through a {}", node.type_name));

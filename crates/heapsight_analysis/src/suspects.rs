@@ -45,7 +45,9 @@ use crate::evidence::PathEvidence;
 use crate::rules::{suggest_fixes, FixSuggestion};
 
 /// Types whose new objects are attributed to the new object that owns them (see the
-/// module docs). User classes are never byproducts.
+/// module docs): builtin containers and scalars, and the interpreter's plumbing (frames,
+/// tracebacks, coroutines a task runs, the context it copied). User classes are never
+/// byproducts.
 pub const BYPRODUCT_TYPES: &[&str] = &[
     "dict",
     "list",
@@ -69,6 +71,10 @@ pub const BYPRODUCT_TYPES: &[&str] = &[
     "weakcallableproxy",
     "frame",
     "traceback",
+    "coroutine",
+    "generator",
+    "async_generator",
+    "_contextvars.Context",
     "memoryview",
     "collections.deque",
     "collections.OrderedDict",
