@@ -62,7 +62,9 @@ fn heap_path_to(
     address: u64,
     ignore: Vec<u64>,
 ) -> PyResult<Option<Vec<String>>> {
-    Ok(heap_paths_to(py, heap, vec![address], ignore)?.pop().flatten())
+    Ok(heap_paths_to(py, heap, vec![address], ignore)?
+        .pop()
+        .flatten())
 }
 
 /// `heap_paths_to(heap, addresses, ignore) -> list[list[str] | None]`: one graph index for
@@ -81,7 +83,11 @@ fn heap_paths_to(
         let found = nodes_at(snapshot, &addresses);
         Ok(addresses
             .iter()
-            .map(|a| found.get(a).and_then(|&node| rendered_path(&graph, node, &avoid)))
+            .map(|a| {
+                found
+                    .get(a)
+                    .and_then(|&node| rendered_path(&graph, node, &avoid))
+            })
             .collect())
     })
 }
@@ -199,7 +205,11 @@ fn reference_graph(
             shown += 1;
             if !depth_of.contains_key(&other) {
                 depth_of.insert(other, depth + 1);
-                let kind = if graph.is_root(other) { NodeKind::Root } else { NodeKind::Normal };
+                let kind = if graph.is_root(other) {
+                    NodeKind::Root
+                } else {
+                    NodeKind::Normal
+                };
                 add(&mut drawn, other, kind);
                 queue.push_back(other);
             }
@@ -229,20 +239,31 @@ fn heap_render_refs<'py>(
     let direction = match direction {
         "back" => Direction::Back,
         "forward" => Direction::Forward,
-        other => return Err(PyValueError::new_err(format!("unknown direction {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown direction {other:?}"
+            )))
+        }
     };
     let format = match format {
         "dot" => GraphFormat::Dot,
         "svg" => GraphFormat::Svg,
         "png" => GraphFormat::Png,
-        other => return Err(PyValueError::new_err(format!("unknown graph format {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown graph format {other:?}"
+            )))
+        }
     };
     let snapshot = heap.snapshot();
     let bytes = py.detach(|| {
         let graph = graph_of(snapshot)?;
         let avoid = avoid_mask(snapshot, &ignore);
         let found = nodes_at(snapshot, &addresses);
-        let starts: Vec<NodeIdx> = addresses.iter().filter_map(|a| found.get(a).copied()).collect();
+        let starts: Vec<NodeIdx> = addresses
+            .iter()
+            .filter_map(|a| found.get(a).copied())
+            .collect();
         let drawn = reference_graph(&graph, &starts, direction, max_depth, too_many, &avoid);
         heapsight_report::render(&drawn, format, &RenderOptions::default())
             .map(|r| r.bytes)

@@ -9,7 +9,9 @@ impl heapsight_cli::Host for PythonHost {
     fn run_python_command(&self, name: &str, args: &[String]) -> anyhow::Result<i32> {
         Python::attach(|py| {
             let commands = py.import("heapsight._commands")?;
-            commands.call_method1("run", (name, args.to_vec()))?.extract::<i32>()
+            commands
+                .call_method1("run", (name, args.to_vec()))?
+                .extract::<i32>()
         })
         .map_err(|err| anyhow::anyhow!("`heapsight {name}` failed: {err}"))
     }
