@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from typing import Callable, Iterable
+from collections.abc import Iterable
+from typing import Callable
 
 _SESSIONS: dict[str, UserSession] = {}
 _token_counter = itertools.count()
@@ -61,9 +62,21 @@ def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
     return [body]
 
 
-if __name__ == "__main__":
-    from wsgiref.simple_server import make_server
+def serve(port: int) -> None:
+    """Serves the app on 127.0.0.1:`port` until interrupted (`heapsight demo` runs this)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    with make_server("127.0.0.1", 8000, app) as server:
-        print("demo app on http://127.0.0.1:8000 (GET /login/<user>, /products/<id>, /health)")
+    class _QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with make_server("127.0.0.1", port, app, handler_class=_QuietHandler) as server:
+        print(f"demo app on http://127.0.0.1:{port} (GET /login/<user>, /products/<id>, /health)",
+              flush=True)
         server.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(int(sys.argv[1]) if len(sys.argv) > 1 else 8000)

@@ -1,7 +1,8 @@
-"""`heapsight demo`: the whole hunt on the bundled leaky WSGI app, in this process.
+"""`heapsight demo`: the whole hunt on the bundled leaky WSGI app.
 
-The app is served by `wsgiref` on 127.0.0.1 (an ephemeral port) in a thread and driven
-with real HTTP requests, one endpoint at a time, so growth is attributed per endpoint.
+The app runs as its own process under `heapsight run`, driven with real HTTP requests on
+127.0.0.1 (an ephemeral port), one endpoint at a time, so growth is attributed per
+endpoint. When that cannot start, the older in-process hunt serves the app from a thread.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import gc
 import http.client
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -52,11 +54,50 @@ def _print(text: str = "") -> None:
     sys.stdout.flush()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def main(argv: list[str]) -> int:
+    """The demo as users will hunt: the bundled app in its own process under `heapsight run`.
+    Falls back to the in-process hunt when the app cannot be started that way."""
     parser = argparse.ArgumentParser(prog="heapsight demo")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--keep-dir")
     args = parser.parse_args(argv)
+    from heapsight.run import main as run_main
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    run_argv = [
+        "--drive", f"GET:{base}/health",
+        "--drive", f"GET:{base}/products/{{i}}",
+        "--drive", f"GET:{base}/login/user{{i}}",
+        "--requests", str(args.requests), "--rounds", "10",
+    ]
+    if args.keep_dir:
+        run_argv += ["--keep-dir", args.keep_dir]
+    # Imported by name rather than run as __main__, so types read heapsight.demo.app.*.
+    app_argv = [sys.executable, "-c",
+                "import sys; from heapsight.demo.app import serve; serve(int(sys.argv[1]))",
+                str(port)]
+    _print("heapsight demo · a leaky WSGI shop, hunted with:")
+    _print(f"  heapsight run {' '.join(run_argv)} -- python -m heapsight.demo.app {port}")
+    _print()
+    started = time.monotonic()
+    code = run_main([*run_argv, "--", *app_argv])
+    if code != 3:
+        _print(f"(demo took {time.monotonic() - started:.1f} s)")
+        return code
+    _print("`heapsight run` could not start the demo app; hunting in this process instead")
+    return in_process_hunt(args.requests, args.keep_dir)
+
+
+def in_process_hunt(requests: int, keep_dir: str | None) -> int:
+    """The whole hunt with the app served from a thread of this process."""
+    args = argparse.Namespace(requests=requests, keep_dir=keep_dir)
     per_round = max(1, args.requests // ROUNDS)
 
     server = make_server("127.0.0.1", 0, demo_app.app, handler_class=_QuietHandler)
@@ -90,9 +131,9 @@ def main(argv: list[str]) -> int:
                 if after[name] - before.get(name, 0) >= per_round * ROUNDS // 2
             }
             growth_by_endpoint[endpoint] = grown
+            top = sorted(grown.items(), key=lambda x: -x[1])[:3]
             _print(f"  {endpoint:<22} {per_round * ROUNDS} requests · "
-                   + (", ".join(f"{n} +{d}" for n, d in sorted(grown.items(), key=lambda x: -x[1])[:3])
-                      or "no growth"))
+                   + (", ".join(f"{n} +{d}" for n, d in top) or "no growth"))
         heapsight.snapshot(after_path)
     finally:
         server.shutdown()
