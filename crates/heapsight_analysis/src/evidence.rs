@@ -198,13 +198,15 @@ impl PathEvidence {
             || (i == 0 && self.root_kind == RootKind::Module)
     }
 
-    /// Whether node `i` is a class.
+    /// Whether node `i` is a class: flagged as a type by the capture, or an instance of
+    /// `type` or of a well-known metaclass (for snapshots built without flags).
     pub fn is_class_at(&self, i: usize) -> bool {
         self.nodes.get(i).is_some_and(|n| {
             n.is_type
-                || n.type_name == "type"
-                || n.type_name == "abc.ABCMeta"
-                || n.type_name.ends_with("Meta")
+                || matches!(
+                    n.type_name.as_str(),
+                    "type" | "abc.ABCMeta" | "enum.EnumType" | "enum.EnumMeta"
+                )
         })
     }
 
@@ -277,5 +279,85 @@ impl PathEvidence {
             out.push_str(&node.type_name);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heapsight_snapshot::model::SnapshotBuilder;
+
+    /// Evidence for a chain `types[0] -(labels[0])-> types[1] ...` from a module root.
+    fn chain(types: &[(&str, u8)], labels: &[(LabelKind, &str)]) -> PathEvidence {
+        let mut b = SnapshotBuilder::new();
+        let nodes: Vec<NodeIdx> = types.iter().map(|&(t, _)| b.node(t, 64)).collect();
+        for (i, &(kind, label)) in labels.iter().enumerate() {
+            b.edge_named(nodes[i], nodes[i + 1], kind, label);
+        }
+        b.root(RootKind::Module, nodes[0], "app", 0);
+        let mut snapshot = b.finish();
+        for (i, &(_, flags)) in types.iter().enumerate() {
+            snapshot.nodes.flags[i] |= flags;
+        }
+        let positions: Vec<usize> = (0..labels.len()).collect();
+        PathEvidence::new(&snapshot, snapshot.roots.first(), &nodes, &positions)
+    }
+
+    const MODULE: u8 = node_flags::IS_MODULE;
+    const CLASS: u8 = node_flags::IS_TYPE;
+
+    #[test]
+    fn owner_looks_through_namespace_dicts() {
+        let e = chain(
+            &[("module", MODULE), ("dict", 0), ("dict", 0), ("app.S", 0)],
+            &[
+                (LabelKind::Attr, "__dict__"),
+                (LabelKind::Key, "_SESSIONS"),
+                (LabelKind::Key, "u1"),
+            ],
+        );
+        assert_eq!(e.owner_of(2), Some((0, OwnerKind::Module, "_SESSIONS")));
+        // A key of a plain dict is an entry, not an attribute.
+        assert_eq!(e.owner_of(3), None);
+        // The namespace link itself owns nothing.
+        assert_eq!(e.owner_of(1), None);
+        assert_eq!(e.leaked_type(), "app.S");
+        assert_eq!(e.module_name_at(0), Some("app"));
+    }
+
+    #[test]
+    fn owner_kinds_of_classes_and_instances() {
+        let e = chain(
+            &[("module", MODULE), ("type", CLASS), ("list", 0)],
+            &[(LabelKind::Attr, "Bus"), (LabelKind::Attr, "listeners")],
+        );
+        assert_eq!(e.owner_of(2), Some((1, OwnerKind::Class, "listeners")));
+        let e = chain(
+            &[
+                ("module", MODULE),
+                ("app.Client", 0),
+                ("dict", 0),
+                ("list", 0),
+            ],
+            &[
+                (LabelKind::Attr, "client"),
+                (LabelKind::Attr, "__dict__"),
+                (LabelKind::Key, "responses"),
+            ],
+        );
+        assert_eq!(e.owner_of(3), Some((1, OwnerKind::Instance, "responses")));
+        assert_eq!(e.owner_of(1), Some((0, OwnerKind::Module, "client")));
+    }
+
+    #[test]
+    fn describe_reads_like_a_path() {
+        let e = chain(
+            &[("module", MODULE), ("dict", 0), ("app.S", 0)],
+            &[(LabelKind::Attr, "_SESSIONS"), (LabelKind::Key, "u1")],
+        );
+        assert_eq!(
+            e.describe(),
+            "module app -> ._SESSIONS dict -> ['u1'] app.S"
+        );
     }
 }
