@@ -801,3 +801,13 @@ def test_attrs_over_the_whole_heap():
             mismatches.append((native._debug_type_name(obj), sorted(map(str, expected)), pairs))
     assert mismatches == []
     assert checked > 100
+
+
+def test_size_sweep_matches_single_probes():
+    sample = heap_sample()
+    count, total, attributes = native._debug_size_sweep(sample)
+    sizes = [native._debug_sizeof(o) for o in sample]
+    native_sizes = [s for s in sizes if s is not None]
+    assert count == len(native_sizes)
+    assert total == sum(native_sizes)
+    assert attributes > 0

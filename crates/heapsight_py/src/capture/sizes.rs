@@ -30,7 +30,8 @@ pub enum SizeModel {
     Type,
     Code,
     Frame,
-    /// 3.11+ generators and coroutines: header plus their embedded frame's slots.
+    /// 3.11+ generators, coroutines and async generators (one shared layout): header plus
+    /// their embedded frame's slots.
     Generator,
     /// Python-level override or an unmodelled C `__sizeof__`: must be called outside the walk.
     NotNative,
@@ -99,7 +100,7 @@ pub unsafe fn native_size(op: *mut ffi::PyObject) -> Option<u64> {
 fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
     // Other C types with their own `__sizeof__` (deque, OrderedDict, ...) are left to the
     // caller.
-    let known: [(*mut ffi::PyTypeObject, SizeModel); 13] = [
+    let known: [(*mut ffi::PyTypeObject, SizeModel); 14] = [
         (&raw mut ffi::PyBaseObject_Type, SizeModel::Generic),
         (&raw mut ffi::PyLong_Type, SizeModel::Int),
         (&raw mut ffi::PyUnicode_Type, SizeModel::Str),
@@ -113,6 +114,7 @@ fn known_model(tp: *mut ffi::PyTypeObject) -> Option<SizeModel> {
         (&raw mut ffi::PyFrame_Type, SizeModel::Frame),
         (&raw mut ffi::PyGen_Type, SizeModel::Generator),
         (&raw mut ffi::PyCoro_Type, SizeModel::Generator),
+        (&raw mut ffi::PyAsyncGen_Type, SizeModel::Generator),
     ];
     known
         .iter()
