@@ -20,7 +20,9 @@ process, in this order:
 
 tracemalloc and memray must trace the allocations as they happen, so each gets its own
 fresh process per size: the heap is built under tracing (the build slowdown is reported),
-then the tracer's "what is alive now" answer is timed.
+then the tracer's "what is alive now" answer is timed. pympler, tracemalloc and memray
+take minutes on big heaps, so they run only up to `--slow-peers-max` objects (1M by
+default), which keeps a run near ten minutes.
 
 Every heapsight call is guarded: a piece that is not built yet shows as `n/a` with the
 reason, never as a number. The summary table compares each figure with its goal.
@@ -162,7 +164,9 @@ def _session_ignore_list() -> list[int]:
 # ----------------------------------------------------------------------- child: main
 
 
-def child_main(n_objects: int, reps: int, slow_reps: int, objgraph_sample: int) -> dict:
+def child_main(
+    n_objects: int, reps: int, slow_reps: int, objgraph_sample: int, with_pympler: bool
+) -> dict:
     # Every peer is imported before the heap is built, so all of them see the same heap.
     import guppy
     import heapsight
@@ -328,7 +332,8 @@ def child_main(n_objects: int, reps: int, slow_reps: int, objgraph_sample: int) 
 
         return _median(_time_calls(one, slow_reps))
 
-    rec.run("pympler_summary_s", pympler_summary)
+    if with_pympler:
+        rec.run("pympler_summary_s", pympler_summary)
 
     rec.values["loadavg_end"] = os.getloadavg()[0]
     try:
@@ -390,12 +395,6 @@ def child_memray(n_objects: int) -> dict:
     capture.unlink(missing_ok=True)
     tmpdir.rmdir()
     return {"values": rec.values, "missing": rec.missing}
-
-
-def child_baseline_build(n_objects: int) -> dict:
-    start = time.perf_counter()
-    synthetic.build_heap(n_objects)
-    return {"values": {"build_s": time.perf_counter() - start}, "missing": {}}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -559,22 +558,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="repetitions of fast calls")
     parser.add_argument("--slow-reps", type=int, default=1, help="reps of guppy3/pympler")
     parser.add_argument("--objgraph-sample", type=int, default=OBJGRAPH_SAMPLE)
-    parser.add_argument("--no-tracers", action="store_true", help="skip tracemalloc/memray")
+    parser.add_argument(
+        "--slow-peers-max",
+        type=int,
+        default=1_000_000,
+        help="run pympler, tracemalloc and memray (minutes each on big heaps) only on heaps "
+        "up to this many objects, so a run stays near 10 minutes",
+    )
+    parser.add_argument("--no-pympler", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write every figure to this JSON file")
-    parser.add_argument("--child", choices=["main", "tracemalloc", "memray", "baseline"])
+    parser.add_argument("--child", choices=["main", "tracemalloc", "memray"])
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child is not None:
         n = args.objects[0]
         if args.child == "main":
-            result = child_main(n, args.reps, args.slow_reps, args.objgraph_sample)
+            result = child_main(
+                n, args.reps, args.slow_reps, args.objgraph_sample, not args.no_pympler
+            )
         elif args.child == "tracemalloc":
             result = child_tracemalloc(n, args.reps)
-        elif args.child == "memray":
-            result = child_memray(n)
         else:
-            result = child_baseline_build(n)
+            result = child_memray(n)
         with open(args.out, "w") as fh:
             json.dump(result, fh, default=str)
         return 0
@@ -583,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     for n in args.objects:
         common = ["--objects", str(n), "--reps", str(args.reps)]
+        slow_peers = n <= args.slow_peers_max
         merged = _spawn(
             [
                 "--child",
@@ -592,9 +599,10 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.slow_reps),
                 "--objgraph-sample",
                 str(args.objgraph_sample),
+                *([] if slow_peers else ["--no-pympler"]),
             ]
         )
-        if not args.no_tracers:
+        if slow_peers:
             for tracer in ("tracemalloc", "memray"):
                 traced = _spawn(["--child", tracer, *common])
                 for key, value in traced["values"].items():
