@@ -69,6 +69,59 @@ impl Matcher {
         module_attr: None,
         retains: &[],
     };
+
+    /// The conditions in words, for the documentation.
+    pub fn describe(&self) -> String {
+        let list = |items: &[&str]| {
+            items
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let mut parts = Vec::new();
+        if !self.leaked_types.is_empty() {
+            parts.push(format!(
+                "the retained object is a {}",
+                list(self.leaked_types)
+            ));
+        }
+        if !self.path_types.is_empty() {
+            parts.push(format!("the path goes through a {}", list(self.path_types)));
+        }
+        if !self.labels.is_empty() {
+            parts.push(format!(
+                "the path goes through the name {}",
+                list(self.labels)
+            ));
+        }
+        if let Some(owned) = self.owned {
+            let owner = match owned.owner {
+                OwnerKind::Module => "a module global",
+                OwnerKind::Class => "a class attribute",
+                OwnerKind::Instance => "an attribute of another object",
+            };
+            parts.push(format!("a {} on the path is {owner}", list(owned.types)));
+        }
+        if let Some((holders, held)) = self.holds {
+            parts.push(format!(
+                "a {} directly holds a {}",
+                list(holders),
+                list(held)
+            ));
+        }
+        if let Some((module, attr)) = self.module_attr {
+            parts.push(format!("the path goes through `{module}.{attr}`"));
+        }
+        if !self.retains.is_empty() {
+            parts.push(format!("the retained object owns a {}", list(self.retains)));
+        }
+        if parts.is_empty() {
+            "any path".to_owned()
+        } else {
+            parts.join(", and ")
+        }
+    }
 }
 
 /// A leak pattern with its fix.
@@ -583,8 +636,9 @@ pub fn render_rules_markdown() -> String {
          a test fails when this file is out of date. Regenerate with\n\
          `UPDATE_DOCS=1 cargo test -p heapsight_analysis docs_are_in_sync`. -->\n\n\
          heapsight matches the retention path of each leak suspect against these rules and\n\
-         prints the fixes that apply. Codes are stable and never reused. When a specific\n\
-         rule (tier `specific`) matches, the generic shape rules are not shown.\n\n\
+         prints the fixes that apply. Codes are stable and never reused. Only the most\n\
+         specific tier that matched is shown (`specific` names a library mechanism,\n\
+         `structural` a shape with a strong meaning, `generic` a shape only).\n\n\
          | code | name | title | tier |\n|---|---|---|---|\n",
     );
     for rule in CATALOGUE {
@@ -602,8 +656,22 @@ pub fn render_rules_markdown() -> String {
         ));
     }
     for rule in CATALOGUE {
+        let detection = rule
+            .matchers
+            .iter()
+            .map(Matcher::describe)
+            .collect::<Vec<_>>()
+            .join("; or when ");
+        let replaces = if rule.overrides.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " When it matches, {} is not reported.",
+                rule.overrides.join(", ")
+            )
+        };
         out.push_str(&format!(
-            "\n## {code} {name}\n\n**{title}**\n\n### What it does\n{what}\n\n### Why is this bad?\n{why}\n\n\
+            "\n## {code} {name}\n\n**{title}**\n\n### What it does\n{what}\n\nMatches when {detection}.{replaces}\n\n### Why is this bad?\n{why}\n\n\
              ### Example\n```python\n{example}```\n\n### Use instead\n```python\n{instead}```\n\n{advice}\n\n\
              Why it works: {works}\n",
             code = rule.code,
