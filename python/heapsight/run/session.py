@@ -190,7 +190,7 @@ class Session:
                     point = self.census_all(phase.requests_sent)
                     phase.points.append(point)
                     self._show(f"{drive.label} round {round_number + 1}/{options.rounds} · "
-                               f"{phase.requests_sent} requests", point)
+                               f"{phase.requests_sent} requests{_top_growth(phase)}", point)
                 phase.label = _route_label(phase, drive.method) or drive.label
             self.statuses = {k: dict(v) for k, v in driver.statuses.items()}
         finally:
@@ -421,6 +421,14 @@ class Session:
                 return
             for suspect in suspects:
                 suspect["allocation_sites"] = reply["sites"].get(suspect["type"], [])
+
+
+def _top_growth(phase: Phase) -> str:
+    """The fastest growing types of the phase so far, for the progress line."""
+    pids = diagnose.common_pids([phase.points[0], phase.points[-1]])
+    grown = diagnose.growth(phase.points[0], phase.points[-1], pids)
+    top = sorted(((c, n) for n, (c, _) in grown.items() if c > 0), reverse=True)[:2]
+    return "".join(f" · {name} +{count}" for count, name in top)
 
 
 def _route_label(phase: Phase, method: str) -> str | None:
