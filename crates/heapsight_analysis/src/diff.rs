@@ -15,21 +15,28 @@ use serde::Serialize;
 /// Count and byte change of one type between A and B.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TypeGrowth {
+    /// The type, `module.QualName`.
     pub type_name: String,
+    /// Objects of the type in A.
     pub count_before: u64,
+    /// Objects of the type in B.
     pub count_after: u64,
     /// `count_after - count_before`.
     pub count_delta: i64,
+    /// Bytes of those objects in A.
     pub bytes_before: u64,
+    /// Bytes of those objects in B.
     pub bytes_after: u64,
     /// `bytes_after - bytes_before`.
     pub bytes_delta: i64,
     /// Objects of B that did not exist in A.
     pub new_count: u64,
+    /// Bytes of the new objects.
     pub new_bytes: u64,
     /// Objects present in both whose size increased (a list, dict or bytearray that
     /// grew in place), and the sum of their increases.
     pub grown_in_place_count: u64,
+    /// Bytes gained by the objects that grew in place.
     pub grown_in_place_bytes: u64,
 }
 
@@ -55,12 +62,17 @@ pub struct SnapshotDiff {
     pub grown_in_place: Vec<(NodeIdx, u64)>,
     /// Every type present in A or B with its change; order: see [`SnapshotDiff::compute`].
     pub types: Vec<TypeGrowth>,
+    /// Objects of B absent from A.
     pub n_new: u64,
+    /// Bytes of those objects.
     pub new_bytes: u64,
     /// Objects of A not found in B (freed, or replaced at the same address).
     pub n_gone: u64,
+    /// Bytes of the objects of A absent from B.
     pub gone_bytes: u64,
+    /// Sum of the sizes of A's objects.
     pub total_bytes_before: u64,
+    /// Sum of the sizes of B's objects.
     pub total_bytes_after: u64,
 }
 

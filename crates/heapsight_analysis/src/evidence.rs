@@ -14,7 +14,9 @@ pub struct EvidenceNode {
     pub type_name: String,
     /// Module `__name__`, class `__qualname__`, ... when the object has one.
     pub name: Option<String>,
+    /// The object is a module.
     pub is_module: bool,
+    /// The object is a class.
     pub is_type: bool,
 }
 
@@ -22,13 +24,21 @@ pub struct EvidenceNode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
+    /// A reference `tp_traverse` reported without a name.
     Unnamed,
+    /// `.name`: an attribute.
     Attr,
+    /// `['key']`: a dict value under a str key.
     Key,
+    /// `[repr]`: a dict value under another key.
     KeyRepr,
+    /// A dict's reference to one of its keys.
     KeyObject,
+    /// `[i]`: a sequence position.
     Index,
+    /// A frame local or closure variable.
     Local,
+    /// A set element.
     SetItem,
 }
 
@@ -50,7 +60,9 @@ impl From<LabelKind> for EdgeKind {
 /// A labelled reference: kind plus the name for attributes, keys and locals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EvidenceEdge {
+    /// How the reference is named.
     pub kind: EdgeKind,
+    /// The attribute, key or local name, or the index as text; `None` otherwise.
     pub text: Option<String>,
 }
 
@@ -71,9 +83,13 @@ pub enum OwnerKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PathEvidence {
     #[serde(serialize_with = "serialize_root_kind")]
+    /// Kind of the root the path starts from.
     pub root_kind: RootKind,
+    /// Module or thread name of the root, or the root object's name.
     pub root_name: String,
+    /// Objects from the root's object to the retained one.
     pub nodes: Vec<EvidenceNode>,
+    /// References between consecutive `nodes`.
     pub edges: Vec<EvidenceEdge>,
     /// Types of objects the retained object owns (dominates), when known: a leak suspect
     /// fills it with the types folded into it (an exception's `traceback` and `frame`s).

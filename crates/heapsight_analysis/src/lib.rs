@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! heapsight_analysis: the diagnosis engine.
 //!
 //! Invariant: pure functions of snapshots and series; no I/O, no Python, no printing.

@@ -22,8 +22,10 @@ pub enum AnalysisError {
     /// One of the snapshots breaks the model's invariants.
     #[error("snapshot {which} is invalid: {source}")]
     InvalidSnapshot {
+        /// `before` or `after`.
         which: &'static str,
         #[source]
+        /// The broken invariant.
         source: ModelError,
     },
     /// The graph of the later snapshot could not be built.
@@ -37,7 +39,9 @@ pub enum AnalysisError {
 /// Tuning of a report. Defaults are the documented behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ReportOptions {
+    /// How suspects are searched.
     pub suspects: SuspectOptions,
+    /// How series are judged.
     pub verdict: VerdictConfig,
     /// Rows of the type table kept among types that grew, and again among types that shrank.
     pub type_rows: usize,
@@ -59,19 +63,26 @@ impl Default for ReportOptions {
 /// Identity and size of one snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SnapshotSummary {
+    /// Process id at capture.
     pub pid: u32,
+    /// `sys.version` of the captured interpreter.
     pub python_version: String,
+    /// Capture time, ms since the Unix epoch (0 if unknown).
     pub time_unix_ms: u64,
     /// Resident set size at capture, 0 when unknown.
     pub rss_bytes: u64,
+    /// Objects in the snapshot.
     pub n_objects: u64,
     /// Sum of shallow sizes of every object.
     pub heap_bytes: u64,
+    /// Distinct types.
     pub n_types: u64,
+    /// Roots (modules, threads, native references, interpreter objects).
     pub n_roots: u64,
 }
 
 impl SnapshotSummary {
+    /// Summarises `snapshot`.
     pub fn of(snapshot: &Snapshot) -> Self {
         let m = &snapshot.metadata;
         SnapshotSummary {
@@ -92,10 +103,15 @@ impl SnapshotSummary {
 pub struct HeapChange {
     /// Seconds between the captures, when both carry a time.
     pub elapsed_seconds: Option<f64>,
+    /// Objects of B absent from A.
     pub n_new: u64,
+    /// Bytes of those objects.
     pub new_bytes: u64,
+    /// Objects of A absent from B.
     pub n_gone: u64,
+    /// Bytes of those objects.
     pub gone_bytes: u64,
+    /// `after.heap_bytes - before.heap_bytes`.
     pub heap_bytes_delta: i64,
     /// `None` when either RSS is unknown.
     pub rss_bytes_delta: Option<i64>,
@@ -109,34 +125,44 @@ pub struct HeapChange {
 /// A node retaining much of the heap.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DominatorEntry {
+    /// Type of the object.
     pub type_name: String,
     /// The object's own name (module, class or function name) when it has one.
     pub name: Option<String>,
+    /// Bytes freed if the object went away.
     pub retained_bytes: u64,
+    /// The object's own size.
     pub shallow_bytes: u64,
     /// Retained bytes as a share of the heap, 0-100.
     pub share_percent: f64,
     /// Whether the object did not exist in the earlier snapshot.
     pub is_new: bool,
+    /// Path from a root to the object.
     pub path: Vec<String>,
 }
 
 /// Everything the analysis found; see `docs/report-schema.md`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
     pub schema_version: u32,
     /// `heapsight_analysis <version>`.
     pub generator: String,
+    /// Summary of snapshot A.
     pub before: SnapshotSummary,
+    /// Summary of snapshot B.
     pub after: SnapshotSummary,
+    /// Totals of what changed.
     pub change: HeapChange,
     /// One per measurement series given (none from the snapshots alone).
     pub verdicts: Vec<Verdict>,
     /// Types that grew (by bytes, then count), then types that shrank (most first).
     pub type_growth: Vec<TypeGrowth>,
+    /// Leak suspects, best first.
     pub suspects: Vec<Suspect>,
     /// Largest retainers of the later snapshot (chains collapsed to their deepest node).
     pub dominators: Vec<DominatorEntry>,
+    /// The thresholds used.
     pub options: ReportOptions,
 }
 

@@ -30,6 +30,7 @@ pub enum Tier {
 /// A node of a given type owned through a named attribute by a module, class or instance.
 #[derive(Clone, Copy, Debug)]
 pub struct Owned {
+    /// Who owns the node.
     pub owner: OwnerKind,
     /// Type patterns of the owned node.
     pub types: &'static [&'static str],
@@ -131,7 +132,9 @@ pub struct FixRule {
     pub code: &'static str,
     /// Short kebab-case name.
     pub name: &'static str,
+    /// One-line title.
     pub title: &'static str,
+    /// Specificity (see [`Tier`]).
     pub tier: Tier,
     /// Codes of rules this one replaces when both match: a more precise diagnosis of a
     /// mechanism built on the other (Django's connection store uses a thread-local).
@@ -454,13 +457,21 @@ def record(event):
 /// A rule that matched a path, with what made it match.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FixSuggestion {
+    /// Stable rule code (`HS001`...).
     pub code: &'static str,
+    /// Short kebab-case rule name.
     pub name: &'static str,
+    /// One-line title.
     pub title: &'static str,
+    /// Specificity of the rule.
     pub tier: Tier,
+    /// What to do.
     pub advice: &'static str,
+    /// Python code showing the pattern.
     pub example: &'static str,
+    /// The same code, fixed.
     pub use_instead: &'static str,
+    /// Why the fix releases the memory.
     pub why_it_works: &'static str,
     /// The facts of the path that matched (`owned by module app as ._SESSIONS (dict)`).
     pub matched_because: String,

@@ -23,8 +23,11 @@ pub struct MannKendall {
 /// Theil-Sen slope with its confidence interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TheilSen {
+    /// Median of the pairwise slopes.
     pub slope: f64,
+    /// Lower bound of the confidence interval.
     pub ci_low: f64,
+    /// Upper bound of the confidence interval.
     pub ci_high: f64,
     /// Median of `y - slope * x`, so that `intercept + slope * x` is the fitted line.
     pub intercept: f64,

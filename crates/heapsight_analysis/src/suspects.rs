@@ -89,9 +89,13 @@ pub fn is_byproduct(type_name: &str) -> bool {
 
 /// Graph structures of one snapshot, built once and shared by the analyses.
 pub struct HeapIndex<'s> {
+    /// The indexed snapshot.
     pub snapshot: &'s Snapshot,
+    /// Forward and reverse edges.
     pub graph: Graph<'s>,
+    /// Dominator tree and retained sizes.
     pub dominators: DominatorTree,
+    /// Shortest paths from the roots.
     pub paths: PathTree,
 }
 
@@ -135,8 +139,11 @@ impl Default for SuspectOptions {
 /// Growth attributed to a suspect from objects of another type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FoldedGrowth {
+    /// The folded type.
     pub type_name: String,
+    /// Objects of that type attributed to the suspect.
     pub count: u64,
+    /// Their bytes.
     pub bytes: u64,
     /// `owned`: new objects dominated by the suspect's new objects;
     /// `accumulation_point_grew`: the container holding them grew in place;
@@ -151,7 +158,9 @@ pub struct ShapeShare {
     pub shape: String,
     /// `module app: ._SESSIONS[*]`.
     pub holder: String,
+    /// Objects with this shape.
     pub count: u64,
+    /// Their own sizes.
     pub bytes: u64,
     /// Share of the suspect's objects with this shape, 0-100.
     pub share_percent: f64,
@@ -162,12 +171,15 @@ pub struct ShapeShare {
 /// Where the suspect's objects accumulate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Accumulation {
+    /// Type of the accumulation point.
     pub type_name: String,
     /// Path from a root to the accumulation point.
     pub path: Vec<String>,
+    /// Bytes freed if it went away.
     pub retained_bytes: u64,
     /// Suspect objects it dominates, out of `total_targets`.
     pub dominated_targets: u64,
+    /// Suspect objects given.
     pub total_targets: u64,
 }
 
@@ -176,10 +188,13 @@ pub struct Accumulation {
 pub struct Suspect {
     /// 1 for the top suspect.
     pub rank: u32,
+    /// The suspect type.
     pub type_name: String,
     /// See the module docs; in [0, 1].
     pub score: f64,
+    /// `count_growth` over the total count growth of all candidates (0 for byproduct types).
     pub count_share: f64,
+    /// `bytes_growth` over the total byte growth of all candidates.
     pub bytes_share: f64,
     /// New surviving objects of the type after the churn discount.
     pub count_growth: u64,
@@ -191,6 +206,7 @@ pub struct Suspect {
     pub grown_in_place: u64,
     /// Net change of the type's count and bytes (B - A), from the diff.
     pub net_count_delta: i64,
+    /// Net change of the type's bytes (B - A).
     pub net_bytes_delta: i64,
     /// Growth of other types attributed to this one.
     pub folded: Vec<FoldedGrowth>,
@@ -198,6 +214,7 @@ pub struct Suspect {
     pub shapes: Vec<ShapeShare>,
     /// Path to one object of the most common shape.
     pub representative_path: Vec<String>,
+    /// The deepest object dominating most of the suspect's objects.
     pub accumulation_point: Option<Accumulation>,
     /// Fix suggestions matched on the representative path.
     pub fixes: Vec<FixSuggestion>,

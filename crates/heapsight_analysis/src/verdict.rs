@@ -30,7 +30,9 @@ pub const MAX_POINTS: usize = 1500;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum XUnit {
+    /// Seconds since some start.
     Seconds,
+    /// Requests served since some start.
     Requests,
     /// Plain sample order (snapshot number).
     Samples,
@@ -40,14 +42,18 @@ pub enum XUnit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum YUnit {
+    /// Bytes (RSS, heap size).
     Bytes,
+    /// Object counts.
     Objects,
 }
 
 /// One measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Sample {
+    /// Time, request count or sample number.
     pub x: f64,
+    /// The measured quantity.
     pub y: f64,
 }
 
@@ -56,8 +62,11 @@ pub struct Sample {
 pub struct Series {
     /// What is measured, for explanations ("rss", "heap bytes", "app.UserSession count").
     pub label: String,
+    /// What x counts.
     pub x_unit: XUnit,
+    /// What y measures.
     pub y_unit: YUnit,
+    /// The measurements, in any order.
     pub samples: Vec<Sample>,
 }
 
@@ -114,18 +123,24 @@ impl Default for VerdictConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
+    /// Memory grows steadily.
     Leak,
+    /// No leak: flat, decreasing, levelled off, or a tiny trend that stopped.
     NoLeak,
+    /// Too few or too noisy samples to decide.
     Inconclusive,
 }
 
 /// A verdict with the numbers behind it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verdict {
+    /// The decision.
     pub kind: VerdictKind,
     /// What the series measured (copied from [`Series::label`]).
     pub label: String,
+    /// What x counts.
     pub x_unit: XUnit,
+    /// What y measures.
     pub y_unit: YUnit,
     /// Points received.
     pub n_samples: usize,
@@ -133,12 +148,17 @@ pub struct Verdict {
     pub n_analysed: usize,
     /// Theil-Sen slope, y units per x unit, on the analysed window.
     pub slope_per_unit: f64,
+    /// Lower bound of the slope's confidence interval.
     pub ci_low: f64,
+    /// Upper bound of the slope's confidence interval.
     pub ci_high: f64,
+    /// Normal score of Kendall's S (positive: increasing).
     pub mann_kendall_z: f64,
+    /// Two-sided p-value of the trend.
     pub p_value: f64,
     /// Leading points dropped as warm-up.
     pub warmup_discarded: usize,
+    /// The series grew, then levelled off; never set on a leak verdict.
     pub plateau_detected: bool,
     /// Median level of the analysed window.
     pub level: f64,
@@ -148,6 +168,7 @@ pub struct Verdict {
     pub growth_per_request: Option<f64>,
     /// Slope per hour, when x counts seconds.
     pub growth_per_hour: Option<f64>,
+    /// One sentence for people.
     pub explanation: String,
 }
 
@@ -155,10 +176,15 @@ pub struct Verdict {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VerdictError {
     #[error("sample {index} of series '{label}' is not a finite number (x={x}, y={y})")]
+    /// A sample is NaN or infinite.
     NonFinite {
+        /// The series' label.
         label: String,
+        /// Position of the sample.
         index: usize,
+        /// Its x.
         x: f64,
+        /// Its y.
         y: f64,
     },
 }
