@@ -24,8 +24,8 @@ pub enum AnalysisError {
     InvalidSnapshot {
         /// `before` or `after`.
         which: &'static str,
-        #[source]
         /// The broken invariant.
+        #[source]
         source: ModelError,
     },
     /// The graph of the later snapshot could not be built.

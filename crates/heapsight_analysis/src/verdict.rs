@@ -175,8 +175,8 @@ pub struct Verdict {
 /// Errors in the input series.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VerdictError {
-    #[error("sample {index} of series '{label}' is not a finite number (x={x}, y={y})")]
     /// A sample is NaN or infinite.
+    #[error("sample {index} of series '{label}' is not a finite number (x={x}, y={y})")]
     NonFinite {
         /// The series' label.
         label: String,
