@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 
-use heapsight_snapshot::model::{NodeIdx, Snapshot};
+use heapsight_graph::{PathTree, ShapeIndex, ShapeReport};
+use heapsight_snapshot::model::{NodeIdx, Snapshot, TypeIdx};
 use serde::Serialize;
 
 /// Count and byte change of one type between A and B.
@@ -256,6 +257,44 @@ impl SnapshotDiff {
     /// Growth of `type_name`, if it exists in either snapshot.
     pub fn growth_of(&self, type_name: &str) -> Option<&TypeGrowth> {
         self.types.iter().find(|t| t.type_name == type_name)
+    }
+
+    /// How the new objects of the types that grew are held: for each of the first
+    /// `limit` types of [`SnapshotDiff::grown`] that have new objects, the retainer
+    /// shapes of those objects in B (`paths` is B's shortest-path tree).
+    pub fn new_object_shapes(
+        &self,
+        after: &Snapshot,
+        paths: &PathTree,
+        limit: usize,
+    ) -> Vec<(String, ShapeReport)> {
+        let wanted: Vec<&str> = self
+            .grown()
+            .filter(|t| t.new_count > 0)
+            .take(limit)
+            .map(|t| t.type_name.as_str())
+            .collect();
+        let mut by_type: HashMap<TypeIdx, Vec<NodeIdx>> = HashMap::new();
+        for node in self.new_nodes() {
+            if let Some(&t) = after.nodes.type_idx.get(node.index()) {
+                by_type.entry(t).or_default().push(node);
+            }
+        }
+        let mut shapes = ShapeIndex::new(after, paths);
+        wanted
+            .into_iter()
+            .map(|name| {
+                // Types are keyed by address, so one name may cover several type entries.
+                let nodes: Vec<NodeIdx> = by_type
+                    .iter()
+                    .filter(|(t, _)| {
+                        after.types.name.get(t.index()).and_then(|s| after.str(*s)) == Some(name)
+                    })
+                    .flat_map(|(_, nodes)| nodes.iter().copied())
+                    .collect();
+                (name.to_owned(), shapes.shapes(&nodes))
+            })
+            .collect()
     }
 
     /// Types that grew in count or bytes, in table order.

@@ -168,3 +168,29 @@ fn long_lived_frame_state_still_counts() {
     assert_eq!(item.new_survivors, 50);
     assert_eq!(item.shapes[0].holder, "thread MainThread: local 'cache'[*]");
 }
+
+#[test]
+fn new_objects_of_grown_types_have_shapes() {
+    let a = scenario(false, 30);
+    let b = scenario(true, 30);
+    let diff = SnapshotDiff::compute(&a, &b);
+    let index = HeapIndex::build(&b).unwrap_or_else(|e| panic!("{e}"));
+    let shapes = diff.new_object_shapes(&b, &index.paths, 10);
+    let sessions = shapes
+        .iter()
+        .find(|(name, _)| name == "app.UserSession")
+        .map(|(_, report)| report);
+    let Some(sessions) = sessions else {
+        panic!(
+            "no shapes for sessions: {:?}",
+            shapes.iter().map(|s| &s.0).collect::<Vec<_>>()
+        )
+    };
+    assert_eq!(sessions.total_count, 30);
+    assert_eq!(
+        sessions.groups[0].text(),
+        "module app: ._SESSIONS[*] -> app.UserSession"
+    );
+    // The buffer grew in place: no new objects, so no shapes for it.
+    assert!(shapes.iter().all(|(name, _)| name != "bytearray"));
+}
