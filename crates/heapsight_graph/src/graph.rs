@@ -200,6 +200,12 @@ impl<'s> Graph<'s> {
         &self.roots_by_preference
     }
 
+    /// Shortest path from a root to `target`, searching backwards from it; see
+    /// [`crate::paths::path_to_single`].
+    pub fn path_to_single(&self, target: NodeIdx) -> Option<crate::paths::Path> {
+        crate::paths::path_to_single(self, target)
+    }
+
     /// Whether `node` is named by any root (of any kind).
     pub fn is_root(&self, node: NodeIdx) -> bool {
         self.root_of(node).is_some()

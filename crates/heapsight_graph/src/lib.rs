@@ -12,6 +12,8 @@
 //!
 //! Nothing here does I/O; every function is deterministic for a given snapshot.
 
+#![warn(missing_docs)]
+
 pub mod dominators;
 pub mod error;
 pub mod graph;

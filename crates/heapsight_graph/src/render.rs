@@ -15,7 +15,12 @@ pub enum Step {
     /// Where the path starts. `name` is the module or thread name, the interpreter
     /// object's description, or for `External` roots the type of the C-held object.
     /// Displays as `module app`, `thread MainThread`, `interpreter sys`, `native ref dict`.
-    Root { kind: RootKind, name: String },
+    Root {
+        /// Why the root is alive.
+        kind: RootKind,
+        /// Module, thread or interpreter object name; type name for `External`.
+        name: String,
+    },
     /// Attribute, including a collapsed `__dict__` + key pair: `.name`.
     Attr(String),
     /// Dict value under a str key: `['key']` (quotes and control characters escaped).

@@ -16,7 +16,12 @@ use crate::render::{path_steps, Step};
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ShapeStep {
     /// The root, as in [`Step::Root`].
-    Root { kind: RootKind, name: String },
+    Root {
+        /// Why the root is alive.
+        kind: RootKind,
+        /// As in [`Step::Root`].
+        name: String,
+    },
     /// `.name` (a collapsed `__dict__` entry included).
     Attr(String),
     /// `[*]`: any key, repr key, index or set element.
@@ -83,9 +88,11 @@ pub struct ShapeReport {
     pub unreachable_count: u64,
     /// Their shallow sizes.
     pub unreachable_bytes: u64,
-    /// Groups left out by a limit ([`ShapeIndex::top_shapes`]), and their targets.
+    /// Groups left out by a limit ([`ShapeIndex::top_shapes`]).
     pub omitted_groups: u64,
+    /// Targets in the omitted groups.
     pub omitted_count: u64,
+    /// Their shallow sizes.
     pub omitted_bytes: u64,
 }
 
@@ -471,6 +478,7 @@ pub fn retainer_shapes(snapshot: &Snapshot, paths: &PathTree, targets: &[NodeIdx
 /// targets (see [`DominatorTree::most_dominating`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccumulationPoint {
+    /// The accumulating node (a dict, list, module... holding the targets).
     pub node: NodeIdx,
     /// Targets it dominates (a target does not count for itself).
     pub dominated_targets: u64,
