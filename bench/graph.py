@@ -69,6 +69,36 @@ def _parse_time_v(stderr: str) -> dict[str, float]:
     return found
 
 
+def parse_gen_bench(stdout: str, stderr: str) -> dict[str, Any]:
+    """Figures from gen_bench's output and from `/usr/bin/time -v` on stderr."""
+    figures: dict[str, Any] = _parse_time_v(stderr)
+    figures["output"] = stdout
+    out = stdout
+    generated = re.search(r"generated (\d+) nodes, (\d+) edges", out)
+    figures["nodes"] = int(generated.group(1)) if generated else RUST_NODES
+    figures["edges"] = int(generated.group(2)) if generated else RUST_EDGES
+    # gen_bench prints "<phase>: <wall>s wall, <cpu>s cpu" per phase.
+    phases = {
+        "index": r"graph view[^:]*:",
+        "dominators": r"dominators \+ retained sizes:",
+        "analysis": r"total analysis",
+    }
+    for key, prefix in phases.items():
+        match = re.search(prefix + r"\s*([\d.]+)s wall, ([\d.]+)s cpu", out)
+        if match:
+            figures[f"{key}_wall_s"] = float(match.group(1))
+            figures[f"{key}_cpu_s"] = float(match.group(2))
+    peak = re.search(
+        r"peak RSS (\d+) MiB \((\d+) MiB above the snapshot; after dominators (\d+) MiB above",
+        out,
+    )
+    if peak:
+        figures["peak_rss_mib"] = int(peak.group(1))
+        figures["above_snapshot_mib"] = int(peak.group(2))
+        figures["above_snapshot_after_dominators_mib"] = int(peak.group(3))
+    return figures
+
+
 def _target_dir(source: Path, default: Path) -> Path:
     # A source tree other than the checkout (bench/build_release.sh's export of HEAD)
     # shares the release wheel's target dir, so the graph crates are built once.
@@ -99,32 +129,7 @@ def run_rust(example_args: list[str], source: Path) -> dict[str, Any]:
     print(proc.stdout, end="", flush=True)
     if proc.returncode != 0:
         return {"missing": f"gen_bench exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
-    figures: dict[str, Any] = _parse_time_v(proc.stderr)
-    figures["output"] = proc.stdout
-    out = proc.stdout
-    generated = re.search(r"generated (\d+) nodes, (\d+) edges", out)
-    figures["nodes"] = int(generated.group(1)) if generated else RUST_NODES
-    figures["edges"] = int(generated.group(2)) if generated else RUST_EDGES
-    # gen_bench prints "<phase>: <wall>s wall, <cpu>s cpu" per phase.
-    phases = {
-        "index": r"graph view[^:]*:",
-        "dominators": r"dominators \+ retained sizes:",
-        "analysis": r"total analysis",
-    }
-    for key, prefix in phases.items():
-        match = re.search(prefix + r"\s*([\d.]+)s wall, ([\d.]+)s cpu", out)
-        if match:
-            figures[f"{key}_wall_s"] = float(match.group(1))
-            figures[f"{key}_cpu_s"] = float(match.group(2))
-    peak = re.search(
-        r"peak RSS (\d+) MiB \((\d+) MiB above the snapshot; after dominators (\d+) MiB above",
-        out,
-    )
-    if peak:
-        figures["peak_rss_mib"] = int(peak.group(1))
-        figures["above_snapshot_mib"] = int(peak.group(2))
-        figures["above_snapshot_after_dominators_mib"] = int(peak.group(3))
-    return figures
+    return parse_gen_bench(proc.stdout, proc.stderr)
 
 
 # -------------------------------------------------------------- part 2: real heap
@@ -379,12 +384,18 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
                     f"{rust['analysis_wall_s']:.2f} s wall ({rust['analysis_cpu_s']:.2f} s cpu) | |"
                 )
             if "above_snapshot_mib" in rust:
-                above = rust["above_snapshot_mib"]
-                per_node = above * 2**20 / nodes
+                # The goal covers the dominator computation (reverse index + tree); the
+                # peak of the whole analysis (BFS, shapes) is shown beside it.
+                dom = rust["above_snapshot_after_dominators_mib"]
                 lines.append(
-                    f"| peak memory above the snapshot | {above} MiB ({per_node:.1f} B/node; "
-                    f"after dominators {rust['above_snapshot_after_dominators_mib']} MiB) | "
-                    f"{_verdict(above < budget_mib, f'< {budget_mib:.0f} MiB')} |"
+                    f"| memory above the snapshot, index + dominators | {dom} MiB "
+                    f"({dom * 2**20 / nodes:.1f} B/node) | "
+                    f"{_verdict(dom < budget_mib, f'< {budget_mib:.0f} MiB')} |"
+                )
+                above = rust["above_snapshot_mib"]
+                lines.append(
+                    f"| memory above the snapshot, whole analysis | {above} MiB "
+                    f"({above * 2**20 / nodes:.1f} B/node) | |"
                 )
             if "max_rss_bytes" in rust:
                 lines.append(
