@@ -106,6 +106,12 @@ impl<'a> NameIds<'a> {
     }
 }
 
+/// Size of node `i`; 0 for a node missing from the size column (an unvalidated
+/// snapshot), so the diff never panics on inconsistent input.
+fn size_of(snapshot: &Snapshot, i: usize) -> u64 {
+    snapshot.nodes.size.get(i).copied().unwrap_or(0)
+}
+
 impl SnapshotDiff {
     /// Compares `after` (B) against `before` (A).
     ///
@@ -132,13 +138,17 @@ impl SnapshotDiff {
         let mut total_bytes_before = 0u64;
         for i in 0..before.n_nodes() {
             let name = name_of(&type_ids_a, before, i);
-            let size = before.nodes.size[i];
+            let size = size_of(before, i);
             total_bytes_before += size;
             if let Some(t) = tallies.get_mut(name as usize) {
                 t.count_before += 1;
                 t.bytes_before += size;
             }
-            by_address.push((before.nodes.address[i], name, i as u32));
+            by_address.push((
+                before.nodes.address.get(i).copied().unwrap_or(0),
+                name,
+                i as u32,
+            ));
         }
         by_address.sort_unstable();
         // Marks which A entries were matched, to count what went away.
@@ -149,8 +159,8 @@ impl SnapshotDiff {
         let (mut n_new, mut new_bytes, mut total_bytes_after) = (0u64, 0u64, 0u64);
         for (i, new_flag) in is_new.iter_mut().enumerate() {
             let name = name_of(&type_ids_b, after, i);
-            let size = after.nodes.size[i];
-            let address = after.nodes.address[i];
+            let size = size_of(after, i);
+            let address = after.nodes.address.get(i).copied().unwrap_or(0);
             total_bytes_after += size;
             let pos = by_address.partition_point(|e| (e.0, e.1) < (address, name));
             let found = by_address
@@ -161,7 +171,7 @@ impl SnapshotDiff {
             match found {
                 Some(pos) => {
                     matched[pos] = true;
-                    let size_before = before.nodes.size[by_address[pos].2 as usize];
+                    let size_before = size_of(before, by_address[pos].2 as usize);
                     if size > size_before {
                         grown_in_place.push((NodeIdx(i as u32), size - size_before));
                         if let Some(t) = tally {
@@ -189,7 +199,7 @@ impl SnapshotDiff {
         for (entry, was_matched) in by_address.iter().zip(&matched) {
             if !was_matched {
                 n_gone += 1;
-                gone_bytes += before.nodes.size[entry.2 as usize];
+                gone_bytes += size_of(before, entry.2 as usize);
             }
         }
 
@@ -384,6 +394,17 @@ mod tests {
             .iter()
             .all(|t| t.count_delta == 0 && t.bytes_delta == 0));
         assert_eq!(d.grown().count(), 0);
+    }
+
+    #[test]
+    fn inconsistent_columns_do_not_panic() {
+        let a = heap(&[(0x10, "dict", 100), (0x20, "app.Item", 50)]);
+        let mut b = heap(&[(0x10, "dict", 100), (0x30, "app.Item", 50)]);
+        b.nodes.size.pop();
+        b.nodes.type_idx.pop();
+        let d = SnapshotDiff::compute(&a, &b);
+        assert_eq!(d.n_new, 1);
+        assert_eq!(d.new_bytes, 0);
     }
 
     #[test]

@@ -365,7 +365,7 @@ pub fn find_suspects(
             continue;
         }
         let node = NodeIdx(i as u32);
-        let size = snapshot.nodes.size[i];
+        let size = snapshot.nodes.size.get(i).copied().unwrap_or(0);
         let owner = NodeIdx(a);
         *anchor_bytes.entry(a).or_default() += size;
         let entry = candidates.entry(type_of(snapshot, owner)).or_default();
