@@ -17,7 +17,6 @@ import types
 import weakref
 
 import pytest
-
 from heapsight import _heapsight as native
 
 pytestmark = pytest.mark.skipif(
@@ -52,7 +51,7 @@ def cache_wstr(text: str) -> str:
 
 def fresh(text: str) -> str:
     """A new str object equal to `text` (not the interned constant)."""
-    return "".join([text[:1], text[1:]]) if text else str()
+    return "".join([text[:1], text[1:]]) if text else ""
 
 
 class MyStr(str):
@@ -333,7 +332,7 @@ SIZE_CASES = {
     "instance slots and dict": lambda: SlotsAndDict(),
     "module": lambda: sys,
     "function": lambda: grown_list,
-    "lambda": lambda: (lambda: 0),
+    "lambda": lambda: lambda: 0,
     "builtin function": lambda: len,
     "bound method": lambda: WithInit().__init__,
     "builtin method": lambda: [].append,
@@ -608,9 +607,9 @@ MATERIALISED_CASES = {
     "tuple subclass": tuple_subclass_instance,
     "many attrs": many_attrs,
     "vars() called": lambda: (lambda o: (vars(o), o)[1])(WithInit()),
-    "__dict__ read then added": lambda: (
-        lambda o: (o.__dict__, setattr(o, "after", 1), o)[2]
-    )(WithInit()),
+    "__dict__ read then added": lambda: (lambda o: (o.__dict__, setattr(o, "after", 1), o)[2])(
+        WithInit()
+    ),
     "non-str key": non_str_key,
     "function": function_with_attrs,
     "module": module_object,

@@ -275,7 +275,7 @@ unsafe fn unicode_sizeof(layout: Layout, op: *mut ffi::PyObject) -> Option<usize
                 } else {
                     usize::try_from(shims::read_isize(base, wstr_length_offset as isize)).ok()?
                 };
-                size += (wstr_length + 1) * std::mem::size_of::<libc_wchar>();
+                size += (wstr_length + 1) * WCHAR_SIZE;
             }
         }
         if !compact_ascii {
@@ -291,9 +291,8 @@ unsafe fn unicode_sizeof(layout: Layout, op: *mut ffi::PyObject) -> Option<usize
     }
 }
 
-/// `wchar_t` on the platforms CPython supports here (Linux, macOS: 4 bytes).
-#[allow(non_camel_case_types)]
-type libc_wchar = u32;
+/// `sizeof(wchar_t)`: UTF-16 on Windows, UTF-32 elsewhere.
+const WCHAR_SIZE: usize = if cfg!(windows) { 2 } else { 4 };
 
 /// `dict.__sizeof__`: the object, a split table's values array, and the keys table unless
 /// it is shared (a shared table is accounted to the type).
