@@ -1,0 +1,171 @@
+"""Overhead of `heapsight run` on a live server: requests per second, side by side.
+
+Run:  python bench/run_overhead.py [--seconds 5] [--reps 3]
+
+Two servers, each in four configurations, measured in one run on 127.0.0.1:
+- Flask (tests/apps/flask_app.py, GET /health) under gunicorn with 1 sync worker;
+- Starlette (a two-route app written to a temporary directory) under uvicorn.
+Configurations: plain; under `heapsight run` watching the traffic at its default census
+interval (5 s); `PYTHONTRACEMALLOC=1`; `memray run --follow-fork`. The load is a bounded
+closed loop (one client, one request at a time, new connection per request for gunicorn's
+sync worker, keep-alive for uvicorn): each configuration is warmed up with 300 requests,
+then requests are counted for `--seconds`; the median of `--reps` windows is reported.
+Configurations alternate per repetition so machine noise spreads evenly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "tests" / "apps"
+BIN = Path(sys.executable).parent
+
+STARLETTE_APP = '''
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def health(request):
+    return JSONResponse({"ok": True})
+
+async def item(request):
+    return JSONResponse({"id": request.path_params["item_id"]})
+
+app = Starlette(routes=[Route("/health", health), Route("/items/{item_id}", item)])
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on {port} never accepted connections")
+
+
+def load(port: int, path: str, seconds: float, keep_alive: bool) -> float:
+    """Requests per second of a one-client closed loop over `seconds`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(300):
+        conn.request("GET", path)
+        conn.getresponse().read()
+        if not keep_alive:
+            conn.close()
+    done = 0
+    started = time.perf_counter()
+    end = started + seconds
+    while time.perf_counter() < end:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        if not keep_alive:
+            conn.close()
+        done += 1
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return done / elapsed
+
+
+def server_argv(server: str, port: int, workdir: Path) -> tuple[list[str], Path]:
+    if server == "flask-gunicorn":
+        return ([str(BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}",
+                 "--log-level", "warning", "flask_app:app"], APPS)
+    return ([str(BIN / "uvicorn"), "--port", str(port), "--log-level", "warning",
+             "--no-access-log", "starlette_bench:app"], workdir)
+
+
+def wrap(config: str, argv: list[str], workdir: Path) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    if config == "plain":
+        return argv, env
+    if config == "heapsight run":
+        return ([sys.executable, "-m", "heapsight", "run", "--duration", "3600",
+                 "--keep-dir", tempfile.mkdtemp(dir=workdir), "--", *argv], env)
+    if config == "PYTHONTRACEMALLOC=1":
+        env["PYTHONTRACEMALLOC"] = "1"
+        return argv, env
+    if config == "memray run":
+        out = workdir / f"memray-{time.monotonic_ns()}.bin"
+        return ([sys.executable, "-m", "memray", "run", "--follow-fork", "-q", "-o", str(out),
+                 argv[0], *argv[1:]], env)
+    raise ValueError(config)
+
+
+def measure(server: str, config: str, seconds: float, workdir: Path) -> float:
+    port = free_port()
+    argv, cwd = server_argv(server, port, workdir)
+    argv, env = wrap(config, argv, workdir)
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        if config == "heapsight run":
+            time.sleep(3.0)  # the run waits for the processes to settle, then samples
+        path = "/health"
+        return load(port, path, seconds, keep_alive=server != "flask-gunicorn")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    configs = ["plain", "heapsight run", "PYTHONTRACEMALLOC=1"]
+    try:
+        import memray  # noqa: F401
+
+        configs.append("memray run")
+    except ImportError:
+        print("memray not installed: skipped (pip install -r bench/requirements.txt)")
+    workdir = Path(tempfile.mkdtemp(prefix="heapsight-bench-run-"))
+    (workdir / "starlette_bench.py").write_text(STARLETTE_APP)
+    results: dict[tuple[str, str], list[float]] = {}
+    try:
+        for rep in range(args.reps):
+            for server in ("flask-gunicorn", "starlette-uvicorn"):
+                for config in configs:
+                    rps = measure(server, config, args.seconds, workdir)
+                    results.setdefault((server, config), []).append(rps)
+                    print(f"rep {rep + 1} {server:<18} {config:<20} {rps:8.0f} req/s", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(f"{'server':<18} {'configuration':<20} {'req/s (median)':>15} {'vs plain':>9}")
+    for server in ("flask-gunicorn", "starlette-uvicorn"):
+        plain = statistics.median(results[(server, "plain")])
+        for config in configs:
+            rps = statistics.median(results[(server, config)])
+            print(f"{server:<18} {config:<20} {rps:15.0f} {100 * (rps / plain - 1):+8.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
