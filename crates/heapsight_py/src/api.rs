@@ -203,8 +203,8 @@ fn reference_graph(
                 break;
             }
             shown += 1;
-            if !depth_of.contains_key(&other) {
-                depth_of.insert(other, depth + 1);
+            if let std::collections::hash_map::Entry::Vacant(slot) = depth_of.entry(other) {
+                slot.insert(depth + 1);
                 let kind = if graph.is_root(other) {
                     NodeKind::Root
                 } else {
