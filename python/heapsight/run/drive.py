@@ -15,11 +15,14 @@ class DriveError(RuntimeError):
     """Requests that cannot be sent (the app stopped answering)."""
 
 
-def wait_for_port(port: int, timeout: float, still_running: Callable[[], bool]) -> None:
+def wait_for_port(port: int, timeout: float, still_running: Callable[[], bool],
+                  stop: Callable[[], bool] = lambda: False) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if not still_running():
             raise DriveError("the app exited before accepting connections")
+        if stop():
+            raise DriveError("interrupted before the app accepted connections")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1.0):
                 return

@@ -98,6 +98,8 @@ class Session:
                 return agents
             if not self._running():
                 raise RunFailed(f"the app exited with status {self.app.exit_status()}")
+            if self._stop():
+                raise RunFailed("interrupted before the app's agent registered")
             if time.monotonic() > deadline:
                 errors = self.app.agent_errors()
                 detail = ("\n  " + "\n  ".join(errors)) if errors else (
@@ -158,7 +160,7 @@ class Session:
         ports = sorted({d.port for d in options.drives})
         for port in ports:
             self.progress.show(f"waiting for 127.0.0.1:{port}")
-            wait_for_port(port, options.startup_timeout, self._running)
+            wait_for_port(port, options.startup_timeout, self._running, self._stop)
         agents = self._wait_for_agents()
         driver = Driver(self.deadline, self._running)
         try:
