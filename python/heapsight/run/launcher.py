@@ -197,7 +197,7 @@ class App:
         return messages
 
     def request(self, agent: AgentInfo, cmd: str, timeout: float = 120.0, **fields: object) -> dict:
-        """One request to one agent; None-safe reconnect after a broken connection."""
+        """One request to one agent, reconnecting once after a broken connection."""
         client = self._clients.get(agent.pid)
         for attempt in range(2):
             if client is None:

@@ -324,6 +324,12 @@ class Session:
             self._add_allocation_sites(worker, suspects)
         for e in endpoints:
             e.pop("_verdict")
+        seen = {pid for phase in self.phases for p in phase.points for pid in p.census}
+        gone = sorted(seen - set(self.final.census if self.final else {}))
+        if gone:
+            self.notes.append(
+                f"process(es) {', '.join(map(str, gone))} exited during the run (workers "
+                "replaced by the server?); their growth counts only while they lived")
         workers = []
         for pid in sorted(set(self.final.census) if self.final else set()):
             workers.append({
