@@ -62,6 +62,7 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
     let mut parent = mem::filled(n, UNREACHED);
     let mut parent_edge = mem::filled(n, 0u32);
     let mut queue: Vec<u32> = mem::with_capacity(n);
+    let mut seen: Vec<u64> = mem::filled(n.div_ceil(64), 0u64);
     let prefs = graph.roots_by_preference();
     let mut next_root = 0;
     while next_root < prefs.len() {
@@ -70,7 +71,8 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
         while next_root < prefs.len() && root_tier(graph.root(prefs[next_root]).kind) == tier {
             let r = prefs[next_root];
             let node = graph.root(r).node.index();
-            if parent[node] == UNREACHED {
+            if seen[node / 64] & (1 << (node % 64)) == 0 {
+                seen[node / 64] |= 1 << (node % 64);
                 parent[node] = ROOT_MARK;
                 parent_edge[node] = r.0;
                 queue.push(node as u32);
@@ -85,7 +87,11 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
             let end = offsets[u + 1] as usize;
             for (pos, t) in (start..end).zip(&targets[start..end]) {
                 let t = t.index();
-                if parent[t] == UNREACHED {
+                // The bitset answers "seen?" from cache; `parent` is touched only
+                // for newly reached nodes.
+                let bit = 1u64 << (t % 64);
+                if seen[t / 64] & bit == 0 {
+                    seen[t / 64] |= bit;
                     parent[t] = u as u32;
                     parent_edge[t] = pos as u32;
                     queue.push(t as u32);
