@@ -365,3 +365,25 @@ fn unused_heap_helper_names_resolve() {
     assert_eq!(h.node("x"), NodeIdx(0));
     assert_eq!(h.snapshot.type_name(h.node("x")), "dict");
 }
+
+#[test]
+fn empty_snapshot() {
+    let s = Snapshot {
+        edges: heapsight_snapshot::model::Edges {
+            offsets: vec![0],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let graph = Graph::new(&s).expect("an empty snapshot is valid");
+    let tree = DominatorTree::compute(&graph);
+    assert_eq!(tree.n_nodes(), 0);
+    assert_eq!(tree.total_size(), 0);
+    assert!(tree.top_retained(3).is_empty());
+    assert!(tree.super_root_children().is_empty());
+    assert_eq!(tree.most_dominating(&[]), None);
+    assert_eq!(tree.immediate_dominator(NodeIdx(0)), None);
+    let paths = heapsight_graph::shortest_paths_from_roots(&graph);
+    assert_eq!(paths.path_to(NodeIdx(0)), None);
+    assert_eq!(graph.path_to_single(NodeIdx(0)), None);
+}
