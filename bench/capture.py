@@ -257,13 +257,17 @@ def child_main(
 
     def heapsight_why() -> dict:
         # The public batch call: one capture, one search for all 100.
+        cpu = time.process_time()
         start = time.perf_counter()
         paths = heapsight.paths_to(sessions)
-        return {"total_s": time.perf_counter() - start, **_path_stats(paths)}
+        elapsed = time.perf_counter() - start
+        _CPU_TIMES.append(time.process_time() - cpu)
+        return {"total_s": elapsed, **_path_stats(paths)}
 
     why = rec.run("heapsight_why", heapsight_why)
     if why is not None:
         rec.values["heapsight_why100_s"] = why["total_s"]
+        rec.values["heapsight_why100_s_cpu"] = rec.values["heapsight_why_cpu"]
 
     def heapsight_why_one_by_one() -> dict:
         # One capture, then one single-object search per session (an interactive session).
@@ -296,9 +300,11 @@ def child_main(
         times = []
         chains_ok = 0
         for session in sessions[:objgraph_sample]:
+            cpu = time.process_time()
             start = time.perf_counter()
             chain = objgraph.find_backref_chain(session, objgraph.is_proper_module)
             times.append(time.perf_counter() - start)
+            _CPU_TIMES.append(time.process_time() - cpu)
             module = chain[0]
             if getattr(module, "__name__", None) == synthetic.SESSIONS_MODULE:
                 chains_ok += 1
@@ -314,6 +320,7 @@ def child_main(
     objgraph_res = rec.run("objgraph_why", objgraph_why)
     if objgraph_res is not None:
         rec.values["objgraph_why100_s"] = objgraph_res["extrapolated_100_s"]
+        rec.values["objgraph_why100_s_cpu"] = rec.values["objgraph_why_cpu"] * len(sessions)
 
     # 4. Peers that build a full view of the heap.
     hp = guppy.hpy()
@@ -424,6 +431,8 @@ def _ratios(values: dict) -> None:
     def ratio(key: str, num: str, den: str) -> None:
         if isinstance(values.get(num), (int, float)) and values.get(den):
             values[key] = values[num] / values[den]
+        if isinstance(values.get(f"{num}_cpu"), (int, float)) and values.get(f"{den}_cpu"):
+            values[f"{key}_cpu"] = values[f"{num}_cpu"] / values[f"{den}_cpu"]
 
     ratio("census_over_get_objects", "census_s", "get_objects_s")
     ratio("objgraph_over_census", "objgraph_typestats_s", "census_s")
@@ -478,6 +487,11 @@ def _cell(values: dict, key: str, fmt: str) -> str:
     return fmt.format(value)
 
 
+def _verdict(value: float, op: str, threshold: float) -> str:
+    ok = value <= threshold if op == "<=" else value >= threshold
+    return f"{'PASS' if ok else 'FAIL'} ({value:.2f})"
+
+
 def render(results: dict[int, dict]) -> str:
     sizes = sorted(results)
     header = "| measure | " + " | ".join(f"N={n:,}" for n in sizes) + " |"
@@ -497,8 +511,11 @@ def render(results: dict[int, dict]) -> str:
             if value is None:
                 cells.append("NOT MEASURED")
                 continue
-            ok = value <= threshold if op == "<=" else value >= threshold
-            cells.append(f"{'PASS' if ok else 'FAIL'} ({value:.2f})")
+            cell = _verdict(value, op, threshold)
+            cpu = results[n]["values"].get(f"{key}_cpu")
+            if cpu is not None:
+                cell = f"wall {cell}; cpu {_verdict(cpu, op, threshold)}"
+            cells.append(cell)
         lines.append(f"| {label} {op} {threshold:g} | " + " | ".join(cells) + " |")
     notes = []
     for n in sizes:
@@ -568,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pympler", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write every figure to this JSON file")
     parser.add_argument("--child", choices=["main", "tracemalloc", "memray"])
+    parser.add_argument(
+        "--from-json", help="print the tables of an earlier run saved with --json, run nothing"
+    )
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -583,6 +603,14 @@ def main(argv: list[str] | None = None) -> int:
             result = child_memray(n)
         with open(args.out, "w") as fh:
             json.dump(result, fh, default=str)
+        return 0
+
+    if args.from_json:
+        with open(args.from_json) as fh:
+            saved = {int(n): r for n, r in json.load(fh).items()}
+        for result in saved.values():
+            _ratios(result["values"])
+        print(render(saved))
         return 0
 
     results: dict[int, dict] = {}
