@@ -1,6 +1,6 @@
 """Overhead of `heapsight run` on a live server: requests per second, side by side.
 
-Run:  python bench/run_overhead.py [--seconds 5] [--reps 3]
+Run:  python bench/run_overhead.py [--seconds 1] [--reps 15]
 
 Two servers, each in four configurations, measured in one run on 127.0.0.1:
 - Flask (tests/apps/flask_app.py, GET /health) under gunicorn with 1 sync worker;
@@ -8,9 +8,10 @@ Two servers, each in four configurations, measured in one run on 127.0.0.1:
 Configurations: plain; under `heapsight run` watching the traffic at its default census
 interval (5 s); `PYTHONTRACEMALLOC=1`; `memray run --follow-fork`. The load is a bounded
 closed loop (one client, one request at a time, new connection per request for gunicorn's
-sync worker, keep-alive for uvicorn): each configuration is warmed up with 300 requests,
-then requests are counted for `--seconds`; the median of `--reps` windows is reported.
-Configurations alternate per repetition so machine noise spreads evenly.
+sync worker, keep-alive for uvicorn). All configurations of one server run at the same
+time and the load visits them in turn, `--reps` windows of `--seconds` each (every window
+starts with 300 unmeasured requests), so machine noise falls on all of them alike; the
+median window is reported.
 """
 
 from __future__ import annotations
@@ -112,31 +113,30 @@ def wrap(config: str, argv: list[str], workdir: Path) -> tuple[list[str], dict[s
     raise ValueError(config)
 
 
-def measure(server: str, config: str, seconds: float, workdir: Path) -> float:
+def start(server: str, config: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     argv, cwd = server_argv(server, port, workdir)
     argv, env = wrap(config, argv, workdir)
     proc = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, port
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
-        wait_port(port)
-        if config == "heapsight run":
-            time.sleep(3.0)  # the run waits for the processes to settle, then samples
-        path = "/health"
-        return load(port, path, seconds, keep_alive=server != "flask-gunicorn")
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    except ProcessLookupError:
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one window")
+    parser.add_argument("--reps", type=int, default=15, help="windows per configuration")
     args = parser.parse_args()
     configs = ["plain", "heapsight run", "PYTHONTRACEMALLOC=1"]
     try:
@@ -149,12 +149,24 @@ def main() -> int:
     (workdir / "starlette_bench.py").write_text(STARLETTE_APP)
     results: dict[tuple[str, str], list[float]] = {}
     try:
-        for rep in range(args.reps):
-            for server in ("flask-gunicorn", "starlette-uvicorn"):
-                for config in configs:
-                    rps = measure(server, config, args.seconds, workdir)
-                    results.setdefault((server, config), []).append(rps)
-                    print(f"rep {rep + 1} {server:<18} {config:<20} {rps:8.0f} req/s", flush=True)
+        for server in ("flask-gunicorn", "starlette-uvicorn"):
+            # Every configuration runs at once and the load visits them in turn, window by
+            # window, so that the machine's noise falls on all of them alike.
+            running = {config: start(server, config, workdir) for config in configs}
+            try:
+                for _, port in running.values():
+                    wait_port(port)
+                time.sleep(3.0)  # heapsight run waits for the processes to settle
+                for rep in range(args.reps):
+                    for config, (_, port) in running.items():
+                        rps = load(port, "/health", args.seconds,
+                                   keep_alive=server != "flask-gunicorn")
+                        results.setdefault((server, config), []).append(rps)
+                        print(f"window {rep + 1} {server:<18} {config:<20} {rps:8.0f} req/s",
+                              flush=True)
+            finally:
+                for proc, _ in running.values():
+                    stop(proc)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
