@@ -454,9 +454,10 @@ pub fn assess(series: &Series, config: &VerdictConfig) -> Result<Verdict, Verdic
         verdict.plateau_detected = false;
         verdict.kind = VerdictKind::Leak;
         verdict.explanation = format!(
-            "{} grows steadily: {rate_text} (95% CI {} to {}), {growth_text} ({:.1}% of its level) \
+            "{} grows steadily: {rate_text} ({:.0}% CI {} to {}), {growth_text} ({:.1}% of its level) \
              over the window{warmup_text}; Mann-Kendall z={:.2}, p={:.2e}",
             series.label,
+            config.confidence * 100.0,
             fmt_quantity(ts.ci_low, series.y_unit),
             fmt_quantity(ts.ci_high, series.y_unit),
             verdict.relative_growth * 100.0,
