@@ -164,3 +164,20 @@ def test_bad_drive_url(run_heapsight: Runner, drive: str, message: str) -> None:
     assert result.code == 3
     assert message in result.stderr
     assert result.json is None
+
+
+def test_django_runserver_noreload(run_heapsight: Runner) -> None:
+    pytest.importorskip("django")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    serve = ("import django_app; from django.core.management import call_command; "
+             f"call_command('runserver', '--noreload', '127.0.0.1:{port}')")
+    result = run_heapsight(
+        ["--drive", f"GET:{base}/status/", "--drive", f"GET:{base}/orders/{{i}}/", *FAST],
+        ["python", "-c", serve],
+    )
+    assert result.code == 1, result.stderr[-3000:]
+    data = result.json
+    assert data is not None
+    suspect = _only_suspect(data, "django_app.Order")
+    assert suspect["endpoints"] == ["GET /orders/<int:order_id>/"]
