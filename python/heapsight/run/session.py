@@ -245,14 +245,16 @@ class Session:
         last_x = self.phases[-1].points[-1].x if self.phases else 0
         watch = not self.options.drives
         x_unit = "seconds" if watch else "requests"
-        if any(diagnose.phase_verdict(p, x_unit)["kind"] != "no_leak" for p in self.phases):
+        if not watch and any(diagnose.phase_verdict(p, x_unit)["kind"] != "no_leak"
+                             for p in self.phases):
             # Objects released on a timer (keep-alive timeouts) look like a leak while
-            # requests keep coming; an idle pause tells them apart.
+            # requests keep coming; an idle pause tells them apart. (Watched traffic does
+            # not pause, so there is nothing to learn from waiting.)
             pause_until = time.monotonic() + SETTLE_SECONDS
             while time.monotonic() < pause_until and not self.stop_requested:
                 self._show(f"letting the app settle ({pause_until - time.monotonic():.0f} s)")
                 time.sleep(0.2)
-            self.settled = True
+            self.settled = not self.stop_requested
         self.final = self.census_all(last_x)
         worker = self._worker_that_grew_most()
         report: dict[str, Any] = {}
