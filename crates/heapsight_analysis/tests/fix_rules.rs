@@ -286,6 +286,29 @@ fn hs015_module_buffer() -> (Snapshot, NodeIdx) {
     (h.finish(), buffer)
 }
 
+fn hs016_signal_receivers() -> (Snapshot, NodeIdx) {
+    let mut h = Heap::new();
+    let (_, globals) = h.module("django.db.models.signals");
+    let signal = h.obj("django.db.models.signals.ModelSignal");
+    h.key(globals, signal, "post_save");
+    // ModelSignal subclasses django.dispatch.Signal: the path shows the subclass name.
+    let signal_dict = h.obj("dict");
+    h.attr(signal, signal_dict, "__dict__");
+    let receivers = h.obj("list");
+    h.key(signal_dict, receivers, "receivers");
+    let entry = h.obj("tuple");
+    h.index(receivers, entry, 0);
+    let closure = h.obj("function");
+    h.index(entry, closure, 1);
+    let cells = h.obj("tuple");
+    h.attr(closure, cells, "__closure__");
+    let cell = h.obj("cell");
+    h.index(cells, cell, 0);
+    let request = h.obj("django.core.handlers.wsgi.WSGIRequest");
+    h.attr(cell, request, "cell_contents");
+    (h.finish(), request)
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "module dict",
@@ -370,6 +393,12 @@ const CASES: &[Case] = &[
         build: hs014_instance_container,
         expected: "HS014",
         not: &["HS001"],
+    },
+    Case {
+        name: "signal receivers",
+        build: hs016_signal_receivers,
+        expected: "HS016",
+        not: &["HS014"],
     },
     Case {
         name: "module buffer",
