@@ -466,7 +466,7 @@ def record(event):
             ..Matcher::ANY
         }],
         what_it_does: "Flags objects retained by the receiver list of a Django or blinker (Flask) signal.",
-        why_bad: "A signal lives as long as the process. Connecting a receiver on every request or for every new object, especially with weak=False or a lambda/closure (which nothing else references, so it must be held strongly), adds a receiver that keeps its closure and bound instance alive forever.",
+        why_bad: "A signal lives as long as the process. Connecting a receiver on every request or for every new object with weak=False (the usual way to keep a lambda or closure connected, since nothing else references it) adds a receiver each time, and each keeps its closure and bound instance alive forever.",
         advice: "Connect receivers once at import or app-ready time, keep the default weak references, use dispatch_uid to avoid duplicates, and disconnect receivers tied to short-lived objects.",
         example: "from django.db.models.signals import post_save\n\ndef handle(request):\n    post_save.connect(lambda sender, **kw: audit(request, kw), weak=False)\n",
         use_instead: "from django.db.models.signals import post_save\nfrom django.dispatch import receiver\n\n@receiver(post_save, dispatch_uid=\"audit_on_save\")\ndef audit_on_save(sender, **kwargs):\n    audit(current_request(), kwargs)\n",
