@@ -326,6 +326,9 @@ class Session:
             self._add_allocation_sites(worker, suspects)
         for e in endpoints:
             e.pop("_verdict")
+        for message in self.app.agent_errors():
+            if message not in self.notes:
+                self.notes.append(message)
         seen = {pid for phase in self.phases for p in phase.points for pid in p.census}
         gone = sorted(seen - set(self.final.census if self.final else {}))
         if gone:
