@@ -76,8 +76,9 @@ _CHECK = (
 )
 
 
-def check_interpreter(interpreter: str, env: dict[str, str]) -> None:
-    """Fails before the app starts when `interpreter` cannot load a matching agent."""
+def check_interpreter(interpreter: str, env: dict[str, str]) -> str:
+    """Fails before the app starts when `interpreter` cannot load a matching agent;
+    returns the heapsight version it loads."""
     check_env = {k: v for k, v in env.items() if k != ENV_RUN_DIR}
     try:
         result = subprocess.run(
@@ -88,7 +89,7 @@ def check_interpreter(interpreter: str, env: dict[str, str]) -> None:
         raise LaunchError(f"cannot run {interpreter} to check it: {exc}") from None
     lines = result.stdout.split()
     if result.returncode == 0 and len(lines) >= 2:
-        return
+        return lines[1]
     version = lines[0] if lines else "?"
     reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
     raise LaunchError(

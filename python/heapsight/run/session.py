@@ -11,6 +11,7 @@ import time
 from types import FrameType
 from typing import Any
 
+import heapsight
 from heapsight import _heapsight
 from heapsight.run import diagnose
 from heapsight.run.diagnose import Phase, Point
@@ -149,7 +150,10 @@ class Session:
     def start(self) -> None:
         interpreter = target_interpreter(self.options.app[0])
         if interpreter is not None:
-            check_interpreter(interpreter, self.app.env)
+            theirs = check_interpreter(interpreter, self.app.env)
+            if theirs != heapsight.__version__:
+                self.notes.append(f"the app's interpreter loads heapsight {theirs}, this is "
+                                  f"{heapsight.__version__}; both speak control protocol v1")
         else:
             self.notes.append(f"cannot tell which Python {self.options.app[0]} runs; "
                               "the agent is loaded if it is a Python program")
