@@ -170,11 +170,21 @@ fn every_json_field_is_documented() {
     assert!(doc.contains(&format!("Schema version: {REPORT_SCHEMA_VERSION}")));
 }
 
+/// The scenario's whole JSON report, compared with `tests/golden/scenario_report.json`
+/// so that any change of the output shows in review. `UPDATE_GOLDEN=1` rewrites it.
 #[test]
-#[ignore = "prints the scenario's JSON, for documentation"]
-fn print_json() {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report()).unwrap_or_default()
+fn report_json_matches_golden_file() {
+    let mut json = serde_json::to_string_pretty(&report()).unwrap_or_else(|e| panic!("{e}"));
+    json.push('\n');
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/scenario_report.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &json).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        json == expected,
+        "report JSON differs from {}; review and run UPDATE_GOLDEN=1 cargo test -p heapsight_analysis --test report",
+        path.display()
     );
 }
