@@ -173,6 +173,15 @@ impl GcRings {
         unsafe { self.walk_ring(self.permanent_head, &mut |op| visit(op, true)) };
     }
 
+    /// Calls `visit(object)` for every object of the permanent generation.
+    ///
+    /// # Safety
+    /// As [`GcRings::for_each`].
+    pub unsafe fn for_each_permanent(&self, mut visit: impl FnMut(*mut ffi::PyObject)) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.walk_ring(self.permanent_head, &mut visit) };
+    }
+
     unsafe fn walk_ring(&self, head: usize, visit: &mut dyn FnMut(*mut ffi::PyObject)) {
         // SAFETY: the ring is a valid circular list while the GIL is held and gc disabled.
         unsafe {
@@ -206,24 +215,11 @@ impl<'py> TrackedSource<'py> {
         Ok(TrackedSource::Listed(list))
     }
 
-    /// Whether frozen objects are listed (otherwise they must be found by closure).
-    pub fn includes_frozen(&self) -> bool {
-        matches!(self, TrackedSource::Rings(_))
-    }
-
     /// The capture's own object that the enumeration itself created, if any.
     pub fn own_object(&self) -> Option<*mut ffi::PyObject> {
         match self {
             TrackedSource::Rings(_) => None,
             TrackedSource::Listed(list) => Some(list.as_ptr()),
-        }
-    }
-
-    /// References the source itself holds on each listed object.
-    pub fn references_held_per_listed_object(&self) -> isize {
-        match self {
-            TrackedSource::Rings(_) => 0,
-            TrackedSource::Listed(_) => 1,
         }
     }
 
@@ -417,6 +413,15 @@ impl AddressSet {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    #[inline]
+    pub fn contains(&self, address: usize) -> bool {
+        let (page, word, bit) = Self::split(address);
+        match self.page_slot.get(&page) {
+            Some(slot) => self.pages[*slot as usize].bits[word] & bit != 0,
+            None => false,
+        }
     }
 
     /// Freezes the set so members can be ranked in address order.

@@ -145,6 +145,90 @@ struct KnownTypes {
     method: *mut ffi::PyTypeObject,
 }
 
+/// What a type's instances look like to the walk, classified once per type: the per-object
+/// checks (`PyModule_Check`, `PyAnySet_Check`, ...) walk the MRO and would otherwise run
+/// millions of times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Str,
+    Bytes,
+    ByteArray,
+    List,
+    Tuple,
+    Dict,
+    Type,
+    Function,
+    Cell,
+    Method,
+    Frame,
+    Module,
+    Set,
+    Other,
+}
+
+#[derive(Clone, Copy)]
+struct TypeInfo {
+    shape: Shape,
+    /// Exact dict, list or tuple: the explicit enumeration covers all of `tp_traverse`.
+    fully_enumerated: bool,
+    heap: bool,
+    /// `PyType_IS_GC` and a `tp_traverse` slot.
+    traversable: bool,
+    /// The type has `tp_is_gc`: gc-ness is per object (type objects).
+    per_object_gc: bool,
+}
+
+impl TypeInfo {
+    /// # Safety
+    /// `ty` a live type object; GIL held.
+    unsafe fn classify(ty: *mut ffi::PyTypeObject, known: &KnownTypes) -> TypeInfo {
+        // SAFETY: reads flags and slots of a live type; PyType_IsSubtype runs no Python code.
+        unsafe {
+            let flags = (*ty).tp_flags;
+            let is_sub = |base: *mut ffi::PyTypeObject| ffi::PyType_IsSubtype(ty, base) != 0;
+            let exact = |t: *mut ffi::PyTypeObject| std::ptr::eq(ty, t);
+            let shape = if flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
+                Shape::Str
+            } else if flags & ffi::Py_TPFLAGS_BYTES_SUBCLASS != 0 {
+                Shape::Bytes
+            } else if flags & ffi::Py_TPFLAGS_LIST_SUBCLASS != 0 {
+                Shape::List
+            } else if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
+                Shape::Tuple
+            } else if flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
+                Shape::Dict
+            } else if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
+                Shape::Type
+            } else if is_sub(&raw mut ffi::PyByteArray_Type) {
+                Shape::ByteArray
+            } else if exact(&raw mut ffi::PyFunction_Type) {
+                Shape::Function
+            } else if exact(&raw mut ffi::PyCell_Type) {
+                Shape::Cell
+            } else if exact(known.method) {
+                Shape::Method
+            } else if exact(&raw mut ffi::PyFrame_Type) {
+                Shape::Frame
+            } else if is_sub(&raw mut ffi::PyModule_Type) {
+                Shape::Module
+            } else if is_sub(&raw mut ffi::PySet_Type) || is_sub(&raw mut ffi::PyFrozenSet_Type) {
+                Shape::Set
+            } else {
+                Shape::Other
+            };
+            TypeInfo {
+                shape,
+                fully_enumerated: exact(&raw mut ffi::PyDict_Type)
+                    || exact(&raw mut ffi::PyList_Type)
+                    || exact(&raw mut ffi::PyTuple_Type),
+                heap: flags & ffi::Py_TPFLAGS_HEAPTYPE != 0,
+                traversable: ffi::PyType_IS_GC(ty) != 0 && (*ty).tp_traverse.is_some(),
+                per_object_gc: (*ty).tp_is_gc.is_some(),
+            }
+        }
+    }
+}
+
 /// Cache-key tags: objects are 8-aligned, so the low bits of an address can say what a
 /// cached label was computed for.
 const TAG_ATTR_NAME: usize = 0;
@@ -162,14 +246,15 @@ struct Walker {
     strings: Interner,
     label_cache: AddressMap<StrId>,
     types: TypeTable,
+    /// Classification per type, indexed like `types`.
+    type_info: Vec<TypeInfo>,
     seen: AddressSet,
     nodes: Nodes,
-    /// Index of the first node that came from the permanent generation.
-    first_frozen: usize,
-    /// Nodes listed by the gc source; later ones were found by reference.
-    n_listed: usize,
-    source_includes_frozen: bool,
-    refs_held_per_listed: isize,
+    /// Objects of the permanent generation, when the gc rings were read and it is not empty.
+    frozen_members: Option<AddressSet>,
+    /// Objects listed by `gc.get_objects()` when that is the source: each holds one extra
+    /// reference from the list, and tracked objects outside it are the frozen ones.
+    listed_members: Option<AddressSet>,
     /// References the capture itself holds on specific objects (frames of `sys._current_frames()`).
     refs_held: AddressMap<isize>,
     edge_addr: Vec<u64>,
@@ -194,6 +279,7 @@ impl Walker {
         }
         let address = target as usize;
         if self.seen.insert(address) {
+            prefetch(target);
             self.nodes.address.push(address as u64);
         }
         self.edge_addr.push(address as u64);
@@ -441,58 +527,65 @@ impl Walker {
 
     /// Every reference of `op`: explicit, labelled enumeration first, then whatever
     /// `tp_traverse` reports beyond it.
-    unsafe fn edges_of(&mut self, op: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) {
+    unsafe fn edges_of(
+        &mut self,
+        op: *mut ffi::PyObject,
+        ty: *mut ffi::PyTypeObject,
+        info: TypeInfo,
+    ) {
         // SAFETY: `op` live, `ty` its type; all reads follow CPython's layouts.
         unsafe {
             let start = self.edge_addr.len();
-            let tp_flags = (*ty).tp_flags;
-            let is_gc = ffi::PyObject_IS_GC(op) != 0;
-            let mut traverse = is_gc && (*ty).tp_traverse.is_some();
+            let is_gc = if info.per_object_gc {
+                ffi::PyObject_IS_GC(op) != 0
+            } else {
+                info.traversable
+            };
+            let traverse = is_gc && info.traversable && !info.fully_enumerated;
             let mut leftover_kind = LabelKind::None;
-            let exact = |t: *mut ffi::PyTypeObject| std::ptr::eq(ty, t);
-            let is_type = tp_flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0;
-            if tp_flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
-                self.dict_entries(op);
-                traverse &= !exact(&raw mut ffi::PyDict_Type);
-            } else if tp_flags & ffi::Py_TPFLAGS_LIST_SUBCLASS != 0 {
-                let list = op as *mut ffi::PyListObject;
-                self.sequence_items((*list).ob_item, ffi::Py_SIZE(op).max(0) as usize);
-                traverse &= !exact(&raw mut ffi::PyList_Type);
-            } else if tp_flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
-                let tuple = op as *mut ffi::PyTupleObject;
-                self.sequence_items(
-                    (*tuple).ob_item.as_mut_ptr(),
-                    ffi::Py_SIZE(op).max(0) as usize,
-                );
-                traverse &= !exact(&raw mut ffi::PyTuple_Type);
-            } else if is_type {
-                self.type_fields(op);
-            } else if exact(&raw mut ffi::PyFunction_Type) {
-                self.function_fields(op);
-            } else if exact(&raw mut ffi::PyCell_Type) {
-                let cell = op as *mut ffi::PyCellObject;
-                self.emit_attr((*cell).ob_ref, self.labels.cell_contents);
-            } else if exact(self.known.method) {
-                // PyMethodObject: PyObject_HEAD, im_func, im_self.
-                let fields = op as *mut *mut ffi::PyObject;
-                self.emit_attr(*fields.add(2), self.labels.func);
-                self.emit_attr(*fields.add(3), self.labels.self_);
-            } else if exact(&raw mut ffi::PyFrame_Type) {
-                let back_slot = if self.version >= (3, 11) { 2 } else { 3 };
-                let f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
-                self.emit_attr(f_back, self.labels.f_back);
-            } else if ffi::PyModule_Check(op) != 0 {
-                // PyModuleObject: PyObject_HEAD, md_dict, ... (stable 3.9 to 3.14).
-                let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
-                if !md_dict.is_null() && ffi::PyDict_Check(md_dict) != 0 {
-                    self.emit_attr(md_dict, self.labels.dict);
+            match info.shape {
+                Shape::Dict => self.dict_entries(op),
+                Shape::List => {
+                    let list = op as *mut ffi::PyListObject;
+                    self.sequence_items((*list).ob_item, ffi::Py_SIZE(op).max(0) as usize);
                 }
-            } else if ffi::PyAnySet_Check(op) != 0 {
-                leftover_kind = LabelKind::SetItem;
+                Shape::Tuple => {
+                    let tuple = op as *mut ffi::PyTupleObject;
+                    self.sequence_items(
+                        (*tuple).ob_item.as_mut_ptr(),
+                        ffi::Py_SIZE(op).max(0) as usize,
+                    );
+                }
+                Shape::Type => self.type_fields(op),
+                Shape::Function => self.function_fields(op),
+                Shape::Cell => {
+                    let cell = op as *mut ffi::PyCellObject;
+                    self.emit_attr((*cell).ob_ref, self.labels.cell_contents);
+                }
+                Shape::Method => {
+                    // PyMethodObject: PyObject_HEAD, im_func, im_self.
+                    let fields = op as *mut *mut ffi::PyObject;
+                    self.emit_attr(*fields.add(2), self.labels.func);
+                    self.emit_attr(*fields.add(3), self.labels.self_);
+                }
+                Shape::Frame => {
+                    let back_slot = if self.version >= (3, 11) { 2 } else { 3 };
+                    let f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
+                    self.emit_attr(f_back, self.labels.f_back);
+                }
+                Shape::Module => {
+                    // PyModuleObject: PyObject_HEAD, md_dict, ... (stable 3.9 to 3.14).
+                    let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
+                    if !md_dict.is_null() && ffi::PyDict_Check(md_dict) != 0 {
+                        self.emit_attr(md_dict, self.labels.dict);
+                    }
+                }
+                Shape::Set => leftover_kind = LabelKind::SetItem,
+                Shape::Str | Shape::Bytes | Shape::ByteArray | Shape::Other => {}
             }
-            if tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+            if info.heap {
                 self.emit_attr(ty as *mut ffi::PyObject, self.labels.class);
-                if !is_type {
+                if info.shape != Shape::Type {
                     self.instance_attrs(op, ty);
                 }
             }
@@ -555,17 +648,23 @@ impl Walker {
             let address = self.nodes.address[index];
             let op = address as usize as *mut ffi::PyObject;
             let ty = ffi::Py_TYPE(op);
-            let tp_flags = (*ty).tp_flags;
             let type_idx = TypeIdx(self.types.index_of(ty));
+            if type_idx.index() == self.type_info.len() {
+                self.type_info.push(TypeInfo::classify(ty, &self.known));
+            }
+            let info = self.type_info[type_idx.index()];
             let mut flags = 0u8;
-            let listed = index < self.n_listed;
-            let tracked = listed || gc_lists::is_gc_tracked(op);
+            let listed = self
+                .listed_members
+                .as_ref()
+                .is_some_and(|l| l.contains(address as usize));
+            let tracked = gc_lists::is_gc_tracked(op);
             if tracked {
                 flags |= node_flags::GC_TRACKED;
-                let frozen = if listed {
-                    index >= self.first_frozen
-                } else {
-                    !self.source_includes_frozen
+                let frozen = match (&self.frozen_members, &self.listed_members) {
+                    (Some(frozen), _) => frozen.contains(address as usize),
+                    (None, Some(_)) => !listed,
+                    (None, None) => false,
                 };
                 if frozen {
                     flags |= node_flags::FROZEN;
@@ -576,8 +675,8 @@ impl Walker {
                 flags |= node_flags::IMMORTAL;
                 u32::MAX
             } else {
-                let mut held = if listed { self.refs_held_per_listed } else { 0 };
-                if std::ptr::eq(ty, &raw mut ffi::PyFrame_Type) {
+                let mut held = isize::from(listed);
+                if info.shape == Shape::Frame {
                     held += self
                         .refs_held
                         .get(&(address as usize))
@@ -596,49 +695,55 @@ impl Walker {
             };
             let mut name = NO_STR;
             let mut length = 0u64;
-            if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
-                let n = ffi::PyUnicode_GET_LENGTH(op).max(0) as usize;
-                length = n as u64;
-                if self.include_values && n <= MAX_VALUE_LEN {
-                    if let Some(text) = read_str(op) {
-                        name = self.strings.intern_owned(text);
-                        flags |= node_flags::HAS_VALUE;
+            match info.shape {
+                Shape::Str => {
+                    let n = ffi::PyUnicode_GET_LENGTH(op).max(0) as usize;
+                    length = n as u64;
+                    if self.include_values && n <= MAX_VALUE_LEN {
+                        if let Some(text) = read_str(op) {
+                            name = self.strings.intern_owned(text);
+                            flags |= node_flags::HAS_VALUE;
+                        }
                     }
                 }
-            } else if tp_flags & ffi::Py_TPFLAGS_BYTES_SUBCLASS != 0 {
-                let n = ffi::Py_SIZE(op).max(0) as usize;
-                length = n as u64;
-                if self.include_values && n <= MAX_VALUE_LEN {
-                    let data = ffi::PyBytes_AsString(op) as *const u8;
-                    if !data.is_null() {
-                        let bytes = std::slice::from_raw_parts(data, n);
-                        name = self.strings.intern_owned(escape_bytes(bytes));
-                        flags |= node_flags::HAS_VALUE;
+                Shape::Bytes => {
+                    let n = ffi::Py_SIZE(op).max(0) as usize;
+                    length = n as u64;
+                    if self.include_values && n <= MAX_VALUE_LEN {
+                        let data = ffi::PyBytes_AsString(op) as *const u8;
+                        if !data.is_null() {
+                            let bytes = std::slice::from_raw_parts(data, n);
+                            name = self.strings.intern_owned(escape_bytes(bytes));
+                            flags |= node_flags::HAS_VALUE;
+                        }
                     }
                 }
-            } else if tp_flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_TUPLE_SUBCLASS)
-                != 0
-                || ffi::PyByteArray_Check(op) != 0
-            {
-                length = ffi::Py_SIZE(op).max(0) as u64;
-            } else if tp_flags & ffi::Py_TPFLAGS_DICT_SUBCLASS != 0 {
-                length = (*(op as *mut ffi::PyDictObject)).ma_used.max(0) as u64;
-            } else if tp_flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
-                flags |= node_flags::IS_TYPE;
-                name = self
-                    .strings
-                    .intern_owned(type_qualname(op as *mut ffi::PyTypeObject));
-            } else if std::ptr::eq(ty, &raw mut ffi::PyFunction_Type) {
-                let f = op as *mut ffi::PyFunctionObject;
-                let qualname = (*f).func_qualname;
-                name = self.attr_label(qualname);
-            } else if ffi::PyModule_Check(op) != 0 {
-                flags |= node_flags::IS_MODULE;
-                name = self.module_name(op);
-            } else if ffi::PyAnySet_Check(op) != 0 {
-                length = (*(op as *mut ffi::PySetObject)).used.max(0) as u64;
+                Shape::List | Shape::Tuple | Shape::ByteArray => {
+                    length = ffi::Py_SIZE(op).max(0) as u64;
+                }
+                Shape::Dict => {
+                    length = (*(op as *mut ffi::PyDictObject)).ma_used.max(0) as u64;
+                }
+                Shape::Set => {
+                    length = (*(op as *mut ffi::PySetObject)).used.max(0) as u64;
+                }
+                Shape::Type => {
+                    flags |= node_flags::IS_TYPE;
+                    name = self
+                        .strings
+                        .intern_owned(type_qualname(op as *mut ffi::PyTypeObject));
+                }
+                Shape::Function => {
+                    let f = op as *mut ffi::PyFunctionObject;
+                    name = self.attr_label((*f).func_qualname);
+                }
+                Shape::Module => {
+                    flags |= node_flags::IS_MODULE;
+                    name = self.module_name(op);
+                }
+                Shape::Cell | Shape::Method | Shape::Frame | Shape::Other => {}
             }
-            self.edges_of(op, ty);
+            self.edges_of(op, ty, info);
             self.offsets.push(self.edge_addr.len() as u64);
             let nodes = &mut self.nodes;
             nodes.type_idx.push(type_idx);
@@ -649,6 +754,18 @@ impl Walker {
             nodes.length.push(length);
         }
     }
+}
+
+/// Starts loading a newly discovered object's header: it is processed shortly after.
+#[inline(always)]
+fn prefetch(op: *mut ffi::PyObject) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint and never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(op as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = op;
 }
 
 /// Whether a str dict key may be stored as a label: short and identifier-like, so that
@@ -921,6 +1038,14 @@ fn freevar_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>
 /// untracked objects they reference) as a snapshot.
 pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     let started = Instant::now();
+    let trace = std::env::var_os("HS_TRACE").is_some();
+    let mut last = Instant::now();
+    let mut tmark = |name: &str| {
+        if trace {
+            eprintln!("{name}: {:.1} ms", last.elapsed().as_secs_f64() * 1e3);
+            last = Instant::now();
+        }
+    };
     let sys = py.import("sys")?;
     // Materialises a frame object for every thread's innermost frame (3.11+ creates them
     // lazily): accepted, they are real frames of the process.
@@ -934,6 +1059,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .call_method0("get_freeze_count")?
         .extract()?;
     let source = TrackedSource::open(&pause)?;
+    tmark("open");
 
     let walk_started = Instant::now();
     let mut strings = Interner::default();
@@ -949,12 +1075,11 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         strings,
         label_cache: AddressMap::default(),
         types: TypeTable::default(),
+        type_info: Vec::new(),
         seen: AddressSet::default(),
         nodes: Nodes::default(),
-        first_frozen: usize::MAX,
-        n_listed: 0,
-        source_includes_frozen: source.includes_frozen(),
-        refs_held_per_listed: source.references_held_per_listed_object(),
+        frozen_members: None,
+        listed_members: None,
         refs_held: AddressMap::default(),
         edge_addr: Vec::new(),
         edge_kind: Vec::new(),
@@ -977,32 +1102,49 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     for (_, frame, _) in &pre.threads {
         *walker.refs_held.entry(*frame as usize).or_insert(0) += 1;
     }
-    // SAFETY: GIL held and gc paused; the closure only pushes into Rust vectors.
+    // SAFETY (all blocks below): GIL held and gc paused; `process` and the closures
+    // create and free no Python object.
+    match &source {
+        TrackedSource::Rings(rings) if n_frozen > 0 => {
+            let mut frozen = AddressSet::default();
+            unsafe { rings.for_each_permanent(|op| _ = frozen.insert(op as usize)) };
+            walker.frozen_members = Some(frozen);
+        }
+        TrackedSource::Rings(_) => {}
+        TrackedSource::Listed(_) => {
+            let mut listed = AddressSet::default();
+            unsafe { source.for_each(|op, _| _ = listed.insert(op as usize)) };
+            walker.listed_members = Some(listed);
+        }
+    }
+    tmark("enumerate");
+    // Each tracked object is processed as soon as the ring walk reaches it, while its
+    // memory is in cache (the gc header sits right before the object), and so is every
+    // object it discovers.
+    let mut next = 0usize;
     unsafe {
-        source.for_each(|op, frozen| {
-            if frozen && walker.first_frozen == usize::MAX {
-                walker.first_frozen = walker.nodes.address.len();
-            }
+        source.for_each(|op, _| {
             if walker.seen.insert(op as usize) {
                 walker.nodes.address.push(op as u64);
             }
+            while next < walker.nodes.address.len() {
+                walker.process(next);
+                next += 1;
+            }
         });
     }
-    walker.n_listed = walker.nodes.address.len();
     // Running frames are untracked on 3.11+ and reachable from no object: seed them.
     for (_, frame, _) in &pre.threads {
         if walker.seen.insert(*frame as usize) {
             walker.nodes.address.push(*frame);
         }
     }
-    let n_gc_tracked_listed = walker.n_listed;
-    let mut index = 0;
-    while index < walker.nodes.address.len() {
-        // SAFETY: GIL held, gc paused, no Python code runs inside `process`.
-        unsafe { walker.process(index) };
-        index += 1;
+    while next < walker.nodes.address.len() {
+        unsafe { walker.process(next) };
+        next += 1;
     }
     let walk_ms = walk_started.elapsed().as_millis() as u64;
+    tmark("process");
 
     // After the walk, still under the GIL: names (before any Python code could free a
     // type or code object), then user `__sizeof__`.
@@ -1043,9 +1185,9 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .iter()
         .filter(|f| **f & node_flags::GC_TRACKED != 0)
         .count() as u64;
-    let _ = n_gc_tracked_listed;
     drop(source);
     drop(pause);
+    tmark("post");
 
     let mut roots: Vec<PendingRoot> = Vec::new();
     for (name, address) in &pre.modules {
@@ -1094,5 +1236,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     drop(frames);
     let _ = started;
     let snapshot = py.detach(move || raw.into_snapshot());
+    tmark("snapshot");
     Ok(snapshot)
 }
