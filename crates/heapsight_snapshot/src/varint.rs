@@ -27,6 +27,23 @@ pub fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
+/// Decodes the varint at the start of `window`: its value and length in bytes.
+#[inline(always)]
+fn decode_window(window: &[u8; MAX_VARINT_LEN]) -> Result<(u64, usize), ReadError> {
+    let mut value = 0u64;
+    for (i, &byte) in window.iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            // The tenth byte may only carry the top bit of a u64.
+            if i == MAX_VARINT_LEN - 1 && byte > 1 {
+                return Err(ReadError::Overlong);
+            }
+            return Ok((value, i + 1));
+        }
+    }
+    Err(ReadError::Overlong)
+}
+
 /// Why a read from a [`ByteReader`] failed; the caller adds which column it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadError {
@@ -83,34 +100,24 @@ impl<'a> ByteReader<'a> {
 
     #[inline]
     pub fn varint(&mut self) -> Result<u64, ReadError> {
-        // Single-byte values dominate every column; keep that path short.
-        if let Some(&first) = self.bytes.get(self.pos) {
-            if first < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(first));
-            }
+        let rest = &self.bytes[self.pos..];
+        // Away from the end, a fixed-size window lets the compiler unroll the loop and drop
+        // the bounds checks: this is the reader's hottest loop.
+        if let Some(window) = rest.first_chunk::<MAX_VARINT_LEN>() {
+            let (value, len) = decode_window(window)?;
+            self.pos += len;
+            return Ok(value);
         }
-        let mut value = 0u64;
-        for (i, &byte) in self.bytes[self.pos..]
-            .iter()
-            .take(MAX_VARINT_LEN)
-            .enumerate()
-        {
-            let bits = u64::from(byte & 0x7f);
-            // The tenth byte may only carry the top bit of a u64.
-            if i == MAX_VARINT_LEN - 1 && bits > 1 {
-                return Err(ReadError::Overlong);
+        let mut window = [0u8; MAX_VARINT_LEN];
+        window[..rest.len()].copy_from_slice(rest);
+        match decode_window(&window) {
+            // The zero padding ended the value: it was cut off.
+            Ok((_, len)) if len > rest.len() => Err(ReadError::EndOfData),
+            Ok((value, len)) => {
+                self.pos += len;
+                Ok(value)
             }
-            value |= bits << (7 * i);
-            if byte < 0x80 {
-                self.pos += i + 1;
-                return Ok(value);
-            }
-        }
-        if self.remaining() >= MAX_VARINT_LEN {
-            Err(ReadError::Overlong)
-        } else {
-            Err(ReadError::EndOfData)
+            Err(e) => Err(e),
         }
     }
 
