@@ -88,6 +88,9 @@ impl<'s> Graph<'s> {
         if snapshot.roots.len() >= NO_ROOT as usize {
             return Err(GraphError::TooManyRoots(snapshot.roots.len()));
         }
+        // Every pass over the graph reads these at random; see `mem`.
+        mem::collapse_to_huge_pages(&snapshot.edges.offsets);
+        mem::collapse_to_huge_pages(&snapshot.edges.targets);
         let (rev_offsets, rev_sources, rev_edges) = build_reverse(snapshot);
 
         let mut by_preference: Vec<RootIdx> =

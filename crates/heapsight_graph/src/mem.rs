@@ -27,6 +27,34 @@ pub(crate) fn with_capacity<T>(capacity: usize) -> Vec<T> {
     v
 }
 
+/// Asks the kernel to move an existing big array (such as the snapshot's edge columns,
+/// allocated elsewhere) onto huge pages now. Contents are unchanged; failure is ignored.
+pub(crate) fn collapse_to_huge_pages<T>(items: &[T]) {
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = std::mem::size_of_val(items);
+        if bytes < MIN_ADVISED_BYTES {
+            return;
+        }
+        let ptr = items.as_ptr() as usize;
+        let start = ptr.next_multiple_of(HUGE_PAGE);
+        let end = (ptr + bytes) / HUGE_PAGE * HUGE_PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside `items` and is page aligned. Both advices
+            // only change how the kernel backs the pages (MADV_COLLAPSE copies them
+            // into huge pages, preserving contents); neither writes through the range
+            // as Rust sees it, and errors just leave the pages as they were.
+            unsafe {
+                let region = start as *mut libc::c_void;
+                libc::madvise(region, end - start, libc::MADV_HUGEPAGE);
+                libc::madvise(region, end - start, libc::MADV_COLLAPSE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = items;
+}
+
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(ptr: *const u8, bytes: usize) {
     if bytes < MIN_ADVISED_BYTES {
