@@ -1,0 +1,31 @@
+"""HS016: a Django signal receiver connected with weak=False on every request."""
+
+import django
+from django.conf import settings
+
+settings.configure(DEBUG=False, INSTALLED_APPS=[])
+django.setup()
+
+from _harness import measure  # noqa: E402
+from django.dispatch import Signal  # noqa: E402 - needs the settings above
+
+order_placed = Signal()
+
+
+class Request:
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
+        self.user = f"user-{request_id}"
+
+
+def handle(request_id: int) -> None:
+    request = Request(request_id)
+
+    def audit(sender, **kwargs):
+        return request.user
+
+    order_placed.connect(audit, weak=False)
+    order_placed.send(sender=None)
+
+
+measure(handle, leaked=800)
