@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYENV_ROOT ?= /root/.pyenv
 
-.PHONY: help demo test test-rust test-python test-versions lint venv
+.PHONY: help demo install install-dev test test-rust test-python test-versions venv
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -18,8 +18,11 @@ $(VENV)/.ready: pyproject.toml
 
 venv: $(VENV)/.ready ## Create the development virtualenv
 
-install: $(VENV)/.ready ## Build the extension into the virtualenv
+install: $(VENV)/.ready ## Build the optimised extension into the virtualenv
 	$(VENV)/bin/maturin develop --release -q
+
+install-dev: $(VENV)/.ready ## Build the extension quickly (no LTO) for the tests
+	$(VENV)/bin/maturin develop -q
 
 demo: install ## Install and run the leak hunt on the bundled demo app
 	$(VENV)/bin/heapsight demo
@@ -29,7 +32,7 @@ test-rust: ## Rust tests, clippy and formatting
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace -q
 
-test-python: install ## Python tests on the default interpreter
+test-python: install-dev ## Python tests on the default interpreter
 	$(VENV)/bin/ruff check python tests bench examples
 	$(VENV)/bin/python -m pytest -q tests
 

@@ -21,7 +21,7 @@ for python in "$pyenv_root"/versions/3.*/bin/python; do
     "$venv/bin/python" -m pip install -q "maturin>=1.7,<2" -r tests/requirements.txt
   fi
   rm -rf "target/wheels-$version"
-  "$venv/bin/maturin" build --release -q -i "$venv/bin/python" -o "target/wheels-$version"
+  "$venv/bin/maturin" build -q -i "$venv/bin/python" -o "target/wheels-$version"
   "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "target/wheels-$version"/heapsight-*.whl
   (cd tests && "../$venv/bin/python" -m pytest -q -p no:cacheprovider "${existing[@]/#tests\//}")
   ran=$((ran + 1))
