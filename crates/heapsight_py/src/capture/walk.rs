@@ -440,7 +440,7 @@ impl Walker {
                 // A dict of weak references to subclasses (static builtins store an index
                 // here since 3.12, hence heap types only).
                 self.emit_attr(
-                    (*t).tp_subclasses as *mut ffi::PyObject,
+                    (*t).tp_subclasses.cast::<ffi::PyObject>(),
                     self.labels.subclasses,
                 );
             }
@@ -907,17 +907,14 @@ impl RawGraph {
                 });
             }
         }
-        for i in 0..n {
-            if nodes.flags[i] & node_flags::IMMORTAL != 0 {
-                continue;
-            }
-            let rc = nodes.refcount[i];
-            if rc > in_degree[i] {
+        let counts = nodes.flags.iter().zip(&nodes.refcount).zip(&in_degree);
+        for (i, ((flags, &rc), &found)) in counts.enumerate() {
+            if flags & node_flags::IMMORTAL == 0 && rc > found {
                 out_roots.push(Root {
                     kind: RootKind::External,
                     node: NodeIdx(i as u32),
                     name: NO_STR,
-                    extra: u64::from(rc - in_degree[i]),
+                    extra: u64::from(rc - found),
                 });
             }
         }
@@ -1037,15 +1034,6 @@ fn freevar_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>
 /// Captures the whole heap (every gc-tracked object, frozen ones included, and the
 /// untracked objects they reference) as a snapshot.
 pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
-    let started = Instant::now();
-    let trace = std::env::var_os("HS_TRACE").is_some();
-    let mut last = Instant::now();
-    let mut tmark = |name: &str| {
-        if trace {
-            eprintln!("{name}: {:.1} ms", last.elapsed().as_secs_f64() * 1e3);
-            last = Instant::now();
-        }
-    };
     let sys = py.import("sys")?;
     // Materialises a frame object for every thread's innermost frame (3.11+ creates them
     // lazily): accepted, they are real frames of the process.
@@ -1059,7 +1047,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .call_method0("get_freeze_count")?
         .extract()?;
     let source = TrackedSource::open(&pause)?;
-    tmark("open");
 
     let walk_started = Instant::now();
     let mut strings = Interner::default();
@@ -1117,7 +1104,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
             walker.listed_members = Some(listed);
         }
     }
-    tmark("enumerate");
     // Each tracked object is processed as soon as the ring walk reaches it, while its
     // memory is in cache (the gc header sits right before the object), and so is every
     // object it discovers.
@@ -1144,7 +1130,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         next += 1;
     }
     let walk_ms = walk_started.elapsed().as_millis() as u64;
-    tmark("process");
 
     // After the walk, still under the GIL: names (before any Python code could free a
     // type or code object), then user `__sizeof__`.
@@ -1158,17 +1143,15 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     let mut code_names: AddressMap<Vec<StrId>> = AddressMap::default();
     let mut closure_names = Vec::with_capacity(walker.closures.len());
     for (tuple, code) in std::mem::take(&mut walker.closures) {
-        if !code_names.contains_key(&(code as usize)) {
-            let names = freevar_names(py, code)
+        let strings = &mut walker.strings;
+        let names = code_names.entry(code as usize).or_insert_with(|| {
+            freevar_names(py, code)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|n| walker.strings.intern_owned(n))
-                .collect();
-            code_names.insert(code as usize, names);
-        }
-        if let Some(names) = code_names.get(&(code as usize)) {
-            closure_names.push((tuple, names.clone()));
-        }
+                .map(|n| strings.intern_owned(n))
+                .collect()
+        });
+        closure_names.push((tuple, names.clone()));
     }
     drop(code_names);
     let deferred = std::mem::take(&mut walker.deferred);
@@ -1187,7 +1170,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .count() as u64;
     drop(source);
     drop(pause);
-    tmark("post");
 
     let mut roots: Vec<PendingRoot> = Vec::new();
     for (name, address) in &pre.modules {
@@ -1234,8 +1216,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     };
     drop(walker);
     drop(frames);
-    let _ = started;
     let snapshot = py.detach(move || raw.into_snapshot());
-    tmark("snapshot");
     Ok(snapshot)
 }
