@@ -136,6 +136,13 @@ pub fn encode_addresses(addresses: &[u64], sink: &mut ColumnSink<'_>) -> io::Res
 /// the source node as base.
 const HISTORY_POSITIONS: usize = 8;
 
+/// Types remembered by [`TargetBases`] (indices below this): bounds its table to 8 MiB
+/// however many types a (possibly forged) file declares. Real heaps have far fewer.
+const HISTORY_TYPES: usize = 1 << 18;
+
+/// A history entry with no target seen yet (node indices stay below `u32::MAX`).
+const NO_TARGET: u32 = u32::MAX;
+
 /// Number of bases a target can be stored against (the selector's 2 bits).
 const TARGET_BASES: u64 = 4;
 
@@ -145,39 +152,43 @@ const TARGET_BASES: u64 = 4;
 /// - 1: the previous target of the same node (the source itself for its first edge);
 /// - 2: the previous target in the whole column (runs of leaves in address order);
 /// - 3: the target at the same position (below 8) in the last earlier node of the same
-///   type, else the source: an instance's class, the interned keys of same-shaped dicts.
+///   type (types below 2^18), else the source: an instance's class, the interned keys of
+///   same-shaped dicts.
 struct TargetBases {
     last_target: i64,
-    /// `n_types * HISTORY_POSITIONS` targets; -1 where none was seen yet.
-    history: Vec<i64>,
+    /// `HISTORY_POSITIONS` targets per remembered type.
+    history: Vec<u32>,
 }
 
 impl TargetBases {
     fn new(n_types: usize) -> Self {
         TargetBases {
             last_target: 0,
-            history: vec![-1; n_types * HISTORY_POSITIONS],
+            history: vec![NO_TARGET; n_types.min(HISTORY_TYPES) * HISTORY_POSITIONS],
         }
     }
 
     /// The history slot of edge `position` of a node of type `type_idx`, if remembered.
     #[inline]
     fn slot(type_idx: u32, position: usize) -> Option<usize> {
-        (position < HISTORY_POSITIONS).then(|| type_idx as usize * HISTORY_POSITIONS + position)
+        let type_idx = type_idx as usize;
+        (position < HISTORY_POSITIONS && type_idx < HISTORY_TYPES)
+            .then(|| type_idx * HISTORY_POSITIONS + position)
     }
 
     #[inline]
     fn bases(&self, source: i64, previous_in_node: i64, slot: Option<usize>) -> [i64; 4] {
         let remembered = slot
             .and_then(|s| self.history.get(s).copied())
-            .filter(|t| *t >= 0)
-            .unwrap_or(source);
+            .filter(|t| *t != NO_TARGET)
+            .map_or(source, i64::from);
         [source, previous_in_node, self.last_target, remembered]
     }
 
+    /// `target` must be a node index (below `u32::MAX`).
     #[inline]
-    fn record(&mut self, target: i64, slot: Option<usize>) {
-        self.last_target = target;
+    fn record(&mut self, target: u32, slot: Option<usize>) {
+        self.last_target = i64::from(target);
         if let Some(entry) = slot.and_then(|s| self.history.get_mut(s)) {
             *entry = target;
         }
@@ -195,8 +206,8 @@ pub fn encode_targets(
         let source = source as i64;
         let mut previous = source;
         let node_targets = &edges.targets[range[0] as usize..range[1] as usize];
-        for (position, target) in node_targets.iter().enumerate() {
-            let target = i64::from(target.0);
+        for (position, node) in node_targets.iter().enumerate() {
+            let target = i64::from(node.0);
             let slot = TargetBases::slot(type_idx.0, position);
             let candidates = bases.bases(source, previous, slot);
             let mut best = (zigzag(target - candidates[0]), 0u64);
@@ -207,7 +218,7 @@ pub fn encode_targets(
                 }
             }
             sink.varint(best.0 * TARGET_BASES + best.1)?;
-            bases.record(target, slot);
+            bases.record(node.0, slot);
             previous = target;
         }
     }
@@ -539,8 +550,10 @@ pub fn decode_targets(
                         "an edge of node {source} points outside the {n_nodes} nodes"
                     ))
                 })?;
-            targets.push(NodeIdx(target as u32));
-            bases.record(target, slot);
+            // In 0..n_nodes, and n_nodes < u32::MAX (checked with the metadata).
+            let node = target as u32;
+            targets.push(NodeIdx(node));
+            bases.record(node, slot);
             previous = target;
         }
     }

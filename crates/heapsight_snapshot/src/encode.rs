@@ -74,6 +74,19 @@ pub fn write_to<W: Write + Seek>(out: &mut W, snap: &Snapshot) -> Result<WriteSt
 pub(crate) fn check_writable(snap: &Snapshot) -> Result<(), FormatError> {
     snap.validate()
         .map_err(|e| FormatError::InvalidSnapshot { detail: e.0 })?;
+    // u32::MAX is the "none" sentinel of string ids (and of the reader's tables), so no
+    // table may hold that many entries; the reader enforces the same limit.
+    for (count, what) in [
+        (snap.strings.len(), "strings"),
+        (snap.types.len(), "types"),
+        (snap.nodes.len(), "nodes"),
+    ] {
+        if count as u64 >= u64::from(u32::MAX) {
+            return Err(FormatError::InvalidSnapshot {
+                detail: format!("{count} {what} exceed the 2^32 - 1 limit of the format"),
+            });
+        }
+    }
     if let Some(node) = first_value_without_opt_in(snap) {
         return Err(FormatError::InvalidSnapshot {
             detail: format!(
