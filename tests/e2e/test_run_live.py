@@ -117,7 +117,7 @@ def test_trace_alloc_names_the_allocation_site(run_heapsight: Runner) -> None:
     base = f"http://127.0.0.1:{port}"
     result = run_heapsight(
         ["--drive", f"GET:{base}/leak", "--requests", "80", "--warmup", "150", "--rounds", "8",
-         "--trace-alloc"],
+         "--settle", "1", "--trace-alloc"],
         ["python", "wsgi_app.py", str(port)],
     )
     assert result.code == 1, result.stderr

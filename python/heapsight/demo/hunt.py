@@ -76,6 +76,8 @@ def main(argv: list[str]) -> int:
         "--drive", f"GET:{base}/products/{{i}}",
         "--drive", f"GET:{base}/login/user{{i}}",
         "--requests", str(args.requests), "--rounds", "10",
+        # wsgiref closes every connection: no keep-alive timers to wait out.
+        "--settle", "1",
     ]
     if args.keep_dir:
         run_argv += ["--keep-dir", args.keep_dir]

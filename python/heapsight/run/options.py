@@ -45,6 +45,7 @@ class RunOptions:
     interval: float
     startup_timeout: float
     timeout: float
+    settle: float
     json_out: str | None
     trace_alloc: bool
     keep_dir: str | None
@@ -105,6 +106,7 @@ def parse(argv: Sequence[str]) -> RunOptions:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--settle", type=float, default=6.0)
     parser.add_argument("--json")
     parser.add_argument("--trace-alloc", action="store_true")
     parser.add_argument("--keep-dir")
@@ -129,6 +131,8 @@ def parse(argv: Sequence[str]) -> RunOptions:
     for name in ("duration", "interval", "startup_timeout", "timeout"):
         if not getattr(ns, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if not ns.settle >= 0:
+        raise UsageError("--settle must be zero or more seconds")
     if ns.requests < ns.rounds:
         raise UsageError("--requests must be at least --rounds")
     # Library caches keyed by URL (urllib.parse.urlsplit keeps 128 per process) must be
@@ -137,6 +141,6 @@ def parse(argv: Sequence[str]) -> RunOptions:
     return RunOptions(
         drives=drives, requests=ns.requests, warmup=warmup, rounds=ns.rounds,
         duration=ns.duration, interval=ns.interval, startup_timeout=ns.startup_timeout,
-        timeout=ns.timeout, json_out=ns.json, trace_alloc=ns.trace_alloc,
+        timeout=ns.timeout, settle=ns.settle, json_out=ns.json, trace_alloc=ns.trace_alloc,
         keep_dir=ns.keep_dir, app=app,
     )

@@ -30,8 +30,6 @@ from heapsight.run.options import RunOptions, UsageError, parse
 EXIT = {"no-leak": 0, "leak": 1, "inconclusive": 2}
 EXIT_ERROR = 3
 AGENT_WAIT_SECONDS = 20.0
-# Longer than the usual keep-alive timeouts (uvicorn 5 s, gunicorn 2 s).
-SETTLE_SECONDS = 6.0
 STABLE_AGENTS_SECONDS = 2.0
 
 
@@ -254,7 +252,7 @@ class Session:
             # Objects released on a timer (keep-alive timeouts) look like a leak while
             # requests keep coming; an idle pause tells them apart. (Watched traffic does
             # not pause, so there is nothing to learn from waiting.)
-            pause_until = time.monotonic() + SETTLE_SECONDS
+            pause_until = time.monotonic() + self.options.settle
             while time.monotonic() < pause_until and not self.stop_requested:
                 self._show(f"letting the app settle ({pause_until - time.monotonic():.0f} s)")
                 time.sleep(0.2)

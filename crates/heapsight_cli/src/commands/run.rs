@@ -36,6 +36,10 @@ pub struct RunOptions {
     /// Seconds to wait for the app to accept connections.
     #[arg(long, default_value_t = 60.0)]
     pub startup_timeout: f64,
+    /// Idle pause before the last census when something grew: objects released on a timer
+    /// (keep-alive timeouts) fall back and are not called a leak. Seconds.
+    #[arg(long, default_value_t = 6.0)]
+    pub settle: f64,
     /// Upper bound of the whole run in seconds (driving stops, the report is still written).
     #[arg(long, default_value_t = 900.0)]
     pub timeout: f64,
@@ -127,6 +131,7 @@ pub fn forwarded(args: &RunArgs) -> Vec<String> {
         "--startup-timeout".to_owned(),
         o.startup_timeout.to_string(),
     ]);
+    out.extend(["--settle".to_owned(), o.settle.to_string()]);
     out.extend(["--timeout".to_owned(), o.timeout.to_string()]);
     if let Some(json) = &o.json {
         out.extend(["--json".to_owned(), json.display().to_string()]);
