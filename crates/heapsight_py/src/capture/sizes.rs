@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::ffi;
 
@@ -43,7 +44,30 @@ pub enum SizeModel {
 /// which holds while no Python code runs.
 pub struct NativeSizer {
     layout: Option<Layout>,
-    models: HashMap<usize, SizeModel>,
+    models: HashMap<usize, SizeModel, BuildHasherDefault<TypePointerHasher>>,
+    /// Consecutive objects often share a type: skip the map for a repeat.
+    last: Option<(usize, SizeModel)>,
+}
+
+/// Type pointers are unique and well spread above their alignment bits: one multiply
+/// (Fibonacci hashing) is enough, and far cheaper than SipHash on the hot path.
+#[derive(Default)]
+pub struct TypePointerHasher(u64);
+
+impl Hasher for TypePointerHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.0 = (value as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl Default for NativeSizer {
@@ -56,7 +80,8 @@ impl NativeSizer {
     pub fn new() -> Self {
         Self {
             layout: shims::layout(),
-            models: HashMap::new(),
+            models: HashMap::default(),
+            last: None,
         }
     }
 
@@ -68,12 +93,15 @@ impl NativeSizer {
         let layout = self.layout?;
         // SAFETY: forwarded caller guarantee.
         unsafe {
-            let tp = shims::type_of(op);
-            let model = match self.models.get(&(tp as usize)) {
-                Some(&model) => model,
-                None => {
-                    let model = size_model(tp);
-                    self.models.insert(tp as usize, model);
+            let tp = shims::type_of(op) as usize;
+            let model = match self.last {
+                Some((last_tp, model)) if last_tp == tp => model,
+                _ => {
+                    let model = *self
+                        .models
+                        .entry(tp)
+                        .or_insert_with(|| size_model(tp as *mut ffi::PyTypeObject));
+                    self.last = Some((tp, model));
                     model
                 }
             };
