@@ -144,12 +144,19 @@ CASES = [
         "__main__.Request",
         ("module __main__", ".order_placed", ".receivers"),
     ),
+    LeakCase(
+        "hs016_blinker_signal.py",
+        "HS016",
+        "__main__.Request",
+        ("module __main__", ".order_placed", ".receivers"),
+    ),
 ]
 
 NEEDS = {
     "hs009_django_debug_queries.py": "django",
     "hs013_sqlalchemy_session.py": "sqlalchemy",
     "hs016_signal_receivers.py": "django",
+    "hs016_blinker_signal.py": "blinker",
 }
 
 
