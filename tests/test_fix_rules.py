@@ -32,6 +32,8 @@ class LeakCase:
     path_prefix: tuple[str, ...]
     # Other types the same leak must also report, with the same first fix.
     also_suspects: tuple[str, ...] = field(default=())
+    # Why heapsight gets this case wrong today (the test is then a strict xfail).
+    known_failure: str | None = None
 
 
 CASES = [
@@ -126,6 +128,14 @@ CASES = [
         also_suspects=("__main__.PageView",),
     ),
     LeakCase(
+        "hs013_scoped_session.py",
+        "HS013",
+        # The session sits in the scoped_session's threading.local: HS013 overrides HS010.
+        "sqlalchemy.orm.state.InstanceState",
+        ("module __main__", ".DBSession", ".registry", ".registry"),
+        also_suspects=("__main__.PageView",),
+    ),
+    LeakCase(
         "hs014_instance_container.py",
         "HS014",
         "__main__.Response",
@@ -137,6 +147,26 @@ CASES = [
         # The buffer itself grows in place; no new object is created.
         "bytearray",
         ("module __main__", "._BUFFER"),
+    ),
+    LeakCase(
+        "hs015_bytesio_buffer.py",
+        "HS015",
+        "_io.BytesIO",
+        ("module __main__", "._PAYLOADS"),
+    ),
+    LeakCase(
+        "hs015_stringio_buffer.py",
+        "HS015",
+        "_io.StringIO",
+        ("module __main__", "._LOG_BUFFER"),
+        known_failure=(
+            "capture: a StringIO only appended to stays in its accumulating state, where "
+            "CPython 3.11 keeps the written strings in the object's embedded _PyAccu lists "
+            "(3.12+: a _PyUnicodeWriter buffer); stringio's tp_traverse does not visit them "
+            "and its __sizeof__ does not count them (136 B before and after), so the "
+            "snapshot shows the strings under an anonymous 'native ref list' root with no "
+            "StringIO on the path, and no rule matches"
+        ),
     ),
     LeakCase(
         "hs016_signal_receivers.py",
@@ -155,6 +185,7 @@ CASES = [
 NEEDS = {
     "hs009_django_debug_queries.py": "django",
     "hs013_sqlalchemy_session.py": "sqlalchemy",
+    "hs013_scoped_session.py": "sqlalchemy",
     "hs016_signal_receivers.py": "django",
     "hs016_blinker_signal.py": "blinker",
 }
@@ -197,7 +228,19 @@ def test_every_rule_of_the_catalogue_has_a_real_heap_case():
     assert documented == {case.rule for case in CASES}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.script.removesuffix(".py") for c in CASES])
+CASE_PARAMS = [
+    pytest.param(
+        case,
+        id=case.script.removesuffix(".py"),
+        marks=[pytest.mark.xfail(strict=True, reason=case.known_failure)]
+        if case.known_failure
+        else [],
+    )
+    for case in CASES
+]
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
 def test_rule_fires_on_a_real_heap(case: LeakCase, tmp_path: Path):
     if case.script in NEEDS:
         pytest.importorskip(NEEDS[case.script])
