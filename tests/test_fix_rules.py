@@ -226,6 +226,8 @@ def test_every_rule_of_the_catalogue_has_a_real_heap_case():
     documented = set(re.findall(r"^## (HS\d{3}) ", DOC.read_text(), flags=re.MULTILINE))
     assert documented, "no rule found in docs/fix-rules.md"
     assert documented == {case.rule for case in CASES}
+    # Known failures do not count: every rule needs a case where it really fires.
+    assert documented == {case.rule for case in CASES if not case.known_failure}
 
 
 CASE_PARAMS = [
