@@ -48,6 +48,10 @@ const LABELLED_RANK_GAP: f64 = 16.0;
 /// Vertical gap between rank bands when there are no labels.
 const PLAIN_RANK_GAP: f64 = 40.0;
 const CROSSING_SWEEPS: usize = 24;
+/// Crossing reduction stops after this many sweeps without a new best ordering.
+const PATIENCE_SWEEPS: usize = 4;
+/// Bounds sweeps × vertices so graphs with thousands of vertices stay interactive.
+const SWEEP_WORK_BUDGET: usize = 1_500_000;
 const PLACEMENT_ROUNDS: usize = 8;
 /// Spacing of edge ports along a box side.
 const PORT_SPACING: f64 = 10.0;
@@ -187,6 +191,42 @@ impl VertexId {
 
     fn from_index(index: usize) -> Self {
         VertexId(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+}
+
+/// Neighbour lists of all vertices in one flat array (compressed sparse rows): crossing
+/// reduction scans them millions of times on big graphs, where a `Vec` per vertex thrashes
+/// the cache.
+struct Adjacency {
+    offsets: Vec<usize>,
+    targets: Vec<VertexId>,
+}
+
+impl Adjacency {
+    fn new(vertex_count: usize, pairs: impl Iterator<Item = (VertexId, VertexId)> + Clone) -> Self {
+        let mut offsets = vec![0usize; vertex_count + 1];
+        for (from, _) in pairs.clone() {
+            offsets[from.index() + 1] += 1;
+        }
+        for i in 0..vertex_count {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut targets = vec![VertexId(0); offsets[vertex_count]];
+        // Pairs are placed in iteration order, so each list keeps the input edge order.
+        for (from, to) in pairs {
+            targets[fill[from.index()]] = to;
+            fill[from.index()] += 1;
+        }
+        Adjacency { offsets, targets }
+    }
+}
+
+impl std::ops::Index<VertexId> for Adjacency {
+    type Output = [VertexId];
+
+    fn index(&self, vertex: VertexId) -> &[VertexId] {
+        &self.targets[self.offsets[vertex.index()]..self.offsets[vertex.index() + 1]]
     }
 }
 
@@ -377,14 +417,13 @@ pub fn layout(graph: &RefGraph) -> Layout {
     }
 
     let rank_count = vertices.iter().map(|v| v.rank + 1).max().unwrap_or(0);
-    let mut up: Vec<Vec<VertexId>> = vec![Vec::new(); vertices.len()];
-    let mut down: Vec<Vec<VertexId>> = vec![Vec::new(); vertices.len()];
-    for chain in &chains {
-        for pair in chain.vertices.windows(2) {
-            down[pair[0].index()].push(pair[1]);
-            up[pair[1].index()].push(pair[0]);
-        }
-    }
+    let segments = || {
+        chains
+            .iter()
+            .flat_map(|chain| chain.vertices.windows(2).map(|pair| (pair[0], pair[1])))
+    };
+    let down = Adjacency::new(vertices.len(), segments());
+    let up = Adjacency::new(vertices.len(), segments().map(|(a, b)| (b, a)));
 
     let mut ranks: Vec<Vec<VertexId>> = vec![Vec::new(); rank_count];
     for (index, vertex) in vertices.iter().enumerate() {
@@ -395,7 +434,7 @@ pub fn layout(graph: &RefGraph) -> Layout {
     }
     let ranks = reduce_crossings(ranks, &up, &down, vertices.len());
     assign_x(&mut vertices, &ranks, &up, &down);
-    let band_tops = assign_bands(&vertices, &ranks, labelled);
+    let bands = assign_bands(&vertices, &ranks, labelled);
 
     // Shift everything so the leftmost reserved area starts at the margin.
     let min_left = vertices
@@ -415,9 +454,9 @@ pub fn layout(graph: &RefGraph) -> Layout {
         .map(|v| v.x + v.width / 2.0)
         .fold(0.0, f64::max)
         + MARGIN;
-    let height = band_tops.last().copied().unwrap_or(MARGIN) + MARGIN;
+    let height = bands.last().map_or(MARGIN, |band| band.bottom) + MARGIN;
 
-    let band_center = |v: &Vertex| band_tops[v.rank] + band_height(&vertices, &ranks[v.rank]) / 2.0;
+    let band_center = |v: &Vertex| (bands[v.rank].top + bands[v.rank].bottom) / 2.0;
     let box_of = |slot: usize| -> Rect {
         let vertex = &vertices[slot];
         let real = &boxes[slot];
@@ -439,7 +478,6 @@ pub fn layout(graph: &RefGraph) -> Layout {
         let last = chain.vertices[chain.vertices.len() - 1].index();
         let first_box = box_of(first);
         let last_box = box_of(last);
-        let band_bottom = |rank: usize| band_tops[rank] + band_height(&vertices, &ranks[rank]);
         // Boxes shorter than their band leave and enter it vertically, so the bend happens
         // between bands and cannot cut through a taller neighbour.
         let (start_x, end_x) = ports[chain_index];
@@ -447,7 +485,7 @@ pub fn layout(graph: &RefGraph) -> Layout {
             x: start_x,
             y: first_box.bottom(),
         });
-        let first_band_bottom = band_bottom(vertices[first].rank);
+        let first_band_bottom = bands[vertices[first].rank].bottom;
         if first_band_bottom > first_box.bottom() {
             points.push(Point {
                 x: start_x,
@@ -458,15 +496,14 @@ pub fn layout(graph: &RefGraph) -> Layout {
             let vertex = &vertices[id.index()];
             // Run straight down through the whole band so the line passes beside the boxes
             // of that rank instead of bending around them; bends happen between bands.
-            let top = band_tops[vertex.rank];
-            let bottom = band_bottom(vertex.rank);
+            let Band { top, bottom } = bands[vertex.rank];
             let x = vertex.anchor();
             points.push(Point { x, y: top });
             if bottom > top {
                 points.push(Point { x, y: bottom });
             }
         }
-        let last_band_top = band_tops[vertices[last].rank];
+        let last_band_top = bands[vertices[last].rank].top;
         if last_band_top < last_box.y {
             points.push(Point {
                 x: end_x,
@@ -678,8 +715,8 @@ fn assign_layers(
 /// ordering with the fewest crossings seen.
 fn reduce_crossings(
     mut ranks: Vec<Vec<VertexId>>,
-    up: &[Vec<VertexId>],
-    down: &[Vec<VertexId>],
+    up: &Adjacency,
+    down: &Adjacency,
     vertex_count: usize,
 ) -> Vec<Vec<VertexId>> {
     let mut position = vec![0usize; vertex_count];
@@ -693,8 +730,10 @@ fn reduce_crossings(
     refresh(&ranks, &mut position);
     let mut best = ranks.clone();
     let mut best_crossings = total_crossings(&ranks, down, &position);
-    for sweep in 0..CROSSING_SWEEPS {
-        if best_crossings == 0 {
+    let sweeps = (SWEEP_WORK_BUDGET / vertex_count.max(1)).clamp(2, CROSSING_SWEEPS);
+    let mut since_best = 0;
+    for sweep in 0..sweeps {
+        if best_crossings == 0 || since_best >= PATIENCE_SWEEPS {
             break;
         }
         let downward = sweep % 2 == 0;
@@ -708,7 +747,7 @@ fn reduce_crossings(
             let mut keyed: Vec<(f64, usize, VertexId)> = ranks[r]
                 .iter()
                 .map(|&v| {
-                    let adjacent = &neighbours[v.index()];
+                    let adjacent = &neighbours[v];
                     let key = if adjacent.is_empty() {
                         position[v.index()] as f64
                     } else {
@@ -732,6 +771,9 @@ fn reduce_crossings(
         if crossings < best_crossings {
             best_crossings = crossings;
             best = ranks.clone();
+            since_best = 0;
+        } else {
+            since_best += 1;
         }
     }
     best
@@ -740,12 +782,12 @@ fn reduce_crossings(
 /// Swaps neighbours within a rank while that lowers the crossings they are involved in.
 fn transpose(
     ranks: &mut [Vec<VertexId>],
-    up: &[Vec<VertexId>],
-    down: &[Vec<VertexId>],
+    up: &Adjacency,
+    down: &Adjacency,
     position: &mut [usize],
 ) {
     // Bounded so pathological inputs cannot spin; each productive pass strictly lowers crossings.
-    for _ in 0..8 {
+    for _ in 0..4 {
         let mut improved = false;
         for rank in ranks.iter_mut() {
             for i in 0..rank.len().saturating_sub(1) {
@@ -770,14 +812,14 @@ fn transpose(
 fn pair_crossings(
     left: VertexId,
     right: VertexId,
-    up: &[Vec<VertexId>],
-    down: &[Vec<VertexId>],
+    up: &Adjacency,
+    down: &Adjacency,
     position: &[usize],
 ) -> usize {
     let mut count = 0;
     for adjacency in [up, down] {
-        for a in &adjacency[left.index()] {
-            for b in &adjacency[right.index()] {
+        for a in &adjacency[left] {
+            for b in &adjacency[right] {
                 if position[a.index()] > position[b.index()] {
                     count += 1;
                 }
@@ -788,13 +830,13 @@ fn pair_crossings(
 }
 
 /// Edge crossings between all adjacent rank pairs, counted as inversions with a Fenwick tree.
-fn total_crossings(ranks: &[Vec<VertexId>], down: &[Vec<VertexId>], position: &[usize]) -> usize {
+fn total_crossings(ranks: &[Vec<VertexId>], down: &Adjacency, position: &[usize]) -> usize {
     let mut total = 0;
     for r in 0..ranks.len().saturating_sub(1) {
         let mut segments: Vec<(usize, usize)> = ranks[r]
             .iter()
             .flat_map(|v| {
-                down[v.index()]
+                down[*v]
                     .iter()
                     .map(move |w| (position[v.index()], position[w.index()]))
             })
@@ -832,12 +874,7 @@ fn separation(a: &Vertex, b: &Vertex) -> f64 {
 
 /// Horizontal placement: every vertex is pulled towards the mean anchor of its neighbours in the
 /// layer above, then below, then both; each rank is solved exactly for order and separation.
-fn assign_x(
-    vertices: &mut [Vertex],
-    ranks: &[Vec<VertexId>],
-    up: &[Vec<VertexId>],
-    down: &[Vec<VertexId>],
-) {
+fn assign_x(vertices: &mut [Vertex], ranks: &[Vec<VertexId>], up: &Adjacency, down: &Adjacency) {
     for rank in ranks {
         let mut cursor = 0.0;
         for (i, v) in rank.iter().enumerate() {
@@ -847,11 +884,12 @@ fn assign_x(
             vertices[v.index()].x = cursor;
         }
     }
-    let both: Vec<Vec<VertexId>> = up
-        .iter()
-        .zip(down)
-        .map(|(u, d)| u.iter().chain(d).copied().collect())
-        .collect();
+    let both = Adjacency::new(
+        vertices.len(),
+        (0..vertices.len())
+            .map(VertexId::from_index)
+            .flat_map(|v| up[v].iter().chain(&down[v]).map(move |&w| (v, w))),
+    );
     for _ in 0..PLACEMENT_ROUNDS {
         for rank in ranks.iter().skip(1) {
             place_rank(vertices, rank, up);
@@ -868,7 +906,7 @@ fn assign_x(
 /// Places one rank as close as possible (weighted least squares) to the desired positions while
 /// keeping order and separations: substituting `y_i = x_i - offset_i` turns this into isotonic
 /// regression, solved exactly by pool-adjacent-violators.
-fn place_rank(vertices: &mut [Vertex], rank: &[VertexId], neighbours: &[Vec<VertexId>]) {
+fn place_rank(vertices: &mut [Vertex], rank: &[VertexId], neighbours: &Adjacency) {
     if rank.is_empty() {
         return;
     }
@@ -884,7 +922,7 @@ fn place_rank(vertices: &mut [Vertex], rank: &[VertexId], neighbours: &[Vec<Vert
     let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(rank.len());
     for (i, v) in rank.iter().enumerate() {
         let vertex = &vertices[v.index()];
-        let adjacent = &neighbours[v.index()];
+        let adjacent = &neighbours[*v];
         let desired = if adjacent.is_empty() {
             vertex.x
         } else {
@@ -929,24 +967,31 @@ fn band_height(vertices: &[Vertex], rank: &[VertexId]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Top y of every rank band, plus one trailing entry for the bottom of the last band.
-fn assign_bands(vertices: &[Vertex], ranks: &[Vec<VertexId>], labelled: bool) -> Vec<f64> {
+/// Vertical extent of one rank: as tall as its tallest vertex.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    top: f64,
+    bottom: f64,
+}
+
+/// Stacks the rank bands top to bottom.
+fn assign_bands(vertices: &[Vertex], ranks: &[Vec<VertexId>], labelled: bool) -> Vec<Band> {
     let gap = if labelled {
         LABELLED_RANK_GAP
     } else {
         PLAIN_RANK_GAP
     };
-    let mut tops = Vec::with_capacity(ranks.len() + 1);
+    let mut bands = Vec::with_capacity(ranks.len());
     let mut y = MARGIN;
     for (r, rank) in ranks.iter().enumerate() {
         if r > 0 {
             y += gap;
         }
-        tops.push(y);
+        let top = y;
         y += band_height(vertices, rank);
+        bands.push(Band { top, bottom: y });
     }
-    tops.push(y);
-    tops
+    bands
 }
 
 /// Attachment x of each chain at its top and bottom real vertex: edges leaving (or entering)
