@@ -9,7 +9,7 @@ from .conftest import BIN, Runner, assert_contract, free_port
 
 # Sync gunicorn workers and wsgiref close every connection: no keep-alive timers to wait
 # for. The uvicorn test keeps the default pause.
-BOUNDED = ["--requests", "80", "--warmup", "150", "--rounds", "8"]
+BOUNDED = ["--requests", "80", "--warmup", "250", "--rounds", "8"]
 FAST = [*BOUNDED, "--settle", "1"]
 
 
@@ -64,7 +64,7 @@ def test_plain_wsgi_python_app(run_heapsight: Runner) -> None:
     suspect = _only_suspect(data, "__main__.Record")
     assert suspect["endpoints"] == ["GET /leak"]
     assert suspect["retainer_path"][:2] == ["module __main__", "._RECORDS"]
-    assert data["http_statuses"]["POST /echo"] == {"200": 80 + 150}
+    assert data["http_statuses"]["POST /echo"] == {"200": 80 + 250}
 
 
 def test_fastapi_under_uvicorn(run_heapsight: Runner) -> None:

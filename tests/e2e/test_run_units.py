@@ -19,7 +19,7 @@ def test_bodies_and_headers_belong_to_the_drive_before_them() -> None:
     assert (second.body, second.headers) == (b"", [("B", "2")])
     assert second.request_target(7) == "/b/7?q=1"
     assert second.label == "GET /b/{i}"
-    assert options.warmup == 150 and options.app == ["python", "app.py"]
+    assert options.warmup == 300 and options.app == ["python", "app.py"]
 
 
 @pytest.mark.parametrize(

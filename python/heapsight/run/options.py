@@ -137,7 +137,7 @@ def parse(argv: Sequence[str]) -> RunOptions:
         raise UsageError("--requests must be at least --rounds")
     # Library caches keyed by URL (urllib.parse.urlsplit keeps 128 per process) must be
     # full before the first census, or their filling looks like a leak of every endpoint.
-    warmup = ns.warmup if ns.warmup is not None else max(150, ns.requests)
+    warmup = ns.warmup if ns.warmup is not None else max(300, ns.requests)
     return RunOptions(
         drives=drives, requests=ns.requests, warmup=warmup, rounds=ns.rounds,
         duration=ns.duration, interval=ns.interval, startup_timeout=ns.startup_timeout,

@@ -21,7 +21,7 @@ pub struct RunOptions {
     /// Requests sent to each driven endpoint after warm-up.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
     pub requests: u32,
-    /// Warm-up requests per driven endpoint before the first snapshot (default: --requests, at least 150).
+    /// Warm-up requests per driven endpoint before the first snapshot (default: --requests, at least 300).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub warmup: Option<u32>,
     /// Rounds per endpoint; every worker's census is taken after each round.
