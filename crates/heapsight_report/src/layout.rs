@@ -8,7 +8,7 @@
 //! which keeps the order and the minimum separation exactly, so boxes never overlap.
 //!
 //! Text is measured by character count: the SVG asks for a monospace font whose advance is
-//! [`CHAR_WIDTH_EM`] of the font size (DejaVu Sans Mono, embedded for PNG output).
+//! 0.61 of the font size (DejaVu Sans Mono, embedded for PNG output).
 
 use crate::graph::{EdgeIndex, NodeIndex, NodeKind, RefGraph, RefNode, Resolved};
 use crate::text::{display_width, sanitize, truncate, Truncate};
