@@ -265,24 +265,11 @@ def test_rule_fires_on_a_real_heap(case: LeakCase, tmp_path: Path):
         assert match[0]["fixes"][0]["code"] == case.rule, context
 
 
-BOUNDED_DEQUE_FALSE_POSITIVE = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "heapsight_analysis flags a full deque(maxlen=100) as 'grown in place' (+528 B, one "
-        "64-slot deque block) although its length is unchanged: diff.rs counts any sizeof "
-        "increase of a surviving object as growth, and a bounded deque's sizeof moves by a "
-        "block as it rotates (1288 B after 2000 appends, 1816 B after 6000); suspects.rs has "
-        "no absolute floor (min_score is a share of the total growth), so this lone 528 B "
-        "change scores 1.0 and is reported with HS002"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "script",
     [
         "no_leak_lru_cache.py",
-        pytest.param("no_leak.py", marks=BOUNDED_DEQUE_FALSE_POSITIVE),
+        "no_leak.py",
     ],
 )
 def test_bounded_caches_report_no_suspect(script: str, tmp_path: Path):

@@ -108,6 +108,21 @@ impl<'a> NameIds<'a> {
 
 /// Size of node `i`; 0 for a node missing from the size column (an unvalidated
 /// snapshot), so the diff never panics on inconsistent input.
+/// Whether a surviving object's length allows its size increase to count as growth: a
+/// container whose length did not increase (a full `deque(maxlen=...)` rotating through its
+/// blocks, a dict rebuilt at the same size) only moved memory around. Objects without a
+/// length (both 0) are judged by size alone.
+fn grew_in_length(
+    before: &Snapshot,
+    node_before: usize,
+    after: &Snapshot,
+    node_after: usize,
+) -> bool {
+    let len_before = before.nodes.length.get(node_before).copied().unwrap_or(0);
+    let len_after = after.nodes.length.get(node_after).copied().unwrap_or(0);
+    (len_before == 0 && len_after == 0) || len_after > len_before
+}
+
 fn size_of(snapshot: &Snapshot, i: usize) -> u64 {
     snapshot.nodes.size.get(i).copied().unwrap_or(0)
 }
@@ -171,8 +186,9 @@ impl SnapshotDiff {
             match found {
                 Some(pos) => {
                     matched[pos] = true;
-                    let size_before = size_of(before, by_address[pos].2 as usize);
-                    if size > size_before {
+                    let node_before = by_address[pos].2 as usize;
+                    let size_before = size_of(before, node_before);
+                    if size > size_before && grew_in_length(before, node_before, after, i) {
                         grown_in_place.push((NodeIdx(i as u32), size - size_before));
                         if let Some(t) = tally {
                             t.grown_count += 1;

@@ -163,6 +163,8 @@ enum Shape {
     Frame,
     Module,
     Set,
+    /// `collections.deque`: a var-sized object whose `ob_size` is its length.
+    Deque,
     Other,
 }
 
@@ -213,6 +215,10 @@ impl TypeInfo {
                 Shape::Module
             } else if is_sub(&raw mut ffi::PySet_Type) || is_sub(&raw mut ffi::PyFrozenSet_Type) {
                 Shape::Set
+            } else if flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
+                && std::ffi::CStr::from_ptr((*ty).tp_name) == c"collections.deque"
+            {
+                Shape::Deque
             } else {
                 Shape::Other
             };
@@ -581,7 +587,7 @@ impl Walker {
                     }
                 }
                 Shape::Set => leftover_kind = LabelKind::SetItem,
-                Shape::Str | Shape::Bytes | Shape::ByteArray | Shape::Other => {}
+                Shape::Str | Shape::Bytes | Shape::ByteArray | Shape::Deque | Shape::Other => {}
             }
             if info.heap {
                 self.emit_attr(ty as *mut ffi::PyObject, self.labels.class);
@@ -718,7 +724,7 @@ impl Walker {
                         }
                     }
                 }
-                Shape::List | Shape::Tuple | Shape::ByteArray => {
+                Shape::List | Shape::Tuple | Shape::ByteArray | Shape::Deque => {
                     length = ffi::Py_SIZE(op).max(0) as u64;
                 }
                 Shape::Dict => {
