@@ -33,7 +33,7 @@ test-rust: ## Rust tests, clippy and formatting
 	cargo test --workspace -q
 
 test-python: install-dev ## Python tests on the default interpreter
-	$(VENV)/bin/ruff check python tests bench examples
+	$(VENV)/bin/ruff check python tests bench
 	$(VENV)/bin/python -m pytest -q tests
 
 test-versions: ## Capture tests on every other CPython found under $(PYENV_ROOT)

@@ -9,9 +9,8 @@ import types
 import xml.dom.minidom
 from pathlib import Path
 
-import pytest
-
 import heapsight
+import pytest
 
 
 class ApiProbe:
@@ -74,7 +73,8 @@ def test_growth_reports_new_instances_since_the_previous_call():
     peaks: dict[str, int] = {}
     heapsight.growth(limit=0, peak_stats=peaks)
     kept = [ApiProbe() for _ in range(250)]
-    result = dict((name, (n, delta)) for name, n, delta in heapsight.growth(limit=0, peak_stats=peaks))
+    grown = heapsight.growth(limit=0, peak_stats=peaks)
+    result = {name: (n, delta) for name, n, delta in grown}
     assert result[f"{__name__}.ApiProbe"][1] == 250
     out = io.StringIO()
     heapsight.show_growth(peak_stats=peaks, file=out)

@@ -8,7 +8,6 @@ import types
 import uuid
 
 import pytest
-
 from heapsight import _heapsight as hs
 
 # Label kinds and flags, as in crates/heapsight_snapshot/src/model.rs.
@@ -66,7 +65,7 @@ class Heap:
     def edge(self, src, dst):
         """Labels of the edges from object `src` to object `dst`."""
         target = self.node_of(dst)
-        return [(k, l) for d, k, l in self.edges_from(src) if d == target]
+        return [(kind, label) for d, kind, label in self.edges_from(src) if d == target]
 
     def type_name(self, obj):
         return self.nodes[self.node_of(obj)][1]
@@ -248,7 +247,7 @@ def test_roots_of_each_kind(cache_module):
     assert modules["sys"] == heap.node_of(sys)
     thread_names = {name for _, name, _ in by_kind[THREAD_ROOT]}
     assert {"MainThread", "hs-probe-worker"} <= thread_names
-    for node, _, extra in by_kind[THREAD_ROOT]:
+    for node, _, _extra in by_kind[THREAD_ROOT]:
         assert heap.nodes[node][1] == "frame"
     assert by_kind[EXTERNAL_ROOT]
     for node, _, extra in by_kind[EXTERNAL_ROOT]:

@@ -78,7 +78,7 @@ def test_info_describes_the_process(snapshots):
     assert info["n_nodes"] > 10_000
     assert info["roots"]["module"] > 10
     assert info["roots"]["thread"] >= 1
-    assert info["python_version"].startswith("%d.%d" % sys.version_info[:2])
+    assert info["python_version"].startswith("{}.{}".format(*sys.version_info[:2]))
 
 
 def test_top_counts_and_ranks(snapshots):
@@ -123,7 +123,8 @@ def test_diff_reports_growth_per_type(snapshots):
     session = types["leaky.UserSession"]
     assert session["count_delta"] == N_LEAKED
     assert session["new_count"] == N_LEAKED
-    assert session["new_object_shapes"][0]["shape"] == "module leaky: ._SESSIONS[*] -> leaky.UserSession"
+    shape = session["new_object_shapes"][0]["shape"]
+    assert shape == "module leaky: ._SESSIONS[*] -> leaky.UserSession"
 
 
 def test_report_names_the_leak_and_its_fix(snapshots, tmp_path: Path):

@@ -7,7 +7,6 @@ this package is the Python face of it: an objgraph-style API and the snapshot ca
 from __future__ import annotations
 
 import os
-from typing import Union
 
 from heapsight import _heapsight
 from heapsight._heapsight import __version__
@@ -48,7 +47,7 @@ __all__ = [
 ]
 
 
-def snapshot(path: Union[str, os.PathLike], include_values: bool = False) -> dict:
+def snapshot(path: str | os.PathLike, include_values: bool = False) -> dict:
     """Capture the whole heap of this process into a `.hsnap` file.
 
     Every gc-tracked object and the untracked objects they reference, with sizes, labelled

@@ -4,7 +4,7 @@ Everything that walks the heap holds the GIL for the walk only and runs no Pytho
 meanwhile; compressing and writing happen with the GIL released.
 """
 
-from typing import Literal, Optional
+from typing import Literal
 
 __version__: str
 
@@ -40,13 +40,13 @@ def objects_at(addresses: list[int]) -> list[object]:
     """The live gc-tracked objects whose `id()` is among `addresses` (found by walking the
     collector's lists, never by trusting an integer as a pointer), in no particular order."""
 
-def heap_path_to(heap: CapturedHeap, address: int, ignore: list[int]) -> Optional[list[str]]:
+def heap_path_to(heap: CapturedHeap, address: int, ignore: list[int]) -> list[str] | None:
     """Shortest chain from a root to the object at `address` as readable steps, skipping
     the objects at the `ignore` addresses; None when no root reaches it."""
 
 def heap_paths_to(
     heap: CapturedHeap, addresses: list[int], ignore: list[int]
-) -> list[Optional[list[str]]]:
+) -> list[list[str] | None]:
     """`heap_path_to` for many objects, sharing one graph index."""
 
 def heap_backref_search(
@@ -72,10 +72,10 @@ def write_atomic(path: str, data: bytes) -> None:
 def _debug_type_name(obj: object) -> str:
     """The qualified type name heapsight reports for `obj`."""
 
-def _debug_sizeof(obj: object) -> Optional[int]:
+def _debug_sizeof(obj: object) -> int | None:
     """heapsight's native size of `obj` (None where a Python `__sizeof__` decides)."""
 
-def _debug_attrs(obj: object) -> Optional[list[tuple[str, object]]]:
+def _debug_attrs(obj: object) -> list[tuple[str, object]] | None:
     """The attributes heapsight reads from `obj` without materialising its `__dict__`."""
 
 def _debug_is_immortal(obj: object) -> bool: ...

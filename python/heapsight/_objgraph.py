@@ -12,7 +12,8 @@ import gc
 import operator
 import sys
 import types
-from typing import Any, Callable, Iterable, Optional, TextIO
+from collections.abc import Iterable
+from typing import Any, Callable, TextIO
 
 from heapsight import _heapsight
 
@@ -41,9 +42,9 @@ def _short_name(type_name: str) -> str:
 
 
 def typestats(
-    objects: Optional[Iterable[object]] = None,
+    objects: Iterable[object] | None = None,
     shortnames: bool = False,
-    filter: Optional[Callable[[object], bool]] = None,
+    filter: Callable[[object], bool] | None = None,
 ) -> dict[str, int]:
     """Count gc-tracked objects by type: `{type_name: count}`.
 
@@ -75,7 +76,7 @@ def census() -> dict[str, tuple[int, int]]:
     return _heapsight.census()
 
 
-def count(typename: str, objects: Optional[Iterable[object]] = None) -> int:
+def count(typename: str, objects: Iterable[object] | None = None) -> int:
     """Number of gc-tracked objects of a type.
 
     A dotted name (`app.UserSession`, `collections.OrderedDict`) matches the qualified
@@ -94,7 +95,7 @@ def _matching_type_names(typename: str) -> list[str]:
     return [name for name in names if _short_name(name) == typename]
 
 
-def by_type(typename: str, objects: Optional[Iterable[object]] = None) -> list[object]:
+def by_type(typename: str, objects: Iterable[object] | None = None) -> list[object]:
     """The live gc-tracked objects of a type (name rules as in `count`)."""
     if objects is not None:
         dotted = "." in typename
@@ -116,9 +117,9 @@ def by_type(typename: str, objects: Optional[Iterable[object]] = None) -> list[o
 
 def most_common_types(
     limit: int = 10,
-    objects: Optional[Iterable[object]] = None,
+    objects: Iterable[object] | None = None,
     shortnames: bool = False,
-    filter: Optional[Callable[[object], bool]] = None,
+    filter: Callable[[object], bool] | None = None,
 ) -> list[tuple[str, int]]:
     """The `limit` most numerous types, largest first: `[(type_name, count), ...]`."""
     stats = sorted(
@@ -131,10 +132,10 @@ def most_common_types(
 
 def show_most_common_types(
     limit: int = 10,
-    objects: Optional[Iterable[object]] = None,
+    objects: Iterable[object] | None = None,
     shortnames: bool = False,
-    file: Optional[TextIO] = None,
-    filter: Optional[Callable[[object], bool]] = None,
+    file: TextIO | None = None,
+    filter: Callable[[object], bool] | None = None,
 ) -> None:
     """Print `most_common_types()` as a table."""
     out = sys.stdout if file is None else file
@@ -146,9 +147,9 @@ def show_most_common_types(
 
 def growth(
     limit: int = 10,
-    peak_stats: Optional[dict[str, int]] = None,
+    peak_stats: dict[str, int] | None = None,
     shortnames: bool = False,
-    filter: Optional[Callable[[object], bool]] = None,
+    filter: Callable[[object], bool] | None = None,
 ) -> list[tuple[str, int, int]]:
     """Types whose count rose above its previous peak since the last call.
 
@@ -171,10 +172,10 @@ def growth(
 
 def show_growth(
     limit: int = 10,
-    peak_stats: Optional[dict[str, int]] = None,
+    peak_stats: dict[str, int] | None = None,
     shortnames: bool = False,
-    file: Optional[TextIO] = None,
-    filter: Optional[Callable[[object], bool]] = None,
+    file: TextIO | None = None,
+    filter: Callable[[object], bool] | None = None,
 ) -> None:
     """Print `growth()`: type, count, increase."""
     result = growth(limit, peak_stats, shortnames, filter)
@@ -193,7 +194,7 @@ def is_proper_module(obj: object) -> bool:
 
 def _caller_frames() -> list[int]:
     """Addresses of the current thread's frames, which hold the caller's own references."""
-    frame: Optional[types.FrameType] = sys._getframe()
+    frame: types.FrameType | None = sys._getframe()
     found = []
     while frame is not None:
         found.append(id(frame))
@@ -236,7 +237,7 @@ def find_backref_chain(
     return [obj]
 
 
-def path_to(obj: object, extra_ignore: Iterable[int] = ()) -> Optional[list[str]]:
+def path_to(obj: object, extra_ignore: Iterable[int] = ()) -> list[str] | None:
     """The shortest chain from a root to `obj` as readable labelled steps.
 
     For example `["module app", "._CACHE", "['k']", "app.UserSession"]`. Roots are modules,
@@ -249,7 +250,7 @@ def path_to(obj: object, extra_ignore: Iterable[int] = ()) -> Optional[list[str]
     return _heapsight.heap_path_to(heap, id(obj), list(ignore))
 
 
-def paths_to(objs: Iterable[object], extra_ignore: Iterable[int] = ()) -> list[Optional[list[str]]]:
+def paths_to(objs: Iterable[object], extra_ignore: Iterable[int] = ()) -> list[list[str] | None]:
     """`path_to` for many objects from one capture of the heap: the fast way to ask why
     each of a hundred leaked objects is alive."""
     objs = list(objs)
@@ -266,9 +267,9 @@ def _render_ref_graph(
     max_depth: int,
     extra_ignore: Iterable[int],
     too_many: int,
-    filename: Optional[str],
-    output: Optional[TextIO],
-) -> Optional[str]:
+    filename: str | None,
+    output: TextIO | None,
+) -> str | None:
     if not isinstance(objs, (list, tuple)):
         objs = [objs]
     ignore = set(extra_ignore)
@@ -299,9 +300,9 @@ def show_backrefs(
     max_depth: int = 3,
     extra_ignore: Iterable[int] = (),
     too_many: int = 10,
-    filename: Optional[str] = None,
-    output: Optional[TextIO] = None,
-) -> Optional[str]:
+    filename: str | None = None,
+    output: TextIO | None = None,
+) -> str | None:
     """Draw who refers to `objs`, up to `max_depth` steps back.
 
     Writes `filename` (`.dot`, `.svg` or `.png`; no system graphviz needed) or, without
@@ -317,9 +318,9 @@ def show_refs(
     max_depth: int = 3,
     extra_ignore: Iterable[int] = (),
     too_many: int = 10,
-    filename: Optional[str] = None,
-    output: Optional[TextIO] = None,
-) -> Optional[str]:
+    filename: str | None = None,
+    output: TextIO | None = None,
+) -> str | None:
     """Draw what `objs` refer to, up to `max_depth` steps forward (see `show_backrefs`)."""
     return _render_ref_graph(
         objs, "forward", max_depth, extra_ignore, too_many, filename, output
