@@ -844,7 +844,7 @@ impl RawGraph {
         let RawGraph {
             mut nodes,
             seen,
-            edge_addr,
+            mut edge_addr,
             mut edge_kind,
             mut edge_value,
             mut offsets,
@@ -854,6 +854,23 @@ impl RawGraph {
             roots,
             metadata,
         } = self;
+        // The columns grew by doubling; give the slack back before the mapping buffers
+        // are allocated (large blocks shrink in place, without copying).
+        for column in [
+            &mut edge_addr,
+            &mut nodes.address,
+            &mut nodes.size,
+            &mut nodes.length,
+        ] {
+            column.shrink_to_fit();
+        }
+        nodes.type_idx.shrink_to_fit();
+        nodes.flags.shrink_to_fit();
+        nodes.refcount.shrink_to_fit();
+        nodes.name.shrink_to_fit();
+        edge_kind.shrink_to_fit();
+        edge_value.shrink_to_fit();
+        offsets.shrink_to_fit();
         let n = nodes.address.len();
         let ranked = seen.into_ranked();
         let mut node_of_rank = vec![u32::MAX; ranked.len()];
@@ -924,7 +941,8 @@ impl RawGraph {
                 });
             }
         }
-        nodes.size.shrink_to_fit();
+        edge_kind.shrink_to_fit();
+        edge_value.shrink_to_fit();
         Snapshot {
             metadata,
             strings: StringTable { strings },
