@@ -81,3 +81,21 @@ def _debug_attrs(obj: object) -> list[tuple[str, object]] | None:
 def _debug_is_immortal(obj: object) -> bool: ...
 def _debug_load(path: str) -> dict[str, object]:
     """A snapshot file's tables as Python lists (tests)."""
+def _debug_size_sweep(objects: list[object]) -> tuple[int, int, int]:
+    """Size every object natively: (natively sized count, their bytes, attributes decoded)."""
+
+def _debug_attr_source(obj: object) -> str:
+    """Where `_debug_attrs` read the attributes from (`dict`, `slots`, `shared-key values`...)."""
+
+def _debug_dict_of(obj: object) -> dict[str, object] | None:
+    """The object's existing `__dict__`, never creating one."""
+
+def _debug_runtime_version() -> tuple[int, int] | None: ...
+def _debug_layout_supported() -> bool: ...
+def assess_series(
+    label: str,
+    points: list[tuple[float, float]],
+    x_unit: Literal["requests", "seconds", "samples"] = "requests",
+    y_unit: Literal["objects", "bytes"] = "objects",
+) -> dict[str, object]:
+    """The leak verdict of a series (warm-up, plateau, Theil-Sen, Mann-Kendall) as a dict."""
