@@ -34,7 +34,7 @@ test-rust: ## Rust tests, clippy and formatting
 
 test-python: install-dev ## Python tests on the default interpreter
 	$(VENV)/bin/ruff check python tests bench
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q tests bench/test_bench.py
 
 test-versions: ## Capture tests on every other CPython found under $(PYENV_ROOT)
 	bash scripts/test-versions.sh
