@@ -18,7 +18,7 @@ for python in "$pyenv_root"/versions/3.*/bin/python; do
   if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q "maturin>=1.7,<2" -r tests/requirements.txt
+    "$venv/bin/python" -m pip install -q "maturin>=1.7,<2" pytest objgraph
   fi
   rm -rf "target/wheels-$version"
   "$venv/bin/maturin" build -q -i "$venv/bin/python" -o "target/wheels-$version"
