@@ -37,7 +37,6 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,9 +48,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import heap as synthetic  # noqa: E402  (bench/ is not a package; the path is set above)
+from child import run_json_child  # noqa: E402
 
 OBJGRAPH_SAMPLE = 3
-CHILD_TIMEOUT_S = 1200
 
 # Goals: (result key, description, comparison, threshold).
 GOALS = [
@@ -417,23 +416,7 @@ def child_memray(n_objects: int) -> dict:
 
 
 def _spawn(args: list[str]) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = out.name
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args, "--out", out_path]
-    print("$ " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
-    try:
-        proc = subprocess.run(cmd, timeout=CHILD_TIMEOUT_S)
-        if proc.returncode != 0:
-            return {"values": {}, "missing": {"child": f"exit code {proc.returncode}"}}
-        with open(out_path) as fh:
-            return json.load(fh)
-    except subprocess.TimeoutExpired:
-        return {"values": {}, "missing": {"child": f"timed out after {CHILD_TIMEOUT_S} s"}}
-    finally:
-        try:
-            os.unlink(out_path)
-        except OSError:
-            pass
+    return run_json_child([sys.executable, str(Path(__file__).resolve()), *args])
 
 
 def _ratios(values: dict) -> None:

@@ -42,6 +42,7 @@ REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import heap as synthetic  # noqa: E402  (bench/ is not a package; the path is set above)
+from child import CHILD_TIMEOUT_S, run_json_child  # noqa: E402
 
 RUST_NODES = 10_000_000
 RUST_EDGES = 30_000_000
@@ -49,7 +50,6 @@ RUST_SECONDS_GOAL = 15.0
 RUST_BYTES_PER_NODE = 80
 RUST_BYTES_PER_EDGE = 12
 SAMPLE = 3
-CHILD_TIMEOUT_S = 1200
 
 
 # ------------------------------------------------------------------- part 1: Rust
@@ -319,8 +319,6 @@ def build_retained_tool(source: Path) -> str | None:
 
 
 def _spawn_child(n_objects: int, sample: int, retained_tool: str | None) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        out_path = out.name
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -329,24 +327,10 @@ def _spawn_child(n_objects: int, sample: int, retained_tool: str | None) -> dict
         str(n_objects),
         "--sample",
         str(sample),
-        "--out",
-        out_path,
     ]
     if retained_tool is not None:
         cmd += ["--retained-tool", retained_tool]
-    try:
-        proc = subprocess.run(cmd, timeout=CHILD_TIMEOUT_S)
-        if proc.returncode != 0:
-            return {"values": {}, "missing": {"child": f"exit code {proc.returncode}"}}
-        with open(out_path) as fh:
-            return json.load(fh)
-    except subprocess.TimeoutExpired:
-        return {"values": {}, "missing": {"child": f"timed out after {CHILD_TIMEOUT_S} s"}}
-    finally:
-        try:
-            os.unlink(out_path)
-        except OSError:
-            pass
+    return run_json_child(cmd)
 
 
 # ---------------------------------------------------------------------------- report
