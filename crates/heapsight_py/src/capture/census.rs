@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::gc_lists::{self, AddressMap, GcPause, TrackedSource};
+use super::shims;
 use super::sizes::NativeSizer;
 
 /// Maps type pointers to dense indices, with a one-entry cache: heaps come in runs of
@@ -40,98 +41,6 @@ impl TypeTable {
     }
 }
 
-/// Reads a str object's contents without `PyUnicode_AsUTF8*` (which caches a UTF-8 copy
-/// inside non-ASCII strings, mutating the heap). `None` for non-str or legacy not-ready
-/// strings.
-///
-/// # Safety
-/// GIL held; `op` live.
-pub unsafe fn read_str(op: *mut ffi::PyObject) -> Option<String> {
-    // SAFETY: checked to be a str; kind/data/length are read per the str layout.
-    unsafe {
-        if op.is_null() || ffi::PyUnicode_Check(op) == 0 {
-            return None;
-        }
-        #[cfg(not(Py_3_12))]
-        if ffi::PyUnicode_IS_READY(op) == 0 {
-            return None;
-        }
-        let len = ffi::PyUnicode_GET_LENGTH(op) as usize;
-        let data = ffi::PyUnicode_DATA(op);
-        if data.is_null() {
-            return None;
-        }
-        Some(match ffi::PyUnicode_KIND(op) {
-            ffi::PyUnicode_1BYTE_KIND => {
-                let bytes = std::slice::from_raw_parts(data as *const u8, len);
-                bytes.iter().map(|&b| char::from(b)).collect()
-            }
-            ffi::PyUnicode_2BYTE_KIND => {
-                let units = std::slice::from_raw_parts(data as *const u16, len);
-                units
-                    .iter()
-                    .map(|&u| char::from_u32(u32::from(u)).unwrap_or('\u{fffd}'))
-                    .collect()
-            }
-            _ => {
-                let units = std::slice::from_raw_parts(data as *const u32, len);
-                units
-                    .iter()
-                    .map(|&u| char::from_u32(u).unwrap_or('\u{fffd}'))
-                    .collect()
-            }
-        })
-    }
-}
-
-/// Whether a str object equals `expected`, without allocating.
-///
-/// # Safety
-/// GIL held; `op` live.
-pub unsafe fn str_equals(op: *mut ffi::PyObject, expected: &str) -> bool {
-    // SAFETY: as `read_str`.
-    unsafe {
-        if op.is_null() || ffi::PyUnicode_Check(op) == 0 {
-            return false;
-        }
-        #[cfg(not(Py_3_12))]
-        if ffi::PyUnicode_IS_READY(op) == 0 {
-            return false;
-        }
-        if ffi::PyUnicode_KIND(op) != ffi::PyUnicode_1BYTE_KIND
-            || ffi::PyUnicode_GET_LENGTH(op) as usize != expected.len()
-        {
-            return expected.chars().count() == ffi::PyUnicode_GET_LENGTH(op) as usize
-                && read_str(op).as_deref() == Some(expected);
-        }
-        let data = ffi::PyUnicode_DATA(op) as *const u8;
-        std::slice::from_raw_parts(data, expected.len()) == expected.as_bytes()
-    }
-}
-
-/// Looks up a str key in a dict by iterating it (`PyDict_Next`), never by hashing: a
-/// lookup could call a user `__eq__`.
-///
-/// # Safety
-/// GIL held; `dict` a live dict or null.
-pub unsafe fn dict_find_str(dict: *mut ffi::PyObject, key: &str) -> Option<*mut ffi::PyObject> {
-    // SAFETY: PyDict_Next only reads the table.
-    unsafe {
-        if dict.is_null() || ffi::PyDict_Check(dict) == 0 {
-            return None;
-        }
-        let mut pos: ffi::Py_ssize_t = 0;
-        let mut k: *mut ffi::PyObject = std::ptr::null_mut();
-        let mut v: *mut ffi::PyObject = std::ptr::null_mut();
-        while ffi::PyDict_Next(dict, &mut pos, &mut k, &mut v) != 0 {
-            if str_equals(k, key) {
-                return Some(v);
-            }
-        }
-        None
-    }
-}
-
 /// `tp_name` as a Rust string.
 ///
 /// # Safety
@@ -157,7 +66,7 @@ pub unsafe fn type_qualname(ty: *mut ffi::PyTypeObject) -> String {
     unsafe {
         if (*ty).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
             let heap = ty as *mut ffi::PyHeapTypeObject;
-            if let Some(q) = read_str((*heap).ht_qualname) {
+            if let Some(q) = shims::unicode_to_string((*heap).ht_qualname) {
                 return q;
             }
         }
@@ -165,29 +74,6 @@ pub unsafe fn type_qualname(ty: *mut ffi::PyTypeObject) -> String {
         match name.rfind('.') {
             Some(dot) => name[dot + 1..].to_owned(),
             None => name,
-        }
-    }
-}
-
-/// `module.QualName` with `builtins.` dropped, read without running Python code.
-///
-/// # Safety
-/// `ty` a live type object; GIL held.
-pub unsafe fn qualified_type_name(ty: *mut ffi::PyTypeObject) -> String {
-    // SAFETY: see the helpers called.
-    unsafe {
-        if (*ty).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-            let name = tp_name(ty);
-            return match name.strip_prefix("builtins.") {
-                Some(rest) => rest.to_owned(),
-                None => name,
-            };
-        }
-        let qualname = type_qualname(ty);
-        let module = dict_find_str((*ty).tp_dict, "__module__").and_then(|m| read_str(m));
-        match module {
-            Some(m) if m != "builtins" => format!("{m}.{qualname}"),
-            _ => qualname,
         }
     }
 }
@@ -299,7 +185,7 @@ pub fn census_rows(py: Python<'_>) -> PyResult<Vec<TypeRow>> {
     let names: Vec<String> = table
         .types
         .iter()
-        .map(|&ty| unsafe { qualified_type_name(ty) })
+        .map(|&ty| unsafe { shims::type_qualified_name(ty) })
         .collect();
     drop(source);
     deferred.resolve(py, |i, size| {

@@ -194,7 +194,7 @@ fn objects_of_type<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyLi
         *verdict
             .entry(ty as usize)
             // SAFETY: live type object.
-            .or_insert_with(|| unsafe { census::qualified_type_name(ty) } == name)
+            .or_insert_with(|| unsafe { shims::type_qualified_name(ty) } == name)
     })?;
     PyList::new(py, objects)
 }

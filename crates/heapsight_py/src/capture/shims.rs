@@ -710,6 +710,10 @@ pub unsafe fn dict_for_each(
     dict: *mut ffi::PyObject,
     mut f: impl FnMut(*mut ffi::PyObject, *mut ffi::PyObject) -> bool,
 ) {
+    // SAFETY: PyDict_Check reads the type of a live object; null is refused first.
+    if dict.is_null() || unsafe { ffi::PyDict_Check(dict) } == 0 {
+        return;
+    }
     let mut position: ffi::Py_ssize_t = 0;
     let mut key: *mut ffi::PyObject = std::ptr::null_mut();
     let mut value: *mut ffi::PyObject = std::ptr::null_mut();

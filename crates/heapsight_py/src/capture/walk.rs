@@ -27,10 +27,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::attrs;
-use super::census::{
-    self, dict_find_str, qualified_type_name, read_str, type_qualname, DeferredSizes, TypeTable,
-};
+use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
+use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
 
 /// What to capture.
@@ -640,7 +639,7 @@ impl Walker {
         // SAFETY: `op` is a live module.
         unsafe {
             let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
-            match dict_find_str(md_dict, "__name__").and_then(|n| read_str(n)) {
+            match dict_find_ascii(md_dict, b"__name__").and_then(|n| read_str(n)) {
                 Some(name) => self.strings.intern_owned(name),
                 None => NO_STR,
             }
@@ -1160,7 +1159,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     let mut types = Types::default();
     for &ty in &walker.types.types {
         // SAFETY: every type in the table has instances that are still alive.
-        let name = unsafe { qualified_type_name(ty) };
+        let name = unsafe { type_qualified_name(ty) };
         types.address.push(ty as u64);
         types.name.push(walker.strings.intern_owned(name));
     }
