@@ -5,9 +5,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
+use heapsight_export::refs;
 use heapsight_graph::{paths, render, Graph};
-use heapsight_report::{GraphFormat, NodeKind, RefGraph, RefNodeId, RenderOptions};
-use heapsight_snapshot::{NodeIdx, Snapshot, NO_STR};
+use heapsight_report::{GraphFormat, RenderOptions};
+use heapsight_snapshot::{NodeIdx, Snapshot};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -133,96 +134,6 @@ fn heap_backref_search(
     })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Back,
-    Forward,
-}
-
-/// Title and subtitle of a node box: type, then its name or length and size.
-fn describe(snapshot: &Snapshot, node: NodeIdx) -> (String, String) {
-    let i = node.index();
-    let nodes = &snapshot.nodes;
-    let mut subtitle = Vec::new();
-    if nodes.name[i] != NO_STR {
-        if let Some(name) = snapshot.str(nodes.name[i]) {
-            subtitle.push(name.to_owned());
-        }
-    }
-    if nodes.length[i] > 0 {
-        subtitle.push(format!("len {}", nodes.length[i]));
-    }
-    subtitle.push(heapsight_report::format_bytes(nodes.size[i]));
-    (snapshot.type_name(node).to_owned(), subtitle.join(" · "))
-}
-
-/// The neighbourhood of `starts` up to `max_depth` steps, at most `too_many` neighbours
-/// per node (objgraph's cut-off), as a drawable graph.
-fn reference_graph(
-    graph: &Graph<'_>,
-    starts: &[NodeIdx],
-    direction: Direction,
-    max_depth: usize,
-    too_many: usize,
-    avoid: &[bool],
-) -> RefGraph {
-    let snapshot = graph.snapshot();
-    let mut drawn = RefGraph::new();
-    let mut depth_of: HashMap<NodeIdx, usize> = HashMap::new();
-    let mut queue = VecDeque::new();
-    let id = |n: NodeIdx| RefNodeId(u64::from(n.0));
-    let add = |drawn: &mut RefGraph, node: NodeIdx, kind: NodeKind| {
-        let (title, subtitle) = describe(snapshot, node);
-        drawn.add_node(id(node), title, subtitle, kind);
-    };
-    for &start in starts {
-        if depth_of.insert(start, 0).is_none() {
-            add(&mut drawn, start, NodeKind::Target);
-            queue.push_back(start);
-        }
-    }
-    while let Some(node) = queue.pop_front() {
-        let depth = depth_of[&node];
-        let is_root = graph.is_root(node);
-        if is_root && direction == Direction::Back && depth > 0 {
-            continue;
-        }
-        if depth >= max_depth {
-            continue;
-        }
-        let neighbours: Vec<(NodeIdx, heapsight_graph::EdgeIdx)> = match direction {
-            Direction::Back => graph.predecessors(node).collect(),
-            Direction::Forward => graph.successors(node).map(|(e, n)| (n, e)).collect(),
-        };
-        let mut shown = 0usize;
-        for (other, edge) in neighbours {
-            if avoid[other.index()] {
-                continue;
-            }
-            if shown == too_many {
-                break;
-            }
-            shown += 1;
-            if let std::collections::hash_map::Entry::Vacant(slot) = depth_of.entry(other) {
-                slot.insert(depth + 1);
-                let kind = if graph.is_root(other) {
-                    NodeKind::Root
-                } else {
-                    NodeKind::Normal
-                };
-                add(&mut drawn, other, kind);
-                queue.push_back(other);
-            }
-            let label = render::single_edge_step(snapshot, edge).to_string();
-            match direction {
-                Direction::Back => drawn.add_edge(id(other), id(node), label),
-                Direction::Forward => drawn.add_edge(id(node), id(other), label),
-            }
-        }
-    }
-    drawn
-}
-
 /// `heap_render_refs(heap, addresses, direction, max_depth, too_many, ignore, format) -> bytes`.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
@@ -237,8 +148,8 @@ fn heap_render_refs<'py>(
     format: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let direction = match direction {
-        "back" => Direction::Back,
-        "forward" => Direction::Forward,
+        "back" => refs::Direction::Back,
+        "forward" => refs::Direction::Forward,
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown direction {other:?}"
@@ -264,7 +175,13 @@ fn heap_render_refs<'py>(
             .iter()
             .filter_map(|a| found.get(a).copied())
             .collect();
-        let drawn = reference_graph(&graph, &starts, direction, max_depth, too_many, &avoid);
+        let options = refs::RefsOptions {
+            direction,
+            max_depth,
+            too_many,
+        };
+        // The same builder as `heapsight graph`, so the API and the CLI draw the same picture.
+        let drawn = refs::reference_graph(&graph, &starts, &options, |n| avoid[n.index()]);
         heapsight_report::render(&drawn, format, &RenderOptions::default())
             .map(|r| r.bytes)
             .map_err(|e| PyValueError::new_err(format!("cannot draw the graph: {e}")))

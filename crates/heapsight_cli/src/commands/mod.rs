@@ -3,6 +3,7 @@
 mod demo;
 mod diff;
 mod dominators;
+mod graph;
 mod info;
 mod report;
 mod retainers;
@@ -24,6 +25,8 @@ pub enum Command {
     Retainers(retainers::RetainersArgs),
     /// The objects that keep the most memory alive (dominator tree, retained sizes).
     Dominators(dominators::DominatorsArgs),
+    /// Draw what keeps a type's instances alive (or what they hold) as SVG, PNG or dot.
+    Graph(graph::GraphArgs),
     /// Full diagnosis from two snapshots: suspects, paths, accumulation points, fixes.
     Report(report::ReportArgs),
     /// Hunt the leak in the bundled demo web app, start to finish.
@@ -42,6 +45,7 @@ pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
         Command::Diff(args) => diff::run(&args),
         Command::Retainers(args) => retainers::run(&args),
         Command::Dominators(args) => dominators::run(&args),
+        Command::Graph(args) => graph::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Demo(args) => demo::run(&args, host),
         Command::Run(args) => run::run(&args, host),

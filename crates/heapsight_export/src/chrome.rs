@@ -1,0 +1,1 @@
+//! Chrome DevTools `.heapsnapshot` writer (placeholder, filled in next).
