@@ -1,13 +1,18 @@
 //! One module per subcommand; `///` docs on the variants are the `--help` text.
 
+mod attach;
+mod census;
 mod demo;
+mod detach;
 mod diff;
 mod dominators;
+mod export;
 mod graph;
 mod info;
 mod report;
 mod retainers;
 mod run;
+mod snapshot;
 mod top;
 mod watch;
 
@@ -27,6 +32,8 @@ pub enum Command {
     Dominators(dominators::DominatorsArgs),
     /// Draw what keeps a type's instances alive (or what they hold) as SVG, PNG or dot.
     Graph(graph::GraphArgs),
+    /// Write a snapshot in another tool's format (Chrome DevTools .heapsnapshot).
+    Export(export::ExportArgs),
     /// Full diagnosis from two snapshots: suspects, paths, accumulation points, fixes.
     Report(report::ReportArgs),
     /// Hunt the leak in the bundled demo web app, start to finish.
@@ -36,6 +43,15 @@ pub enum Command {
     Run(run::RunArgs),
     /// RSS trend of any running process from /proc (no injection): verdict and slope.
     Watch(watch::WatchArgs),
+    /// Load heapsight's agent into a running Python process (gdb, or sys.remote_exec on
+    /// 3.14+) and diagnose it like `run`: which endpoint leaks what, held by what.
+    Attach(attach::AttachArgs),
+    /// Snapshot the heap of a running Python process into a .hsnap file.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Count the objects per type in a running Python process.
+    Census(census::CensusArgs),
+    /// Stop the heapsight agent in a process and remove its socket; the process keeps running.
+    Detach(detach::DetachArgs),
 }
 
 pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
@@ -46,10 +62,15 @@ pub fn dispatch(command: Command, host: &dyn Host) -> anyhow::Result<i32> {
         Command::Retainers(args) => retainers::run(&args),
         Command::Dominators(args) => dominators::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Demo(args) => demo::run(&args, host),
         Command::Run(args) => run::run(&args, host),
         Command::Watch(args) => watch::run(&args),
+        Command::Attach(args) => attach::run(&args, host),
+        Command::Snapshot(args) => snapshot::run(&args, host),
+        Command::Census(args) => census::run(&args, host),
+        Command::Detach(args) => detach::run(&args, host),
     }
 }
 
