@@ -258,6 +258,7 @@ def test_rule_fires_on_a_real_heap(case: LeakCase, tmp_path: Path):
     assert path[-1] == case.leaked_type, context
     assert top["fixes"], context
     assert top["fixes"][0]["code"] == case.rule, context
+    assert top["bounded_by"] is None, "an unbounded holder reported as bounded"
     for other in case.also_suspects:
         match = [s for s in suspects if s["type_name"] == other]
         assert match, f"{other} not reported; {context}"
@@ -275,4 +276,29 @@ def test_rule_fires_on_a_real_heap(case: LeakCase, tmp_path: Path):
 def test_bounded_caches_report_no_suspect(script: str, tmp_path: Path):
     report = run_leak_script(script, tmp_path)
     assert report["suspects"] == [], describe(report["suspects"])
+    assert report["exit_status"] == 0
+
+
+@pytest.mark.parametrize(
+    ("script", "leaked_type", "holder", "capacity"),
+    [
+        ("bounded_lru_cache_filling.py", "__main__.Page", "functools._lru_cache_wrapper", 5000),
+        ("bounded_deque_filling.py", "__main__.AuditEntry", "collections.deque", 10_000),
+    ],
+)
+def test_a_bounded_container_still_filling_is_not_a_leak(
+    script: str, leaked_type: str, holder: str, capacity: int, tmp_path: Path
+):
+    report = run_leak_script(script, tmp_path)
+    suspects = report["suspects"]
+    context = describe(suspects)
+    top = suspects[0]
+    assert top["type_name"] == leaked_type, context
+    bound = top["bounded_by"]
+    assert bound is not None, context
+    assert bound["type_name"] == holder
+    assert bound["capacity"] == capacity
+    # 200 warm-up requests plus 1500 measured ones, each adding one entry.
+    assert bound["entries"] == 1700
+    assert "bounded" in top["headline"]
     assert report["exit_status"] == 0

@@ -37,7 +37,7 @@ use heapsight_graph::{
     accumulation_point, path_steps, render_path, shortest_paths_from_roots, DominatorTree, Graph,
     GraphError, PathTree, ShapeIndex,
 };
-use heapsight_snapshot::model::{NodeIdx, RootKind, Snapshot, TypeIdx};
+use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, TypeIdx};
 use serde::Serialize;
 
 use crate::diff::SnapshotDiff;
@@ -183,6 +183,21 @@ pub struct Accumulation {
     pub total_targets: u64,
 }
 
+/// A container of fixed capacity that holds the suspect's objects
+/// (`functools.lru_cache(maxsize=N)`, `deque(maxlen=N)`): they stop growing at
+/// `capacity`, so the growth is a cache filling up, not a leak.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BoundedHolder {
+    /// `functools._lru_cache_wrapper`, `collections.deque`.
+    pub type_name: String,
+    /// Path from a root to the container.
+    pub path: Vec<String>,
+    /// Entries it can hold.
+    pub capacity: u64,
+    /// Entries it holds now.
+    pub entries: u64,
+}
+
 /// A type whose growth survives, with the evidence and the fixes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Suspect {
@@ -216,6 +231,9 @@ pub struct Suspect {
     pub representative_path: Vec<String>,
     /// The deepest object dominating most of the suspect's objects.
     pub accumulation_point: Option<Accumulation>,
+    /// Set when the accumulation point is a container of fixed capacity: the growth
+    /// stops there, so this suspect is not a leak.
+    pub bounded_by: Option<BoundedHolder>,
     /// Fix suggestions matched on the representative path.
     pub fixes: Vec<FixSuggestion>,
     /// One sentence for terminals.
@@ -504,6 +522,62 @@ pub fn find_suspects(
         .collect()
 }
 
+/// Rules whose holder has a fixed capacity yet is a memory problem worth fixing: Django
+/// keeps up to 9000 queries per database connection with DEBUG on, megabytes per thread
+/// of a production server.
+const STILL_A_PROBLEM_WHEN_BOUNDED: &[&str] = &["HS009"];
+
+/// The bounded container holding a suspect's objects: the accumulation point itself (a
+/// deque, an lru_cache wrapper), its immediate dominator (the lru_cache wrapper owning the
+/// cache dict), or one of `near_on_path`. Never further up: objects deeper inside a bounded
+/// container's entries can grow without limit although the container cannot.
+fn bounded_holder(
+    index: &HeapIndex,
+    point: Option<NodeIdx>,
+    near_on_path: Vec<NodeIdx>,
+) -> Option<BoundedHolder> {
+    let snapshot = index.snapshot;
+    let bounded = |node: NodeIdx| {
+        snapshot
+            .bounds
+            .binary_search_by_key(&node, |b| b.node)
+            .ok()
+            .and_then(|i| snapshot.bounds[i].capacity)
+            .map(|capacity| (node, capacity))
+    };
+    let mut candidates: Vec<NodeIdx> = point.into_iter().collect();
+    candidates.extend(point.and_then(|p| index.dominators.immediate_dominator(p)));
+    candidates.extend(near_on_path);
+    let (node, capacity) = candidates.into_iter().find_map(bounded)?;
+    // A deque's length is its entry count; an lru_cache wrapper's entries are those of
+    // the one dict it owns (its cache).
+    let length_of = |n: NodeIdx| snapshot.nodes.length.get(n.index()).copied().unwrap_or(0);
+    let entries = if snapshot.type_name(node) == "collections.deque" {
+        length_of(node)
+    } else {
+        index
+            .graph
+            .successors(node)
+            // The cache is an unnamed reference; `.__dict__` holds the wrapper's attributes.
+            .filter(|&(e, _)| snapshot.edges.label_kinds[e.index()] == LabelKind::None)
+            .map(|(_, t)| t)
+            .filter(|&t| snapshot.type_name(t) == "dict")
+            .map(length_of)
+            .max()
+            .unwrap_or(0)
+    };
+    Some(BoundedHolder {
+        type_name: snapshot.type_name(node).to_owned(),
+        path: index
+            .paths
+            .path_to(node)
+            .map(|p| render_path(snapshot, &p))
+            .unwrap_or_default(),
+        capacity,
+        entries,
+    })
+}
+
 /// An accumulation point at `node` itself.
 fn point_at(
     index: &HeapIndex,
@@ -682,6 +756,22 @@ fn describe(
         })
         .unwrap_or_default();
     let growth = diff.growth_of(&type_name);
+    // Where no single object dominates them (the entries of an lru_cache are linked
+    // through C pointers the walk cannot see as references), the container right above
+    // the objects on their dominant path speaks for them.
+    let near_on_path = representative
+        .as_ref()
+        .filter(|_| shapes.first().is_some_and(|s| s.share_percent >= 90.0))
+        .map(|p| p.nodes.iter().rev().skip(1).take(2).copied().collect())
+        .unwrap_or_default();
+    let bound = bounded_holder(index, point.as_ref().map(|p| p.node), near_on_path);
+    let still_a_problem = fixes
+        .first()
+        .is_some_and(|f| STILL_A_PROBLEM_WHEN_BOUNDED.contains(&f.code));
+    let (bounded_by, capped) = match bound {
+        Some(b) if still_a_problem => (None, Some(b)),
+        other => (other, None),
+    };
     let accumulation = point.map(|p| Accumulation {
         type_name: snapshot.type_name(p.node).to_owned(),
         path: p.path,
@@ -709,7 +799,18 @@ fn describe(
             top.holder
         ));
     }
-    if let Some(fix) = fixes.first() {
+    if let Some(bound) = &bounded_by {
+        headline.push_str(&format!(
+            "; bounded: a {} of capacity {} holding {} entries, it stops growing when full",
+            bound.type_name, bound.capacity, bound.entries
+        ));
+    } else if let Some(fix) = fixes.first() {
+        if let Some(cap) = capped {
+            headline.push_str(&format!(
+                "; capped at {} entries ({} now)",
+                cap.capacity, cap.entries
+            ));
+        }
         headline.push_str(&format!(" [{}]", fix.code));
     }
     Suspect {
@@ -728,6 +829,7 @@ fn describe(
         shapes,
         representative_path,
         accumulation_point: accumulation,
+        bounded_by,
         fixes,
         headline,
     }

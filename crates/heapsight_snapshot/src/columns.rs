@@ -5,9 +5,9 @@ use std::io;
 
 use crate::encode::ColumnSink;
 use crate::error::FormatError;
-use crate::layout::Section;
+use crate::layout::{Section, BOUNDS_SECTION_ID};
 use crate::model::{
-    Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
+    Bound, Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
 };
 use crate::varint::{put_varint, unzigzag, zigzag, ByteReader, ReadError};
 use crate::Snapshot;
@@ -232,6 +232,20 @@ pub fn encode_roots(roots: &[Root], sink: &mut ColumnSink<'_>) -> io::Result<()>
         sink.varint(u64::from(root.node.0))?;
         sink.varint(str_id_code(root.name))?;
         sink.varint(root.extra)?;
+    }
+    Ok(())
+}
+
+/// Count, then per container: node delta from the previous one (nodes ascend) and the
+/// capacity plus one, `0` standing for "explicitly unbounded".
+pub fn encode_bounds(bounds: &[Bound], sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    sink.varint(bounds.len() as u64)?;
+    let mut previous = 0u64;
+    for bound in bounds {
+        let node = u64::from(bound.node.0);
+        sink.varint(node - previous)?;
+        previous = node;
+        sink.varint(bound.capacity.map_or(0, |c| c.saturating_add(1)))?;
     }
     Ok(())
 }
@@ -583,6 +597,32 @@ pub fn decode_labels(
     }
     r.finish()?;
     Ok((kinds, values))
+}
+
+pub fn decode_bounds(payload: &[u8], n_nodes: u64) -> Result<Vec<Bound>, FormatError> {
+    let mut r = PayloadReader::new(Section::Optional(BOUNDS_SECTION_ID), payload);
+    let count = r.varint()?;
+    // two varints of at least one byte each
+    let count = r.fits(count, 2, "bounded containers")?;
+    let mut bounds = Vec::with_capacity(count);
+    let mut node = 0u64;
+    for i in 0..count {
+        let delta = r.varint()?;
+        if i > 0 && delta == 0 {
+            return Err(r.corrupt("a container is listed twice".to_owned()));
+        }
+        node = node.saturating_add(delta);
+        if node >= n_nodes {
+            return Err(r.corrupt(format!("container {node} out of range ({n_nodes} nodes)")));
+        }
+        let code = r.varint()?;
+        bounds.push(Bound {
+            node: NodeIdx(node as u32),
+            capacity: code.checked_sub(1),
+        });
+    }
+    r.finish()?;
+    Ok(bounds)
 }
 
 pub fn decode_roots(payload: &[u8], expected: u64) -> Result<Vec<Root>, FormatError> {

@@ -8,10 +8,10 @@ use crate::columns::{self, SnapshotCounts};
 use crate::encode::{first_value_without_opt_in, SectionSize};
 use crate::error::{ForeignKind, FormatError};
 use crate::layout::{
-    Section, SectionHeader, CODEC_ZSTD, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_WINDOW_LOG,
-    REQUIRED_SECTIONS, SECTION_HEADER_LEN,
+    Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC,
+    MAX_WINDOW_LOG, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
 };
-use crate::model::{Edges, Metadata, Nodes, Snapshot, TypeIdx};
+use crate::model::{Bound, Edges, Metadata, Nodes, Snapshot, TypeIdx};
 
 /// What `read_metadata` learns without decoding the heap itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -251,12 +251,18 @@ impl<R: Read + Seek> Source<R> {
         Ok(())
     }
 
-    /// After the last required section: optional sections, the end marker, then nothing.
-    pub fn end(&mut self) -> Result<(), FormatError> {
+    /// After the last required section: optional sections (the container bounds are
+    /// decoded, others skipped), the end marker, then nothing.
+    pub fn end(&mut self, n_nodes: u64) -> Result<Vec<Bound>, FormatError> {
+        let mut bounds = Vec::new();
         let header = loop {
             let header = self.section_header(Section::End)?;
             match Section::from_id(header.id) {
                 Some(Section::End) => break header,
+                Some(Section::Optional(BOUNDS_SECTION_ID)) => {
+                    let section = Section::Optional(BOUNDS_SECTION_ID);
+                    bounds = columns::decode_bounds(self.payload(&header, section)?, n_nodes)?;
+                }
                 Some(Section::Optional(id)) => {
                     self.skip_optional(&header, Section::Optional(id))?
                 }
@@ -268,7 +274,8 @@ impl<R: Read + Seek> Source<R> {
                 }
             }
         };
-        self.check_end_marker(&header)
+        self.check_end_marker(&header)?;
+        Ok(bounds)
     }
 
     fn check_end_marker(&self, header: &SectionHeader) -> Result<(), FormatError> {
@@ -384,7 +391,7 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
     let (label_kinds, label_values) =
         columns::decode_labels(src.required_payload(Section::EdgeLabels)?, counts.n_edges)?;
     let roots = columns::decode_roots(src.required_payload(Section::Roots)?, counts.n_roots)?;
-    src.end()?;
+    let bounds = src.end(n)?;
     let snapshot = Snapshot {
         metadata,
         strings,
@@ -397,6 +404,7 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
             label_values,
         },
         roots,
+        bounds,
     };
     snapshot
         .validate()

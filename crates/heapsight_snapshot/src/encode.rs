@@ -6,7 +6,8 @@ use std::io::{self, Seek, SeekFrom, Write};
 use crate::columns;
 use crate::error::FormatError;
 use crate::layout::{
-    encode_file_header, Section, SectionHeader, CODEC_ZSTD, FORMAT_VERSION, SECTION_HEADER_LEN,
+    encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FORMAT_VERSION,
+    SECTION_HEADER_LEN,
 };
 use crate::model::{node_flags, Snapshot};
 use crate::varint::{put_varint, MAX_VARINT_LEN};
@@ -172,6 +173,11 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
     section(out, Section::Roots, &mut |s| {
         columns::encode_roots(&snap.roots, s)
     })?;
+    if !snap.bounds.is_empty() {
+        section(out, Section::Optional(BOUNDS_SECTION_ID), &mut |s| {
+            columns::encode_bounds(&snap.bounds, s)
+        })?;
+    }
     out.write_all(&SectionHeader::end_marker().encode())?;
     out.flush()?;
     let file_bytes = out.stream_position()?;

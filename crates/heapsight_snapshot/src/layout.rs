@@ -22,6 +22,9 @@ pub const SECTION_HEADER_LEN: usize = 28;
 /// locking out older readers.
 pub const OPTIONAL_SECTION_BIT: u16 = 0x8000;
 
+/// The optional section listing containers of known capacity (`Snapshot::bounds`).
+pub const BOUNDS_SECTION_ID: u16 = 0x8001;
+
 /// The end marker: a section header with this id, no payload, and nothing after it.
 pub const END_ID: u16 = 0xFFFF;
 
@@ -131,6 +134,7 @@ impl std::fmt::Display for Section {
             Section::EdgeLabels => "edge labels",
             Section::Roots => "roots",
             Section::End => "end marker",
+            Section::Optional(BOUNDS_SECTION_ID) => "container bounds",
             Section::Optional(id) => return write!(f, "optional section {id:#06x}"),
             Section::CrossReferences => "cross-references",
         };

@@ -256,6 +256,16 @@ pub struct Root {
     pub extra: u64,
 }
 
+/// A container whose capacity is fixed by the program (`functools.lru_cache(maxsize=N)`,
+/// `deque(maxlen=N)`): what it holds stops growing at `capacity` entries, so growth under
+/// it is a cache filling, not a leak. `capacity: None` records an explicitly unbounded
+/// one (`lru_cache(maxsize=None)`, a `deque` without `maxlen`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub node: NodeIdx,
+    pub capacity: Option<u64>,
+}
+
 /// A whole captured heap.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
@@ -265,6 +275,8 @@ pub struct Snapshot {
     pub nodes: Nodes,
     pub edges: Edges,
     pub roots: Vec<Root>,
+    /// Containers of known capacity, sorted by node (optional section "container bounds").
+    pub bounds: Vec<Bound>,
 }
 
 /// What is wrong with an in-memory snapshot.
@@ -369,6 +381,16 @@ impl Snapshot {
             if root.name != NO_STR && root.name.index() >= n_strings {
                 return err(format!("root name string {} out of range", root.name.0));
             }
+        }
+        let mut previous: Option<NodeIdx> = None;
+        for bound in &self.bounds {
+            if bound.node.index() >= n {
+                return err(format!("bounded container {} out of range", bound.node.0));
+            }
+            if previous.is_some_and(|p| p >= bound.node) {
+                return err("bounded containers are not sorted by node".into());
+            }
+            previous = Some(bound.node);
         }
         Ok(())
     }

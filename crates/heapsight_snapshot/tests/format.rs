@@ -430,7 +430,7 @@ fn with_extra_section(bytes: &[u8], id: u16, raw: &[u8], damage_crc: bool) -> Ve
 fn unknown_optional_sections_are_skipped_but_checked() {
     let snap = common::every_feature_snapshot();
     let bytes = encode(&snap).expect("encode");
-    let extended = with_extra_section(&bytes, 0x8001, b"allocation tracebacks, some day", false);
+    let extended = with_extra_section(&bytes, 0x8123, b"allocation tracebacks, some day", false);
     assert_eq!(decode(&extended).expect("optional section skipped"), snap);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("extended.hsnap");
@@ -438,14 +438,14 @@ fn unknown_optional_sections_are_skipped_but_checked() {
     let info = read_metadata(&path).expect("metadata");
     assert_eq!(
         info.sections.last().map(|s| s.section),
-        Some(Section::Optional(0x8001))
+        Some(Section::Optional(0x8123))
     );
 
-    let damaged = with_extra_section(&bytes, 0x8001, b"payload", true);
+    let damaged = with_extra_section(&bytes, 0x8123, b"payload", true);
     assert!(matches!(
         decode(&damaged),
         Err(FormatError::Corrupt {
-            section: Section::Optional(0x8001),
+            section: Section::Optional(0x8123),
             ..
         })
     ));
@@ -457,6 +457,56 @@ fn unknown_optional_sections_are_skipped_but_checked() {
             ..
         })
     ));
+}
+
+#[test]
+fn container_bounds_round_trip_and_bad_ones_are_corruption() {
+    let snap = common::every_feature_snapshot();
+    assert_eq!(
+        snap.bounds.len(),
+        2,
+        "test data has a bounded and an unbounded container"
+    );
+    let bytes = encode(&snap).expect("encode");
+    let bounds_id = 0x8001;
+    assert_eq!(decode(&bytes).expect("decode").bounds, snap.bounds);
+    assert_eq!(
+        Section::Optional(bounds_id).to_string(),
+        "container bounds",
+        "errors name the section"
+    );
+    let mut without = snap.clone();
+    without.bounds.clear();
+    let plain = encode(&without).expect("encode");
+    assert!(
+        sections_of(&plain).iter().all(|s| s.id != bounds_id),
+        "no section when there is nothing to say"
+    );
+    let n = snap.n_nodes() as u64;
+    let mut out_of_range = Vec::new();
+    put_varint(&mut out_of_range, 1);
+    put_varint(&mut out_of_range, n);
+    put_varint(&mut out_of_range, 5);
+    let mut twice = Vec::new();
+    put_varint(&mut twice, 2);
+    for _ in 0..2 {
+        put_varint(&mut twice, 0);
+        put_varint(&mut twice, 5);
+    }
+    for bad in [out_of_range, twice, vec![0x80]] {
+        let damaged = with_extra_section(&plain, bounds_id, &bad, false);
+        assert!(
+            matches!(
+                decode(&damaged),
+                Err(FormatError::Corrupt {
+                    section: Section::Optional(0x8001),
+                    ..
+                })
+            ),
+            "{:?}",
+            decode(&damaged)
+        );
+    }
 }
 
 #[test]
@@ -760,7 +810,7 @@ fn file_header_layout_is_as_documented() {
         ids,
         [
             0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x20, 0x21, 0x22, 0x30,
-            END_ID
+            0x8001, END_ID
         ]
     );
     let end: [u8; SECTION_HEADER_LEN] = bytes[bytes.len() - SECTION_HEADER_LEN..]

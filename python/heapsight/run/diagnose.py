@@ -81,10 +81,13 @@ def assess(label: str, points: list[tuple[float, float]], x_unit: str) -> dict[s
 
 
 def phase_verdict(phase: Phase, x_unit: str = "requests",
-                  settled: Point | None = None) -> dict[str, Any]:
+                  settled: Point | None = None,
+                  bounded: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The endpoint's verdict: its strongest growers assessed one by one. A type that
     grows steadily but falls back once the app has been idle for a while (`settled`, a
-    census taken after a pause at the end of the run) is transient, not a leak."""
+    census taken after a pause at the end of the run) is transient, not a leak; one that
+    the snapshots show held by a container of fixed capacity (`bounded`: type name to the
+    report's `bounded_by`) is a cache filling up, not a leak."""
     points = phase.points
     pids = common_pids(points)
     if len(points) < 2 or not pids:
@@ -123,6 +126,13 @@ def phase_verdict(phase: Phase, x_unit: str = "requests",
                     f"{name} grew by {grown[name][0]} while driven but only {max(kept, 0)} "
                     f"were left after the app settled: released on a timer (keep-alive "
                     f"timeouts, expiring caches), not leaked")
+    for verdict in assessed:
+        holder = (bounded or {}).get(verdict.get("type") or "")
+        if holder is None or verdict["kind"] == "no_leak":
+            continue
+        verdict["kind"] = "no_leak"
+        verdict["bounded"] = True
+        verdict["explanation"] = bounded_explanation(verdict["type"], holder)
     kinds = [v["kind"] for v in assessed]
     if "leak" in kinds:
         kind = "leak"
@@ -135,6 +145,14 @@ def phase_verdict(phase: Phase, x_unit: str = "requests",
         lead = next(v for v in assessed if v["kind"] == "inconclusive")
     return {"kind": kind, "explanation": lead.get("explanation", ""), "growth": grown,
             "assessed": assessed, "threshold": threshold}
+
+
+def bounded_explanation(type_name: str, holder: dict[str, Any]) -> str:
+    where = " ".join(holder.get("path") or []) or holder.get("type_name", "a container")
+    return (f"{type_name} grows, but it is held by a container of fixed capacity "
+            f"({holder.get('type_name')} at {where}: {holder.get('entries')} of "
+            f"{holder.get('capacity')} entries in the snapshotted worker); it stops growing "
+            f"when full: a cache filling up, not a leak")
 
 
 def overall(kinds: list[str]) -> str:

@@ -306,9 +306,10 @@ class Session:
         watch = not self.options.drives
         endpoints = []
         kinds = []
+        bounded = _bounded_types(report)
         for phase in self.phases:
             verdict = diagnose.phase_verdict(phase, "seconds" if watch else "requests",
-                                             self.final if self.settled else None)
+                                             self.final if self.settled else None, bounded)
             kinds.append(verdict["kind"])
             top = sorted(verdict["growth"].items(), key=lambda kv: -kv[1][0])[:5]
             endpoints.append({
@@ -379,6 +380,12 @@ class Session:
             name = suspect["type_name"]
             if name in covered:
                 continue  # an owned byproduct of a suspect already listed
+            if suspect.get("bounded_by"):
+                covered.add(name)
+                note = diagnose.bounded_explanation(name, suspect["bounded_by"])
+                if note not in self.notes:
+                    self.notes.append(note)
+                continue
             folded = {f.get("type_name") for f in suspect.get("folded", [])}
             related = ({name} | folded) & (set(by_type) | leaking)
             if overall == "leak" and not related:
@@ -436,6 +443,21 @@ class Session:
                 return
             for suspect in suspects:
                 suspect["allocation_sites"] = reply["sites"].get(suspect["type"], [])
+
+
+def _bounded_types(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Types the snapshot diff shows held by a container of fixed capacity, with the
+    byproducts folded into them (a cached result's attribute dicts, ...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for suspect in report.get("suspects", []):
+        holder = suspect.get("bounded_by")
+        if not holder:
+            continue
+        out[suspect["type_name"]] = holder
+        for folded in suspect.get("folded", []):
+            if folded.get("how") == "owned" and folded.get("type_name"):
+                out.setdefault(folded["type_name"], holder)
+    return out
 
 
 def _top_growth(phase: Phase) -> str:

@@ -11,6 +11,7 @@
 //! - `debug`: small Python-visible probes used by tests (`_debug_sizeof`, `_debug_attrs`).
 
 pub mod attrs;
+pub mod bounds;
 pub mod census;
 pub mod debug;
 pub mod gc_lists;

@@ -27,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::attrs;
+use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
@@ -142,6 +143,7 @@ impl FixedLabels {
 /// Type objects that the ffi does not export, fetched before the walk.
 struct KnownTypes {
     method: *mut ffi::PyTypeObject,
+    bounded: BoundedTypes,
 }
 
 /// What a type's instances look like to the walk, classified once per type: the per-object
@@ -177,6 +179,8 @@ struct TypeInfo {
     traversable: bool,
     /// The type has `tp_is_gc`: gc-ness is per object (type objects).
     per_object_gc: bool,
+    /// Offset of the capacity of a bounded container type (lru_cache, deque).
+    capacity_offset: Option<usize>,
 }
 
 impl TypeInfo {
@@ -229,6 +233,7 @@ impl TypeInfo {
                 heap: flags & ffi::Py_TPFLAGS_HEAPTYPE != 0,
                 traversable: ffi::PyType_IS_GC(ty) != 0 && (*ty).tp_traverse.is_some(),
                 per_object_gc: (*ty).tp_is_gc.is_some(),
+                capacity_offset: known.bounded.field_of(ty),
             }
         }
     }
@@ -271,6 +276,8 @@ struct Walker {
     attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
     /// (closure tuple address, code object) of every function with a closure.
     closures: Vec<(u64, *mut ffi::PyObject)>,
+    /// Containers of known capacity, in node order.
+    bounds: Vec<heapsight_snapshot::Bound>,
     traverse_buf: Vec<*mut ffi::PyObject>,
     leftover_buf: Vec<*mut ffi::PyObject>,
     dedup_counts: AddressMap<u32>,
@@ -748,6 +755,12 @@ impl Walker {
                 }
                 Shape::Cell | Shape::Method | Shape::Frame | Shape::Other => {}
             }
+            if let Some(offset) = info.capacity_offset {
+                self.bounds.push(heapsight_snapshot::Bound {
+                    node: NodeIdx(index as u32),
+                    capacity: bounds::read_capacity(op, offset),
+                });
+            }
             self.edges_of(op, ty, info);
             self.offsets.push(self.edge_addr.len() as u64);
             let nodes = &mut self.nodes;
@@ -817,6 +830,7 @@ struct RawGraph {
     /// Closure tuple address and the free variable names of its cells.
     closure_names: Vec<(u64, Vec<StrId>)>,
     roots: Vec<PendingRoot>,
+    bounds: Vec<heapsight_snapshot::Bound>,
     metadata: Metadata,
 }
 
@@ -851,6 +865,7 @@ impl RawGraph {
             types,
             closure_names,
             roots,
+            bounds,
             metadata,
         } = self;
         // The columns grew by doubling; give the slack back before the mapping buffers
@@ -954,6 +969,7 @@ impl RawGraph {
                 label_values: edge_value,
             },
             roots: out_roots,
+            bounds,
         }
     }
 }
@@ -965,6 +981,7 @@ struct PreWalk {
     threads: Vec<(u64, u64, String)>,
     interpreter: Vec<(&'static str, u64)>,
     method_type: *mut ffi::PyTypeObject,
+    bounded: BoundedTypes,
     metadata: Metadata,
 }
 
@@ -1029,6 +1046,7 @@ fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResul
             ("builtins", builtins.as_ptr() as u64),
         ],
         method_type,
+        bounded: BoundedTypes::probe(py),
         metadata,
     })
 }
@@ -1081,6 +1099,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         labels,
         known: KnownTypes {
             method: pre.method_type,
+            bounded: pre.bounded.clone(),
         },
         strings,
         label_cache: AddressMap::default(),
@@ -1099,6 +1118,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         sizer: NativeSizer::new(),
         attr_buf: Vec::new(),
         closures: Vec::new(),
+        bounds: Vec::new(),
         traverse_buf: Vec::new(),
         leftover_buf: Vec::new(),
         dedup_counts: AddressMap::default(),
@@ -1235,6 +1255,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         types,
         closure_names,
         roots,
+        bounds: std::mem::take(&mut walker.bounds),
         metadata,
     };
     drop(walker);

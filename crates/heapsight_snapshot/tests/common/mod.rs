@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use heapsight_snapshot::{
-    node_flags, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, RootKind, Snapshot,
+    node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, RootKind, Snapshot,
     SnapshotBuilder, StrId, StringTable, TypeIdx, Types, NO_STR,
 };
 
@@ -155,6 +155,21 @@ pub fn every_feature_snapshot() -> Snapshot {
         name: NO_STR,
         extra: 3,
     });
+    // One bounded and one explicitly unbounded container, the largest capacity included.
+    snap.bounds = vec![
+        Bound {
+            node: items,
+            capacity: Some(128),
+        },
+        Bound {
+            node: big,
+            capacity: None,
+        },
+    ];
+    snap.bounds.sort_by_key(|b| b.node);
+    if snap.bounds[0].node == snap.bounds[1].node {
+        snap.bounds.pop();
+    }
     snap
 }
 
@@ -549,6 +564,7 @@ pub fn synthetic_web_heap(n_nodes: usize, seed: u64) -> Snapshot {
         nodes,
         edges: csr,
         roots,
+        bounds: Vec::new(),
     }
 }
 
