@@ -26,7 +26,7 @@ def test_flask_under_gunicorn_two_workers(run_heapsight: Runner) -> None:
     base = f"http://127.0.0.1:{port}"
     result = run_heapsight(
         ["--drive", f"GET:{base}/health", "--drive", f"GET:{base}/login/user{{i}}",
-         "--drive", f"GET:{base}/items/{{i}}", *FAST],
+         "--drive", f"GET:{base}/items/{{i}}", "--drive", f"GET:{base}/pages/{{i}}", *FAST],
         [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "flask_app:app"],
     )
     assert result.code == 1, result.stderr
@@ -44,6 +44,11 @@ def test_flask_under_gunicorn_two_workers(run_heapsight: Runner) -> None:
     assert verdicts["GET /login/<user>"] == "leak"
     assert verdicts["GET /health"] == "no-leak"
     assert verdicts["GET /items/<int:item_id>"] == "no-leak"
+    # An lru_cache(maxsize=4096) still filling grows steadily: bounded, so not a leak.
+    pages = next(e for e in data["endpoints"] if e["endpoint"] == "GET /pages/<int:number>")
+    assert pages["verdict"] == "no-leak", pages
+    assert "fixed capacity" in pages["explanation"], pages["explanation"]
+    assert "flask_app.Page" not in [s["type"] for s in data["suspects"]]
     # Both workers served and were censused; the gunicorn master too.
     assert len([w for w in data["workers"] if w["requests"] > 0]) == 2
 
