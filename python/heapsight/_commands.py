@@ -20,7 +20,21 @@ def _run(args: list[str]) -> int:
     return main(args)
 
 
-_COMMANDS: dict[str, Callable[[list[str]], int]] = {"demo": _demo, "run": _run}
+def _on_pid(name: str) -> Callable[[list[str]], int]:
+    def command(args: list[str]) -> int:
+        from heapsight.attach import commands
+
+        main: Callable[[list[str]], int] = getattr(commands, f"{name}_main")
+        return main(args)
+
+    return command
+
+
+_COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "demo": _demo,
+    "run": _run,
+    **{name: _on_pid(name) for name in ("attach", "snapshot", "census", "detach")},
+}
 
 
 def run(name: str, args: list[str]) -> int:

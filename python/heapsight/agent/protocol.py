@@ -15,7 +15,7 @@ PROTOCOL_VERSION = 1
 # A request line longer than this is refused: no command needs more, and a client that
 # sends more is broken or hostile.
 MAX_REQUEST_BYTES = 64 * 1024
-COMMANDS = ("ping", "stats", "census", "snapshot", "alloc_sites")
+COMMANDS = ("ping", "stats", "census", "snapshot", "alloc_sites", "detach")
 
 ENV_RUN_DIR = "HEAPSIGHT_RUN_DIR"
 ENV_TRACE_ALLOC = "HEAPSIGHT_TRACE_ALLOC"
@@ -49,8 +49,9 @@ def parse_request(line: bytes) -> dict[str, Any]:
         types = message.get("types")
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             raise ProtocolError("alloc_sites needs 'types', a list of type names")
-    if "gc" in message and not isinstance(message["gc"], bool):
-        raise ProtocolError("'gc' must be a boolean")
+    for flag in ("gc", "fork"):
+        if flag in message and not isinstance(message[flag], bool):
+            raise ProtocolError(f"'{flag}' must be a boolean")
     return message
 
 

@@ -8,6 +8,7 @@ into the application: every failure becomes an error reply or a closed connectio
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import os
 import socket
@@ -59,6 +60,7 @@ class AgentServer:
         self.started = time.time()
         self.socket_path = os.path.join(self.agents_dir, f"{self.pid}.sock")
         self._listener: socket.socket | None = None
+        self._detach_requested = False
 
     def start(self) -> None:
         os.makedirs(self.agents_dir, mode=0o700, exist_ok=True)
@@ -83,6 +85,23 @@ class AgentServer:
             except OSError:
                 pass
             self._listener = None
+
+    def stop(self) -> None:
+        """Stops accepting (`heapsight detach`) and removes the socket and info files."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                # On Linux shutdown() wakes the thread blocked in accept(); close() alone
+                # would leave it waiting.
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        for path in (self.socket_path, os.path.join(self.agents_dir, f"{self.pid}.json")):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
     def _write_info(self) -> None:
         import heapsight
@@ -118,7 +137,9 @@ class AgentServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             with conn:
-                if _peer_uid(conn) != os.getuid():
+                # root may connect too: it can ptrace this process anyway (heapsight attach
+                # run by root against a worker that dropped privileges).
+                if _peer_uid(conn) not in (os.getuid(), 0):
                     return
                 buffer = b""
                 while True:
@@ -129,6 +150,9 @@ class AgentServer:
                     while b"\n" in buffer:
                         line, _, buffer = buffer.partition(b"\n")
                         conn.sendall(encode(self.handle(line)))
+                        if self._detach_requested:
+                            _detach_agent()
+                            return
                     if len(buffer) > MAX_REQUEST_BYTES:
                         conn.sendall(encode(_error("request line too long")))
                         return
@@ -174,16 +198,33 @@ class AgentServer:
         import heapsight
 
         path = os.path.realpath(request["path"])
-        if os.path.dirname(path) != self.run_dir or not path.endswith(".hsnap"):
-            raise ProtocolError("snapshots are written only as <run dir>/<name>.hsnap")
+        if not path.startswith(self.run_dir + os.sep) or not path.endswith(".hsnap"):
+            raise ProtocolError("snapshots are written only under the run dir, as <name>.hsnap")
         gc.collect()
-        summary = heapsight.snapshot(path)
+        if request.get("fork") and "fork" in inspect.signature(heapsight.snapshot).parameters:
+            summary = heapsight.snapshot(path, fork=True)  # type: ignore[call-arg]
+        else:
+            summary = heapsight.snapshot(path)
         return {"path": path, "summary": summary, "rss_bytes": rss_bytes()}
+
+    def _cmd_detach(self, request: dict[str, Any]) -> dict[str, Any]:
+        # The reply goes out first; _serve then stops the agent.
+        self._detach_requested = True
+        return {"detached": True}
 
     def _cmd_alloc_sites(self, request: dict[str, Any]) -> dict[str, Any]:
         from heapsight.agent.tracing import allocation_sites
 
         return {"sites": allocation_sites(request["types"])}
+
+
+def _detach_agent() -> None:
+    try:
+        import heapsight.agent
+
+        heapsight.agent.stop()
+    except Exception:  # noqa: BLE001 - detaching must never disturb the app
+        pass
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -62,13 +62,17 @@ class _Progress:
 
 
 class Session:
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions, app: App | None = None) -> None:
         self.options = options
         self.progress = _Progress()
         self.stop_requested = False
-        self.run_dir = make_run_dir(options.keep_dir)
-        env = app_environment(self.run_dir, options.trace_alloc)
-        self.app = App(options.app, env, self.run_dir)
+        if app is None:
+            self.run_dir = make_run_dir(options.keep_dir)
+            env = app_environment(self.run_dir, options.trace_alloc)
+            self.app = App(options.app, env, self.run_dir)
+        else:
+            # `heapsight attach`: the processes run already, their agents were injected.
+            self.run_dir, self.app = app.run_dir, app
         self.deadline = time.monotonic() + options.timeout
         self.before_snapshots: dict[int, str] = {}
         self.phases: list[Phase] = []

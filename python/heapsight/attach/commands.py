@@ -1,0 +1,323 @@
+"""`heapsight attach | snapshot | census | detach PID`: the Python side of the commands
+on a running process (the Rust CLI parsed them and forwards normalised arguments)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from heapsight.attach.inject import existing_agent, inject, prepare_dir
+from heapsight.attach.target import AttachError, Target, alive, children, inspect_process, owner
+from heapsight.run.drive import DriveError
+from heapsight.run.launcher import AgentInfo, App, LaunchError
+from heapsight.run.options import UsageError, parse
+from heapsight.run.session import (
+    EXIT,
+    EXIT_ERROR,
+    RunFailed,
+    Session,
+    _write_json,
+    summary_text,
+)
+
+DEFAULT_INJECT_TIMEOUT = 30.0
+
+
+class AttachedApp(App):
+    """The `App` of a Session whose processes run already: its agents come from
+    injection, and stopping the session leaves the processes running."""
+
+    def __init__(self, agents: list[AgentInfo], run_dir: str) -> None:
+        super().__init__([], {}, run_dir)
+        self._attached = agents
+
+    def start(self) -> None:
+        pass
+
+    def exit_status(self) -> int | None:
+        return None if any(alive(a.pid) for a in self._attached) else 0
+
+    def agents(self) -> list[AgentInfo]:
+        return [a for a in self._attached if alive(a.pid) and os.path.exists(a.socket)]
+
+    def agent_errors(self) -> list[str]:
+        return []
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        return None
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"heapsight: {text}\n")
+    sys.stderr.flush()
+
+
+def _targets(pid: int, all_workers: bool) -> list[Target]:
+    if not all_workers:
+        return [inspect_process(pid)]
+    owner(pid)  # a clear error when the master itself does not exist
+    found, skipped = [], []
+    for child in children(pid):
+        try:
+            found.append(inspect_process(child))
+        except AttachError as exc:
+            skipped.append(f"{child}: {str(exc).splitlines()[0]}")
+    if not found:
+        detail = ("; skipped " + "; ".join(skipped)) if skipped else ""
+        raise AttachError(f"process {pid} has no Python child processes{detail}. "
+                          "--all-workers attaches to the workers of a gunicorn or uvicorn "
+                          "master; give the master's pid")
+    for line in skipped:
+        _note(f"not attached to child {line}")
+    return found
+
+
+def _attach_all(targets: list[Target], timeout: float, trace_alloc: bool) -> list[AgentInfo]:
+    """Injects into every target at once: an idle worker may take seconds to next run
+    Python code, and the waits should not add up."""
+    results: dict[int, tuple[AgentInfo, str] | AttachError] = {}
+
+    def one(target: Target) -> None:
+        try:
+            results[target.pid] = inject(target, timeout, trace_alloc)
+        except AttachError as exc:
+            results[target.pid] = exc
+
+    threads = [threading.Thread(target=one, args=(t,), daemon=True) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    agents = []
+    for target in targets:
+        result = results.get(target.pid)
+        if isinstance(result, AttachError) or result is None:
+            for agent in agents:  # all or nothing: no agent left behind in the others
+                _detach_agent(agent)
+            raise result or AttachError(f"attaching to process {target.pid} failed")
+        _note(result[1])
+        agents.append(result[0])
+    return agents
+
+
+def _split_attach_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="heapsight attach", add_help=False)
+    parser.add_argument("--all-workers", action="store_true")
+    parser.add_argument("--detach", action="store_true")
+    parser.add_argument("--inject-timeout", type=float, default=DEFAULT_INJECT_TIMEOUT)
+    parser.add_argument("--pid", type=int, required=True)
+    return parser.parse_known_args(argv)
+
+
+def attach_main(argv: list[str]) -> int:
+    try:
+        flags, rest = _split_attach_flags(argv)
+        options = parse([*rest, "--", str(flags.pid)])
+    except (UsageError, SystemExit) as exc:
+        if isinstance(exc, UsageError):
+            sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    session: Session | None = None
+    agents: list[AgentInfo] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if session is None or session.stop_requested:
+            raise KeyboardInterrupt
+        session.stop_requested = True
+        session.progress.note("stopping: finishing the census and writing the report")
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        targets = _targets(flags.pid, flags.all_workers)
+        uids = {t.uid for t in targets}
+        if len(uids) > 1:
+            raise AttachError(f"the workers run as different users ({sorted(uids)}); attach "
+                              "to them one at a time")
+        agents = _attach_all(targets, flags.inject_timeout, options.trace_alloc)
+        run_dir = prepare_dir(targets[0].uid)
+        session_dir = os.path.join(run_dir, "sessions",
+                                   f"{flags.pid}-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.makedirs(session_dir, mode=0o700, exist_ok=True)
+        if os.geteuid() != targets[0].uid:
+            os.chown(session_dir, targets[0].uid, -1)
+        session = Session(options, AttachedApp(agents, session_dir))
+        if options.drives:
+            session.drive()
+        else:
+            session.watch()
+        result = session.finish()
+        result["attached"] = [a.pid for a in agents]
+        out = sys.stderr if options.json_out == "-" else sys.stdout
+        out.write(summary_text(result).replace("heapsight run", "heapsight attach", 1))
+        if not flags.detach:
+            out.write(f"note: the agent stays in {', '.join(str(a.pid) for a in agents)}; "
+                      f"`heapsight detach {flags.pid}"
+                      f"{' --all-workers' if flags.all_workers else ''}` removes it\n")
+        out.flush()
+        if options.json_out:
+            _write_json(options.json_out, result)
+        return EXIT[result["verdict"]]
+    except (AttachError, LaunchError, RunFailed, DriveError, UsageError, OSError) as exc:
+        if session is not None:
+            session.progress.clear()
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("heapsight: aborted\n")
+        return 130
+    finally:
+        if session is not None:
+            session.app.stop()
+        if flags.detach:
+            for agent in agents:
+                _detach_agent(agent)
+        signal.signal(signal.SIGINT, previous)
+
+
+def _one_agent(pid: int, timeout: float) -> tuple[Target, AgentInfo]:
+    target = inspect_process(pid)
+    agent, note = inject(target, timeout)
+    _note(note)
+    return target, agent
+
+
+def _request(agent: AgentInfo, cmd: str, timeout: float = 600.0, **fields: Any) -> dict[str, Any]:
+    app = App([], {}, "")
+    try:
+        return app.request(agent, cmd, timeout=timeout, **fields)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise AttachError(f"the agent in process {agent.pid} did not answer {cmd}: {exc}") from None
+    finally:
+        app.stop()
+
+
+def _move(src: str, dst: str) -> None:
+    """Moves the agent's file into place atomically, across file systems too."""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as exc:
+        if exc.errno != 18:  # EXDEV: another file system, copied below
+            raise
+    tmp = f"{dst}.tmp-{secrets.token_hex(4)}"
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp, dst)
+    finally:
+        for path in (tmp, src):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def snapshot_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="heapsight snapshot")
+    parser.add_argument("pid", type=int)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--inject-timeout", type=float, default=DEFAULT_INJECT_TIMEOUT)
+    parser.add_argument("--in-process", action="store_true")
+    ns = parser.parse_args(argv)
+    out = os.path.abspath(ns.output)
+    try:
+        if not os.path.isdir(os.path.dirname(out)):
+            raise AttachError(f"cannot write {ns.output}: its directory does not exist")
+        target, agent = _one_agent(ns.pid, ns.inject_timeout)
+        run_dir = prepare_dir(target.uid)
+        tmp = os.path.join(run_dir, "snapshots", f"{ns.pid}-{secrets.token_hex(4)}.hsnap")
+        reply = _request(agent, "snapshot", path=tmp, fork=not ns.in_process)
+        _move(tmp, out)
+    except (AttachError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    summary = reply.get("summary") or {}
+    print(f"wrote {ns.output}: {summary.get('nodes', '?')} objects, "
+          f"{summary.get('edges', '?')} references, from process {ns.pid}")
+    return 0
+
+
+def census_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="heapsight census")
+    parser.add_argument("pid", type=int)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-gc", action="store_true")
+    parser.add_argument("--inject-timeout", type=float, default=DEFAULT_INJECT_TIMEOUT)
+    ns = parser.parse_args(argv)
+    try:
+        _target, agent = _one_agent(ns.pid, ns.inject_timeout)
+        reply = _request(agent, "census", gc=not ns.no_gc)
+    except (AttachError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    rows = sorted(((int(c), int(b), name) for name, (c, b) in reply["census"].items()),
+                  key=lambda r: (-r[1], -r[0], r[2]))
+    if ns.json:
+        data = {k: reply.get(k) for k in ("pid", "gc_objects", "rss_bytes", "requests",
+                                          "requests_total")}
+        data["types"] = [{"type": n, "count": c, "bytes": b} for c, b, n in rows]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    rss = reply.get("rss_bytes")
+    print(f"process {ns.pid}: {reply.get('gc_objects', 0)} gc objects"
+          + (f", RSS {rss / 2**20:.1f} MiB" if rss else "")
+          + f", {reply.get('requests_total', 0)} requests counted since attach")
+    print(f"{'count':>10}  {'bytes':>12}  type")
+    for count, size, name in rows[:max(ns.top, 0)]:
+        print(f"{count:>10}  {size:>12}  {name}")
+    return 0
+
+
+def _detach_agent(agent: AgentInfo) -> bool:
+    try:
+        _request(agent, "detach", timeout=30.0)
+    except AttachError as exc:
+        _note(str(exc))
+        return False
+    deadline = time.monotonic() + 10
+    while os.path.exists(agent.socket) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not os.path.exists(agent.socket)
+
+
+def detach_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="heapsight detach")
+    parser.add_argument("pid", type=int)
+    parser.add_argument("--all-workers", action="store_true")
+    ns = parser.parse_args(argv)
+    try:
+        owner(ns.pid)
+        pids = children(ns.pid) if ns.all_workers else [ns.pid]
+        found = 0
+        for pid in pids:
+            existing = existing_agent(pid, owner(pid))
+            if existing is None:
+                continue
+            found += 1
+            if _detach_agent(existing[0]):
+                print(f"detached from process {pid}: its agent stopped, {existing[0].socket} "
+                      "removed")
+            else:
+                raise AttachError(f"the agent in process {pid} did not stop")
+        if not found:
+            print(f"no heapsight agent in process {ns.pid}"
+                  f"{' or its children' if ns.all_workers else ''}; nothing to detach")
+    except (AttachError, OSError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    return 0

@@ -1,0 +1,359 @@
+"""`heapsight attach` and the commands on a PID, against servers started WITHOUT heapsight:
+the agent is injected into the running processes (gdb here: no CPython 3.14 on the test
+machines), must find the leak, and must leave nothing behind on detach. Every refusal is
+checked to leave the target running and untouched, with a message and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import heapsight
+import pytest
+
+from .conftest import APPS, BIN, assert_contract, free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("gdb") is None and sys.version_info < (3, 14),
+                                reason="attaching before Python 3.14 needs gdb")
+
+RUNUSER = shutil.which("runuser") or next(
+    (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None)
+PACKAGE_PARENT = str(Path(heapsight.__file__).resolve().parent.parent)
+FAST = ["--requests", "80", "--warmup", "250", "--rounds", "8"]
+
+
+class Servers:
+    """Processes started for one test; every one is killed (its whole group) at the end."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, cwd=APPS, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs.append(proc)
+        if port is not None:
+            deadline = time.monotonic() + 60
+            while not _serves(port):
+                assert proc.poll() is None, f"{argv} exited with {proc.returncode}"
+                assert time.monotonic() < deadline, f"{argv} did not listen on {port}"
+                time.sleep(0.2)
+        else:
+            time.sleep(0.5)  # past interpreter start: the main loop runs
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def _serves(port: int, path: str = "/") -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def _get(port: int, path: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        return int(reply.status)
+
+
+@pytest.fixture
+def servers() -> Iterator[Servers]:
+    started = Servers()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def attach_base(tmp_path: Path) -> Path:
+    base = tmp_path / "attach"
+    base.mkdir()
+    return base
+
+
+def heapsight_cli(args: list[str], attach_base: Path, timeout: float = 120,
+                  env: dict[str, str] | None = None,
+                  prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(env if env is not None else os.environ)
+    env.setdefault("PATH", os.environ.get("PATH", ""))
+    env["HEAPSIGHT_ATTACH_DIR"] = str(attach_base)
+    argv = [*(prefix or [sys.executable]), "-m", "heapsight", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _sockets(attach_base: Path) -> list[str]:
+    return sorted(p.name for p in attach_base.glob("heapsight-attach-*/agents/*.sock"))
+
+
+def _refused(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
+def _untouched(proc: subprocess.Popen[bytes], attach_base: Path) -> None:
+    assert proc.poll() is None, "the target must keep running"
+    assert f"{proc.pid}.sock" not in _sockets(attach_base)
+
+
+LOOP = "import time\nwhile True:\n    time.sleep(0.05)\n"
+
+
+def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    pytest.importorskip("gunicorn")
+    port = free_port()
+    # --timeout 10: an idle sync worker runs Python code (and so the injected loader) at
+    # least every 5 s, and tolerates the second or two gdb keeps it stopped.
+    master = servers.start([str(BIN / "gunicorn"), "-w", "2", "--timeout", "10", "-b",
+                            f"127.0.0.1:{port}", "flask_app:app"], port)
+    base = f"http://127.0.0.1:{port}"
+    out = tmp_path / "attach.json"
+    result = heapsight_cli(["attach", str(master.pid), "--all-workers",
+                            "--drive", f"GET:{base}/health",
+                            "--drive", f"GET:{base}/login/user{{i}}",
+                            *FAST, "--settle", "1", "--json", str(out)], attach_base)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    data = json.loads(out.read_text())
+    assert_contract(data)
+    assert data["verdict"] == "leak"
+    workers = sorted(data["attached"])
+    assert len(workers) == 2 and master.pid not in workers
+    suspect = data["suspects"][0]
+    assert suspect["type"] == "flask_app.UserSession"
+    assert suspect["endpoints"] == ["GET /login/<user>"]
+    assert suspect["retainer_path"][:2] == ["module flask_app", "._SESSIONS"]
+    verdicts = {e["endpoint"]: e["verdict"] for e in data["endpoints"]}
+    assert verdicts == {"GET /health": "no-leak", "GET /login/<user>": "leak"}
+    assert "heapsight attach · verdict: LEAK" in result.stdout
+    assert _sockets(attach_base) == sorted(f"{pid}.sock" for pid in workers)
+
+    # Attaching again reuses the agent instead of injecting a second one.
+    again = heapsight_cli(["census", str(workers[0]), "--top", "3"], attach_base)
+    assert again.returncode == 0, again.stderr
+    assert "already has a heapsight agent" in again.stderr
+    assert "gc objects" in again.stdout
+
+    detached = heapsight_cli(["detach", str(master.pid), "--all-workers"], attach_base)
+    assert detached.returncode == 0, detached.stderr
+    assert detached.stdout.count("detached from process") == 2
+    assert _sockets(attach_base) == []
+    assert master.poll() is None
+    for _ in range(4):
+        assert _get(port, "/health") == 200
+
+
+def test_fastapi_uvicorn_attach_snapshot_detach(servers: Servers, attach_base: Path,
+                                               tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    server = servers.start([str(BIN / "uvicorn"), "--port", str(port), "--log-level",
+                            "warning", "fastapi_app:app"], port)
+    base = f"http://127.0.0.1:{port}"
+    out = tmp_path / "attach.json"
+    result = heapsight_cli(["attach", str(server.pid), "--drive", f"GET:{base}/ping",
+                            "--drive", f"GET:{base}/users/{{i}}", *FAST, "--json", str(out)],
+                           attach_base)
+    assert result.returncode == 1, result.stderr
+    assert "counting requests of uvicorn" in result.stderr
+    data = json.loads(out.read_text())
+    assert_contract(data)
+    suspect = data["suspects"][0]
+    assert suspect["type"] == "fastapi_app.Profile"
+    assert suspect["endpoints"] == ["GET /users/{user_id}"]
+    assert suspect["retainer_path"][:2] == ["module fastapi_app", "._PROFILES"]
+    assert {e["endpoint"]: e["verdict"] for e in data["endpoints"]}["GET /ping"] == "no-leak"
+
+    snap = tmp_path / "live.hsnap"
+    taken = heapsight_cli(["snapshot", str(server.pid), "-o", str(snap)], attach_base)
+    assert taken.returncode == 0, taken.stderr
+    info = heapsight_cli(["info", str(snap)], attach_base)
+    assert info.returncode == 0, info.stderr
+    top = heapsight_cli(["top", str(snap), "--json", "--limit", "0"], attach_base)
+    counts = {row["type"]: row["count"] for row in json.loads(top.stdout)}
+    assert counts["fastapi_app.Profile"] >= 80 + 250
+
+    detached = heapsight_cli(["detach", str(server.pid)], attach_base)
+    assert detached.returncode == 0, detached.stderr
+    assert _sockets(attach_base) == []
+    assert _get(port, "/ping") == 200
+    assert server.poll() is None
+
+
+def test_not_python(servers: Servers, attach_base: Path) -> None:
+    sleeper = servers.start(["sleep", "100"])
+    _refused(heapsight_cli(["attach", str(sleeper.pid)], attach_base),
+             "not a CPython process", f"heapsight watch {sleeper.pid}")
+    _untouched(sleeper, attach_base)
+
+
+def test_no_such_process(attach_base: Path) -> None:
+    proc = subprocess.run(["true"])
+    assert proc.returncode == 0
+    _refused(heapsight_cli(["census", str(2**22 + 12345)], attach_base), "does not exist")
+
+
+def test_unsupported_version(servers: Servers, attach_base: Path) -> None:
+    old = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+    if not old.exists():
+        pytest.skip("no Python 3.8 here")
+    target = servers.start([str(old), "-c", LOOP])
+    _refused(heapsight_cli(["census", str(target.pid)], attach_base),
+             "Python 3.8", "3.9 to 3.14")
+    _untouched(target, attach_base)
+
+
+def _nobody_python() -> tuple[list[str], dict[str, str]] | None:
+    """An interpreter the `nobody` user can run that imports this heapsight."""
+    for python in (sys.executable, shutil.which("python3") or "", "/usr/bin/python3"):
+        if not python:
+            continue
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PACKAGE_PARENT}
+        check = subprocess.run([RUNUSER, "-u", "nobody", "--", "env", *_env_args(env),
+                                python, "-c", "import heapsight._heapsight"],
+                               capture_output=True, cwd="/", timeout=60)
+        if check.returncode == 0:
+            return [RUNUSER, "-u", "nobody", "--", "env", *_env_args(env), python], env
+    return None
+
+
+def _env_args(env: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or RUNUSER is None,
+                    reason="needs root and runuser to run heapsight as another user")
+def test_no_permission_to_trace_another_users_process(servers: Servers, tmp_path: Path) -> None:
+    found = _nobody_python()
+    if found is None:
+        pytest.skip("no interpreter that user nobody can run with heapsight importable")
+    prefix, env = found
+    target = servers.start([sys.executable, "-c", LOOP])  # owned by root
+    base = tmp_path / "nobody"
+    base.mkdir()
+    os.chown(base, *_nobody_ids())
+    result = subprocess.run([*prefix, "-m", "heapsight", "attach", str(target.pid)],
+                            env={**env, "HEAPSIGHT_ATTACH_DIR": str(base)}, cwd="/",
+                            capture_output=True, text=True, timeout=60)
+    _refused(result, "no permission to attach", "uid 0", "CAP_SYS_PTRACE",
+             "ptrace_scope", "--cap-add=SYS_PTRACE")
+    _untouched(target, base)
+
+
+def _nobody_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("nobody")
+    return entry.pw_uid, entry.pw_gid
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or RUNUSER is None,
+                    reason="needs root and runuser to start a process as another user")
+def test_root_attaches_to_another_users_process(servers: Servers) -> None:
+    found = _nobody_python()
+    if found is None:
+        pytest.skip("no interpreter that user nobody can run with heapsight importable")
+    prefix, env = found
+    # The agent runs as nobody and must reach the attach directory (pytest's is root's).
+    attach_base = Path(tempfile.mkdtemp(prefix="heapsight-test-", dir="/tmp"))
+    attach_base.chmod(0o755)
+    try:
+        _root_attaches(servers, prefix, attach_base)
+    finally:
+        shutil.rmtree(attach_base, ignore_errors=True)
+
+
+def _root_attaches(servers: Servers, prefix: list[str], attach_base: Path) -> None:
+    target = servers.start([*prefix, "-c", LOOP])
+    pid = _child_python(target.pid)
+    census = heapsight_cli(["census", str(pid), "--top", "3"], attach_base)
+    assert census.returncode == 0, census.stderr
+    sock_dir = attach_base / f"heapsight-attach-{_nobody_ids()[0]}" / "agents"
+    assert (sock_dir / f"{pid}.sock").exists()
+    assert heapsight_cli(["detach", str(pid)], attach_base).returncode == 0
+    assert not (sock_dir / f"{pid}.sock").exists()
+    assert target.poll() is None
+
+
+def _child_python(pid: int) -> int:
+    """runuser and env exec or fork; the python process is `pid` or its descendant."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for candidate in [pid, *_descendants(pid)]:
+            try:
+                exe = os.readlink(f"/proc/{candidate}/exe")
+            except OSError:
+                continue
+            if "python" in os.path.basename(exe):
+                return candidate
+        time.sleep(0.1)
+    raise AssertionError("the python process did not start")
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            out.append(int(child))
+            out.extend(_descendants(int(child)))
+    return out
+
+
+def test_gdb_missing(servers: Servers, attach_base: Path, tmp_path: Path) -> None:
+    target = servers.start([sys.executable, "-c", LOOP])
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = dict(os.environ, PATH=str(bare))
+    _refused(heapsight_cli(["attach", str(target.pid)], attach_base, env=env),
+             "gdb is needed", "apt-get install gdb", "package `gdb`")
+    _untouched(target, attach_base)
+
+
+def test_process_exits_during_injection(servers: Servers, attach_base: Path) -> None:
+    # The main thread sleeps in C (no bytecode, so the injected loader waits) until another
+    # thread ends the process.
+    code = ("import os, threading, time\n"
+            "threading.Timer(6, os._exit, [0]).start()\n"
+            "time.sleep(100)\n")
+    target = servers.start([sys.executable, "-c", code])
+    _refused(heapsight_cli(["census", str(target.pid)], attach_base),
+             "exited while heapsight was attaching")
+    assert _sockets(attach_base) == []
+
+
+def test_blocked_main_thread_times_out_and_stays_untouched(servers: Servers,
+                                                           attach_base: Path) -> None:
+    target = servers.start([sys.executable, "-c", "import time\ntime.sleep(100)\n"])
+    _refused(heapsight_cli(["census", str(target.pid), "--inject-timeout", "2"], attach_base),
+             "ran no Python code within 2 s")
+    _untouched(target, attach_base)
+    # gdb took its breakpoint out when it gave up: the process still runs normally.
+    time.sleep(0.5)
+    assert target.poll() is None
