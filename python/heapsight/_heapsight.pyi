@@ -99,3 +99,11 @@ def assess_series(
     y_unit: Literal["objects", "bytes"] = "objects",
 ) -> dict[str, object]:
     """The leak verdict of a series (warm-up, plateau, Theil-Sen, Mann-Kendall) as a dict."""
+
+def render_html_report(
+    report_json: str | None = None,
+    run_json: str | None = None,
+    title: str | None = None,
+) -> str:
+    """One self-contained HTML page (no network) for an analysis report and/or a run result,
+    both as JSON text (`docs/html-report.md`). Raises ValueError when a text is not JSON."""

@@ -5,6 +5,7 @@ mod analyze;
 mod api;
 mod capture;
 mod cli_host;
+mod html;
 
 use pyo3::prelude::*;
 
@@ -15,5 +16,6 @@ fn _heapsight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     capture::register(m)?;
     api::register(m)?;
     analyze::register(m)?;
+    html::register(m)?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! - Reference graphs ([`RefGraph`]) as graphviz source ([`to_dot`]), SVG from a builtin layered
 //!   layout ([`to_svg`], [`layout()`]) and PNG rasterized with resvg and an embedded font
 //!   ([`to_png`]); [`render`] / [`render_to_file`] pick the format and can prefer graphviz.
+//! - The self-contained HTML report ([`to_html`]): verdict, charts, suspects with their
+//!   retainer graphs, sortable tables; one file that works offline.
 //! - Terminal tables ([`Table`], [`Style`]) and human-readable numbers ([`format_bytes`],
 //!   [`format_count`]).
 //!
@@ -12,6 +14,7 @@ mod dot;
 mod error;
 mod format;
 mod graph;
+mod html;
 pub mod layout;
 mod png;
 mod render;
@@ -26,6 +29,7 @@ pub use format::{format_bytes, format_bytes_delta, format_count, format_count_de
 pub use graph::{
     EdgeIndex, GraphError, NodeIndex, NodeKind, RefEdge, RefGraph, RefNode, RefNodeId,
 };
+pub use html::{to_html, to_html_from_json, HtmlInput};
 pub use layout::{layout, Layout};
 pub use png::{svg_to_png, to_png, to_png_with, PngOptions};
 pub use render::{

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,7 @@ class RunOptions:
     trace_alloc: bool
     keep_dir: str | None
     app: list[str]
+    report_out: str | None = None  # the HTML report (--report)
 
 
 def parse_drive(spec: str) -> Drive:
@@ -110,6 +112,7 @@ def parse(argv: Sequence[str]) -> RunOptions:
     parser.add_argument("--json")
     parser.add_argument("--trace-alloc", action="store_true")
     parser.add_argument("--keep-dir")
+    parser.add_argument("--report")
     ns = parser.parse_args(argv)
     if not app:
         raise UsageError("give the command that starts the app after `--`, e.g. "
@@ -133,6 +136,11 @@ def parse(argv: Sequence[str]) -> RunOptions:
             raise UsageError(f"--{name.replace('_', '-')} must be positive")
     if not ns.settle >= 0:
         raise UsageError("--settle must be zero or more seconds")
+    if ns.report is not None:
+        # Checked now rather than after a run of many minutes.
+        folder = os.path.dirname(os.path.abspath(ns.report))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--report {ns.report}: the directory {folder} does not exist")
     if ns.requests < ns.rounds:
         raise UsageError("--requests must be at least --rounds")
     # Library caches keyed by URL (urllib.parse.urlsplit keeps 128 per process) must be
@@ -142,5 +150,5 @@ def parse(argv: Sequence[str]) -> RunOptions:
         drives=drives, requests=ns.requests, warmup=warmup, rounds=ns.rounds,
         duration=ns.duration, interval=ns.interval, startup_timeout=ns.startup_timeout,
         timeout=ns.timeout, settle=ns.settle, json_out=ns.json, trace_alloc=ns.trace_alloc,
-        keep_dir=ns.keep_dir, app=app,
+        keep_dir=ns.keep_dir, app=app, report_out=ns.report,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import heapsight
 from heapsight import _heapsight
-from heapsight.run import diagnose
+from heapsight.run import diagnose, htmlreport
 from heapsight.run.diagnose import Phase, Point
 from heapsight.run.drive import DriveError, Driver, wait_for_port
 from heapsight.run.launcher import (
@@ -490,7 +490,8 @@ def _route_label(phase: Phase, method: str) -> str | None:
 
 
 def summary_text(result: dict[str, Any]) -> str:
-    lines = [f"heapsight run · verdict: {result['verdict'].upper()}"]
+    lines = [f"heapsight run · verdict: {result['verdict'].upper()}",
+             f"  {htmlreport.numbers(result)}"]
     if result["endpoints"]:
         lines.append("")
         width = max(len(e["endpoint"]) for e in result["endpoints"])
@@ -572,6 +573,13 @@ def main(argv: list[str]) -> int:
         if options.json_out:
             _write_json(options.json_out, result)
         code = EXIT[result["verdict"]]
+        if options.report_out:
+            try:
+                htmlreport.write(options.report_out, result, session.phases, options.app)
+                sys.stderr.write(f"HTML report written to {options.report_out}\n")
+            except (OSError, ValueError) as exc:
+                sys.stderr.write(f"error: cannot write the HTML report: {exc}\n")
+                code = EXIT_ERROR
     except (LaunchError, RunFailed, DriveError, UsageError) as exc:
         if session is not None:
             session.progress.clear()

@@ -23,6 +23,10 @@ pub struct ReportArgs {
     /// Suspects to report at most.
     #[arg(long, default_value_t = 10)]
     pub suspects: usize,
+    /// Also write a self-contained HTML report (charts, retainer graphs, sortable tables)
+    /// to this file; it opens offline in any browser.
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<PathBuf>,
 }
 
 pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
@@ -34,6 +38,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     let report =
         build_report(&before, &after, &[], &options).context("cannot analyse the snapshots")?;
     drop(progress);
+    if let Some(path) = &args.report {
+        write_html(&report, path)?;
+    }
     let as_json = args.json
         || args.output.as_ref().is_some_and(|p| {
             p.extension()
@@ -60,6 +67,25 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         None => crate::output::print(&text)?,
     }
     Ok(exit_status(&report))
+}
+
+/// Writes the HTML page of `report` (atomically) and says where.
+fn write_html(report: &Report, path: &std::path::Path) -> anyhow::Result<()> {
+    let value = serde_json::to_value(report).context("cannot serialise the report")?;
+    let title = format!("heapsight report · pid {}", report.after.pid);
+    let html = heapsight_report::to_html(&heapsight_report::HtmlInput {
+        title: Some(&title),
+        report: Some(&value),
+        run: None,
+    });
+    heapsight_snapshot::write_atomic(path, html.as_bytes()).with_context(|| {
+        format!(
+            "cannot write the HTML report to {} (is the directory there and writable?)",
+            path.display()
+        )
+    })?;
+    eprintln!("HTML report written to {}", path.display());
+    Ok(())
 }
 
 /// 1 when a verdict says leak or, without series, when suspects not held by a bounded

@@ -46,6 +46,10 @@ pub struct RunOptions {
     /// Write the result as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "OUT")]
     pub json: Option<PathBuf>,
+    /// Also write a self-contained HTML report (charts per worker and endpoint, retainer
+    /// graphs, fixes) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<PathBuf>,
     /// Record allocation sites of the suspects with tracemalloc, started at interpreter start.
     #[arg(long)]
     pub trace_alloc: bool,
@@ -135,6 +139,9 @@ pub fn forwarded(args: &RunArgs) -> Vec<String> {
     out.extend(["--timeout".to_owned(), o.timeout.to_string()]);
     if let Some(json) = &o.json {
         out.extend(["--json".to_owned(), json.display().to_string()]);
+    }
+    if let Some(report) = &o.report {
+        out.extend(["--report".to_owned(), report.display().to_string()]);
     }
     if o.trace_alloc {
         out.push("--trace-alloc".to_owned());

@@ -1,0 +1,1008 @@
+//! The self-contained HTML report: one file with inline CSS, a few lines of inline JS (tabs,
+//! table sorting) and inline SVG charts and graphs, so it works offline from `file://`.
+//!
+//! Input is JSON (the analysis [`Report`](../../heapsight_analysis/struct.Report.html)
+//! serialised, and/or the result of `heapsight run` with its census series), read leniently:
+//! see [`HtmlInput`] and `docs/html-report.md`. Every string that came from a heap (type
+//! names, keys, attribute names, paths) is HTML-escaped, and a Content-Security-Policy with a
+//! per-page nonce keeps anything that slipped through from running.
+
+mod chart;
+mod model;
+mod shapes;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::format::{format_bytes, format_bytes_delta, format_count, format_count_delta};
+use crate::svg::to_svg_with;
+use crate::text::xml_escape as esc;
+use crate::theme::Theme;
+
+use chart::{Band, Line};
+use model::{read, Report, Run, RunSuspect, Series, Suspect};
+
+const STYLE: &str = include_str!("style.css");
+const SCRIPT: &str = include_str!("script.js");
+/// Rows of the type table; the analysis keeps up to 50 grown and 50 shrunk types.
+const TYPE_ROWS: usize = 100;
+/// Types drawn in the "instances per type" chart.
+const CHART_TYPES: usize = 6;
+
+/// What the page shows. Both parts are optional; with neither the page says so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HtmlInput<'a> {
+    /// Page title; default `heapsight report`.
+    pub title: Option<&'a str>,
+    /// The analysis report of two snapshots (`heapsight report A B --json`).
+    pub report: Option<&'a Value>,
+    /// The result of `heapsight run --json`, optionally with `series` (census per worker
+    /// and endpoint, `docs/html-report.md`).
+    pub run: Option<&'a Value>,
+}
+
+/// The overall verdict shown at the top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overall {
+    Leak,
+    NoLeak,
+    Inconclusive,
+    Unknown,
+}
+
+impl Overall {
+    fn parse(text: &str) -> Self {
+        match text {
+            "leak" => Overall::Leak,
+            "no-leak" | "no_leak" => Overall::NoLeak,
+            "inconclusive" => Overall::Inconclusive,
+            _ => Overall::Unknown,
+        }
+    }
+    fn word(self) -> &'static str {
+        match self {
+            Overall::Leak => "LEAK",
+            Overall::NoLeak => "NO LEAK",
+            Overall::Inconclusive => "INCONCLUSIVE",
+            Overall::Unknown => "NO VERDICT",
+        }
+    }
+    fn class(self) -> &'static str {
+        match self {
+            Overall::Leak => "leak",
+            Overall::NoLeak => "ok",
+            Overall::Inconclusive => "unsure",
+            Overall::Unknown => "unsure",
+        }
+    }
+}
+
+/// The verdict of a report alone, as `heapsight report` decides its exit status.
+fn report_verdict(report: &Report) -> Overall {
+    if report.verdicts.iter().any(|v| v.kind == "leak") {
+        Overall::Leak
+    } else if !report.verdicts.is_empty() {
+        if report.verdicts.iter().all(|v| v.kind == "no_leak") {
+            Overall::NoLeak
+        } else {
+            Overall::Inconclusive
+        }
+    } else if report.suspects.is_empty() {
+        Overall::NoLeak
+    } else {
+        Overall::Leak
+    }
+}
+
+/// Renders the whole page. Total: any input gives a page (unreadable parts become notes).
+pub fn to_html(input: &HtmlInput<'_>) -> String {
+    let mut notes = Vec::new();
+    let report: Report = read(input.report, "analysis report", &mut notes);
+    let run: Run = read(input.run, "run result", &mut notes);
+    let has_report = input.report.is_some_and(|v| !v.is_null());
+    let has_run = input.run.is_some_and(|v| !v.is_null());
+    let overall = if has_run {
+        Overall::parse(&run.verdict)
+    } else if has_report {
+        report_verdict(&report)
+    } else {
+        Overall::Unknown
+    };
+    let title = input.title.unwrap_or("heapsight report");
+    let nonce = nonce();
+
+    let mut page = Page {
+        report: &report,
+        run: &run,
+        has_report,
+        has_run,
+        out: String::with_capacity(64 * 1024),
+        graphs: 0,
+    };
+    let o = &mut page.out;
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; img-src data:\">\
+<meta name=\"generator\" content=\"heapsight {version}\">\
+<title>{title} · {verdict}</title><style>{STYLE}</style></head>\n<body>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        title = esc(title),
+        verdict = overall.word(),
+    );
+    page.top(title, overall);
+    page.charts();
+    page.tabs();
+    page.details(&mut notes);
+    let o = &mut page.out;
+    let _ = write!(
+        o,
+        "<footer>generated by heapsight {} · self-contained: no network access</footer>\n\
+<script nonce=\"{nonce}\">{SCRIPT}</script>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    page.out
+}
+
+/// [`to_html`] on JSON text, for callers that hold JSON rather than values (the Python
+/// side). Fails only when a text is not JSON at all; `what` of the error names which.
+pub fn to_html_from_json(
+    title: Option<&str>,
+    report_json: Option<&str>,
+    run_json: Option<&str>,
+) -> Result<String, (&'static str, serde_json::Error)> {
+    let parse = |text: Option<&str>, what: &'static str| {
+        text.map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(|e| (what, e))
+    };
+    let report = parse(report_json, "analysis report")?;
+    let run = parse(run_json, "run result")?;
+    Ok(to_html(&HtmlInput {
+        title,
+        report: report.as_ref(),
+        run: run.as_ref(),
+    }))
+}
+
+/// A hard-to-guess token per page: heap strings are in the page, so the nonce must not be
+/// derivable from them.
+fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let a = hasher.finish();
+    let b = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{a:016x}{b:016x}")
+}
+
+struct Page<'a> {
+    report: &'a Report,
+    run: &'a Run,
+    has_report: bool,
+    has_run: bool,
+    out: String,
+    graphs: usize,
+}
+
+/// Numbers of the top section, the same ones `heapsight run` prints.
+struct Numbers {
+    requests: u64,
+    endpoints: usize,
+    workers: usize,
+    rss_delta: Option<i64>,
+}
+
+fn run_numbers(run: &Run) -> Numbers {
+    let deltas: Vec<i64> = run
+        .workers
+        .iter()
+        .filter_map(|w| match (w.rss_before_bytes, w.rss_after_bytes) {
+            (Some(a), Some(b)) if a > 0 && b > 0 => Some(b as i64 - a as i64),
+            _ => None,
+        })
+        .collect();
+    Numbers {
+        requests: run.endpoints.iter().map(|e| e.requests).sum(),
+        endpoints: run.endpoints.len(),
+        workers: run.workers.len(),
+        rss_delta: (!deltas.is_empty()).then(|| deltas.iter().sum()),
+    }
+}
+
+fn verdict_class(word: &str) -> &'static str {
+    Overall::parse(word).class()
+}
+
+impl Page<'_> {
+    fn top(&mut self, title: &str, overall: Overall) {
+        let (report, run) = (self.report, self.run);
+        let o = &mut self.out;
+        let _ = write!(
+            o,
+            "<header id=\"top\" class=\"top\"><h1>{}</h1>\
+<p id=\"verdict\" class=\"verdict {}\" data-verdict=\"{}\">verdict: <strong>{}</strong></p>",
+            esc(title),
+            overall.class(),
+            overall.word(),
+            overall.word()
+        );
+        o.push_str("<dl class=\"numbers\" id=\"numbers\">");
+        let mut stat = |label: &str, value: String| {
+            let _ = write!(
+                o,
+                "<div><dt>{}</dt><dd>{}</dd></div>",
+                esc(label),
+                esc(&value)
+            );
+        };
+        if self.has_run {
+            let numbers = run_numbers(run);
+            stat("requests", format_count(numbers.requests));
+            stat("endpoints", numbers.endpoints.to_string());
+            stat("workers", numbers.workers.to_string());
+            if let Some(delta) = numbers.rss_delta {
+                stat("RSS change", format_bytes_delta(delta));
+            }
+            stat("suspects", run.suspects.len().to_string());
+        } else if self.has_report {
+            let change = &report.change;
+            stat("heap change", format_bytes_delta(change.heap_bytes_delta));
+            stat(
+                "objects",
+                format!(
+                    "{} → {}",
+                    format_count(report.before.n_objects),
+                    format_count(report.after.n_objects)
+                ),
+            );
+            stat(
+                "new / gone",
+                format!(
+                    "{} / {}",
+                    format_count(change.n_new),
+                    format_count(change.n_gone)
+                ),
+            );
+            if let Some(delta) = change.rss_bytes_delta {
+                stat("RSS change", format_bytes_delta(delta));
+            }
+            if let Some(seconds) = change.elapsed_seconds {
+                stat("apart", format!("{seconds:.1} s"));
+            }
+            if let Some(per_hour) = change.heap_growth_per_hour {
+                stat("per hour", format_bytes_delta(per_hour as i64));
+            }
+            stat("suspects", report.suspects.len().to_string());
+        }
+        o.push_str("</dl>");
+        if self.has_report && !self.has_run {
+            let python = report
+                .after
+                .python_version
+                .split_whitespace()
+                .next()
+                .unwrap_or("?");
+            let _ = write!(
+                o,
+                "<p class=\"muted\">pid {} · Python {} · heap {} → {}</p>",
+                report.after.pid,
+                esc(python),
+                format_bytes(report.before.heap_bytes),
+                format_bytes(report.after.heap_bytes)
+            );
+            if report.change.different_processes {
+                o.push_str("<p class=\"warning\">The snapshots come from different processes; every object counts as new.</p>");
+            }
+            for verdict in &report.verdicts {
+                let _ = write!(
+                    o,
+                    "<p class=\"series-verdict {}\">{} ({}): {}</p>",
+                    verdict_class(&verdict.kind),
+                    esc(&verdict.kind.replace('_', "-")),
+                    esc(&verdict.label),
+                    esc(&verdict.explanation)
+                );
+            }
+        }
+        if !run.endpoints.is_empty() {
+            self.endpoints_table();
+        }
+        self.suspect_summaries();
+        self.out.push_str("</header>\n");
+    }
+
+    fn endpoints_table(&mut self) {
+        let run = self.run;
+        let sparks = endpoint_sparklines(run.series.as_ref());
+        let o = &mut self.out;
+        o.push_str(
+            "<section id=\"endpoints\"><h2>Growth per endpoint</h2>\
+<table class=\"sortable\"><thead><tr><th>endpoint</th><th data-type=\"num\">requests</th>\
+<th>verdict</th><th>what grew</th><th>gc objects</th></tr></thead><tbody>",
+        );
+        for e in &run.endpoints {
+            let growth: Vec<String> = e
+                .top_growth
+                .iter()
+                .take(3)
+                .map(|g| format!("{} {}", g.type_name, format_count_delta(g.count)))
+                .collect();
+            let growth = if growth.is_empty() {
+                "no growth".to_owned()
+            } else {
+                growth.join(", ")
+            };
+            let _ = write!(
+                o,
+                "<tr><td class=\"mono\">{}</td><td class=\"num\" data-v=\"{}\">{}</td>\
+<td><span class=\"badge {}\" title=\"{}\">{}</span></td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                esc(&e.endpoint),
+                e.requests,
+                format_count(e.requests),
+                verdict_class(&e.verdict),
+                esc(&e.explanation),
+                esc(&e.verdict),
+                esc(&growth),
+                sparks.get(&e.endpoint).map(String::as_str).unwrap_or("")
+            );
+        }
+        o.push_str("</tbody></table></section>");
+    }
+
+    /// One block per suspect, as the terminal summary prints them.
+    fn suspect_summaries(&mut self) {
+        let (report, run) = (self.report, self.run);
+        let o = &mut self.out;
+        if self.has_run {
+            if run.suspects.is_empty() {
+                if self.has_run || self.has_report {
+                    o.push_str("<p class=\"muted\" id=\"no-suspects\">No leak suspects.</p>");
+                }
+                return;
+            }
+            o.push_str("<section id=\"suspects-summary\"><h2>Suspects</h2><ol class=\"suspects\">");
+            for (i, s) in run.suspects.iter().enumerate() {
+                let _ = write!(
+                    o,
+                    "<li><a href=\"#suspect-{}\" class=\"suspect-link\"><strong class=\"mono\">{}</strong></a> \
+<span class=\"growth\">{} objects · {}</span>",
+                    i + 1,
+                    esc(&s.type_name),
+                    format_count_delta(s.count_growth),
+                    format_bytes_delta(s.size_growth_bytes)
+                );
+                summary_lines(o, s);
+                o.push_str("</li>");
+            }
+            o.push_str("</ol></section>");
+            return;
+        }
+        if !self.has_report {
+            o.push_str("<p class=\"muted\">Nothing to show: no run result and no analysis report were given.</p>");
+            return;
+        }
+        if report.suspects.is_empty() {
+            o.push_str("<p class=\"muted\" id=\"no-suspects\">No leak suspects: nothing new survives in a way that grows.</p>");
+            return;
+        }
+        o.push_str("<section id=\"suspects-summary\"><h2>Suspects</h2><ol class=\"suspects\">");
+        for (i, s) in report.suspects.iter().enumerate() {
+            let _ = write!(
+                o,
+                "<li><a href=\"#suspect-{}\" class=\"suspect-link\"><strong class=\"mono\">{}</strong></a> \
+<span class=\"growth\">{} objects · {}</span><div class=\"line\">{}</div>",
+                i + 1,
+                esc(&s.type_name),
+                format_count_delta(s.count_growth as i64),
+                format_bytes_delta(s.bytes_growth as i64),
+                esc(&s.headline)
+            );
+            if !s.representative_path.is_empty() {
+                let _ = write!(
+                    o,
+                    "<div class=\"line\">held by: <span class=\"mono\">{}</span></div>",
+                    esc(&s.representative_path.join(" → "))
+                );
+            }
+            if let Some(fix) = s.fixes.first() {
+                let _ = write!(
+                    o,
+                    "<div class=\"line\">fix: [{}] {}</div>",
+                    esc(&fix.code),
+                    esc(&fix.title)
+                );
+            }
+            o.push_str("</li>");
+        }
+        o.push_str("</ol></section>");
+    }
+
+    fn charts(&mut self) {
+        let mut figures = String::new();
+        if let Some(series) = self.run.series.as_ref().filter(|s| !s.phases.is_empty()) {
+            let suspects: Vec<&str> = self
+                .run
+                .suspects
+                .iter()
+                .map(|s| s.type_name.as_str())
+                .collect();
+            series_charts(&mut figures, series, &suspects);
+        }
+        if self.has_report {
+            let rows: Vec<(String, f64, String)> = self
+                .report
+                .type_growth
+                .iter()
+                .filter(|t| t.bytes_delta > 0)
+                .take(12)
+                .map(|t| {
+                    (
+                        t.type_name.clone(),
+                        t.bytes_delta as f64,
+                        format!(
+                            "{} · {}",
+                            format_bytes_delta(t.bytes_delta),
+                            format_count_delta(t.count_delta)
+                        ),
+                    )
+                })
+                .collect();
+            if !rows.is_empty() {
+                let _ = write!(
+                    figures,
+                    "<figure class=\"chart\" id=\"chart-type-growth\"><figcaption>Types that grew between the snapshots (bytes)</figcaption>{}</figure>",
+                    chart::bar_chart("type-growth", &rows)
+                );
+            }
+        }
+        if !figures.is_empty() {
+            let _ = writeln!(
+                self.out,
+                "<section id=\"charts\"><h2>Charts</h2><div class=\"charts\">{figures}</div></section>"
+            );
+        }
+    }
+
+    fn tabs(&mut self) {
+        let mut tabs = vec![("suspects", "Suspects")];
+        if self.has_report {
+            tabs.push(("types", "Types"));
+            tabs.push(("dominators", "Dominators"));
+        }
+        tabs.push(("notes", "Run & notes"));
+        self.out
+            .push_str("<nav class=\"tabs\" role=\"tablist\" id=\"tabs\">");
+        for (id, label) in tabs {
+            let _ = write!(
+                self.out,
+                "<button type=\"button\" role=\"tab\" data-tab=\"{id}\">{label}</button>"
+            );
+        }
+        self.out.push_str("</nav>\n");
+    }
+
+    fn details(&mut self, notes: &mut Vec<String>) {
+        self.out
+            .push_str("<section class=\"tab-panel\" id=\"tab-suspects\" role=\"tabpanel\"><h2>Suspects in detail</h2>");
+        let report_suspects: BTreeMap<&str, &Suspect> = self
+            .report
+            .suspects
+            .iter()
+            .map(|s| (s.type_name.as_str(), s))
+            .collect();
+        if self.has_run {
+            if self.run.suspects.is_empty() {
+                self.out
+                    .push_str("<p class=\"muted\">No leak suspects.</p>");
+            }
+            for (i, s) in self.run.suspects.iter().enumerate() {
+                let matched = report_suspects.get(s.type_name.as_str()).copied();
+                self.suspect_card(i + 1, &s.type_name, matched, Some(s));
+            }
+        } else {
+            if self.report.suspects.is_empty() {
+                self.out
+                    .push_str("<p class=\"muted\">No leak suspects.</p>");
+            }
+            for (i, s) in self.report.suspects.iter().enumerate() {
+                self.suspect_card(i + 1, &s.type_name, Some(s), None);
+            }
+        }
+        self.out.push_str("</section>\n");
+        if self.has_report {
+            self.type_table();
+            self.dominator_table();
+        }
+        self.notes(notes);
+    }
+
+    fn suspect_card(
+        &mut self,
+        rank: usize,
+        type_name: &str,
+        suspect: Option<&Suspect>,
+        from_run: Option<&RunSuspect>,
+    ) {
+        let graph = suspect.and_then(shapes::retainer_graph);
+        let graph_index = self.graphs;
+        if graph.is_some() {
+            self.graphs += 1;
+        }
+        let o = &mut self.out;
+        let _ = write!(
+            o,
+            "<article class=\"suspect\" id=\"suspect-{rank}\"><h3>#{rank} <span class=\"mono\">{}</span></h3>",
+            esc(type_name)
+        );
+        o.push_str("<dl class=\"facts\">");
+        if let Some(s) = from_run {
+            let _ = write!(
+                o,
+                "<div><dt>growth in the run</dt><dd>{} objects · {}</dd></div>",
+                format_count_delta(s.count_growth),
+                format_bytes_delta(s.size_growth_bytes)
+            );
+            if !s.endpoints.is_empty() {
+                let _ = write!(
+                    o,
+                    "<div><dt>from</dt><dd class=\"mono\">{}</dd></div>",
+                    esc(&s.endpoints.join(", "))
+                );
+            }
+        }
+        if let Some(s) = suspect {
+            let _ = write!(
+                o,
+                "<div><dt>new survivors in the snapshots</dt><dd>{} objects · {} (folded in)</dd></div>",
+                format_count_delta(s.count_growth as i64),
+                format_bytes_delta(s.bytes_growth as i64)
+            );
+            if let Some(acc) = &s.accumulation_point {
+                let _ = write!(
+                    o,
+                    "<div><dt>accumulation point</dt><dd><span class=\"mono\">{}</span> ({}) · retains {} · holds {} of {}</dd></div>",
+                    esc(&acc.path.join(" → ")),
+                    esc(&acc.type_name),
+                    format_bytes(acc.retained_bytes),
+                    format_count(acc.dominated_targets),
+                    format_count(acc.total_targets)
+                );
+            }
+        } else if let Some(acc) = from_run.and_then(|s| s.accumulation_point.as_deref()) {
+            let _ = write!(
+                o,
+                "<div><dt>accumulation point</dt><dd class=\"mono\">{}</dd></div>",
+                esc(acc)
+            );
+        }
+        o.push_str("</dl>");
+        if let (Some(graph), Some(s)) = (&graph, suspect) {
+            let light = embed_svg(&to_svg_with(graph, Theme::Light), graph_index, "l");
+            let dark = embed_svg(&to_svg_with(graph, Theme::Dark), graph_index, "d");
+            let _ = write!(
+                o,
+                "<figure class=\"retainers\" data-suspect=\"{rank}\"><figcaption>How they are held: {} shape{}, root to leaked type</figcaption>\
+<div class=\"graph graph-light\">{light}</div><div class=\"graph graph-dark\">{dark}</div></figure>",
+                s.shapes.len(),
+                if s.shapes.len() == 1 { "" } else { "s" }
+            );
+            if !s.shapes.is_empty() {
+                o.push_str("<table class=\"shapes\"><thead><tr><th>shape</th><th>objects</th><th>bytes</th><th>share</th><th>example path</th></tr></thead><tbody>");
+                for shape in &s.shapes {
+                    let _ = write!(
+                        o,
+                        "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td class=\"mono\">{}</td></tr>",
+                        esc(&shape.shape),
+                        format_count(shape.count),
+                        format_bytes(shape.bytes),
+                        shape.share_percent,
+                        esc(&shape.example_path.join(" → "))
+                    );
+                }
+                o.push_str("</tbody></table>");
+            }
+            if !s.folded.is_empty() {
+                let folded: Vec<String> = s
+                    .folded
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} ×{} · {} ({})",
+                            f.type_name,
+                            format_count(f.count),
+                            format_bytes(f.bytes),
+                            f.how.replace('_', " ")
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    o,
+                    "<p class=\"muted\">counted with it: <span class=\"mono\">{}</span></p>",
+                    esc(&folded.join("; "))
+                );
+            }
+        } else if let Some(s) = from_run.filter(|s| !s.retainer_path.is_empty()) {
+            let _ = write!(
+                o,
+                "<p>held by: <span class=\"mono\">{}</span></p>",
+                esc(&s.retainer_path.join(" → "))
+            );
+        }
+        if let Some(s) = from_run.filter(|s| !s.allocation_sites.is_empty()) {
+            o.push_str("<h4>Allocation sites</h4><table class=\"sites\"><thead><tr><th>site</th><th>objects</th><th>stack</th></tr></thead><tbody>");
+            for site in &s.allocation_sites {
+                let _ = write!(
+                    o,
+                    "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td><details><summary>{} frames</summary><pre>{}</pre></details></td></tr>",
+                    esc(&site.site),
+                    format_count(site.count),
+                    site.stack.len(),
+                    esc(&site.stack.join("\n"))
+                );
+            }
+            o.push_str("</tbody></table>");
+        }
+        match suspect.and_then(|s| s.fixes.first()) {
+            Some(fix) => {
+                let _ = write!(
+                    o,
+                    "<div class=\"fix\"><h4>Fix [{}] {}</h4><p>{}</p>",
+                    esc(&fix.code),
+                    esc(&fix.title),
+                    esc(&fix.advice)
+                );
+                if !fix.matched_because.is_empty() {
+                    let _ = write!(
+                        o,
+                        "<p class=\"muted\">matched because {}</p>",
+                        esc(&fix.matched_because)
+                    );
+                }
+                o.push_str("<div class=\"code-pair\">");
+                if !fix.example.is_empty() {
+                    let _ = write!(
+                        o,
+                        "<div><div class=\"code-label\">leaks</div><pre class=\"code before\"><code>{}</code></pre></div>",
+                        esc(&fix.example)
+                    );
+                }
+                if !fix.use_instead.is_empty() {
+                    let _ = write!(
+                        o,
+                        "<div><div class=\"code-label\">use instead</div><pre class=\"code after\"><code>{}</code></pre></div>",
+                        esc(&fix.use_instead)
+                    );
+                }
+                o.push_str("</div>");
+                if !fix.why_it_works.is_empty() {
+                    let _ = write!(
+                        o,
+                        "<p class=\"why\">Why it works: {}</p>",
+                        esc(&fix.why_it_works)
+                    );
+                }
+                o.push_str("</div>");
+            }
+            None => {
+                if let Some(fix) = from_run.map(|s| s.fix.as_str()).filter(|f| !f.is_empty()) {
+                    let _ = write!(
+                        o,
+                        "<div class=\"fix\"><h4>Fix</h4><pre class=\"code after\"><code>{}</code></pre></div>",
+                        esc(fix)
+                    );
+                }
+            }
+        }
+        o.push_str("</article>");
+    }
+
+    fn type_table(&mut self) {
+        let o = &mut self.out;
+        o.push_str(
+            "<section class=\"tab-panel\" id=\"tab-types\" role=\"tabpanel\"><h2>Types (click a column to sort)</h2>\
+<table class=\"sortable\" id=\"type-table\"><thead><tr><th>type</th>\
+<th data-type=\"num\">count Δ</th><th data-type=\"num\">bytes Δ</th><th data-type=\"num\">new alive</th>\
+<th data-type=\"num\">before</th><th data-type=\"num\">now</th><th data-type=\"num\">bytes now</th></tr></thead><tbody>",
+        );
+        for t in self.report.type_growth.iter().take(TYPE_ROWS) {
+            let _ = write!(
+                o,
+                "<tr><td class=\"mono\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td>\
+<td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td></tr>",
+                esc(&t.type_name),
+                t.count_delta,
+                format_count_delta(t.count_delta),
+                t.bytes_delta,
+                format_bytes_delta(t.bytes_delta),
+                t.new_count,
+                format_count(t.new_count),
+                t.count_before,
+                format_count(t.count_before),
+                t.count_after,
+                format_count(t.count_after),
+                t.bytes_after,
+                format_bytes(t.bytes_after),
+            );
+        }
+        o.push_str("</tbody></table></section>\n");
+    }
+
+    fn dominator_table(&mut self) {
+        let o = &mut self.out;
+        o.push_str(
+            "<section class=\"tab-panel\" id=\"tab-dominators\" role=\"tabpanel\"><h2>Largest retainers (dominator tree)</h2>\
+<table class=\"sortable\" id=\"dominator-table\"><thead><tr><th>object</th><th data-type=\"num\">retained</th>\
+<th data-type=\"num\">share</th><th data-type=\"num\">own size</th><th>new</th><th>path</th></tr></thead><tbody>",
+        );
+        for d in &self.report.dominators {
+            let name = match &d.name {
+                Some(name) => format!("{} {name}", d.type_name),
+                None => d.type_name.clone(),
+            };
+            let _ = write!(
+                o,
+                "<tr><td class=\"mono\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{:.1}%</td>\
+<td class=\"num\" data-v=\"{}\">{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+                esc(&name),
+                d.retained_bytes,
+                format_bytes(d.retained_bytes),
+                d.share_percent,
+                d.share_percent,
+                d.shallow_bytes,
+                format_bytes(d.shallow_bytes),
+                if d.is_new { "new" } else { "" },
+                esc(&d.path.join(" → "))
+            );
+        }
+        o.push_str("</tbody></table></section>\n");
+    }
+
+    fn notes(&mut self, notes: &mut Vec<String>) {
+        let run = self.run;
+        let o = &mut self.out;
+        o.push_str("<section class=\"tab-panel\" id=\"tab-notes\" role=\"tabpanel\"><h2>Run and notes</h2>");
+        if self.has_run {
+            let _ = write!(
+                o,
+                "<p>mode: {}{}</p>",
+                esc(&run.mode),
+                run.snapshot_worker
+                    .map(|pid| format!(" · snapshots of worker {pid} (the one that grew most)"))
+                    .unwrap_or_default()
+            );
+            if !run.workers.is_empty() {
+                o.push_str("<table class=\"sortable\" id=\"worker-table\"><thead><tr><th data-type=\"num\">pid</th><th data-type=\"num\">requests</th><th data-type=\"num\">RSS before</th><th data-type=\"num\">RSS after</th></tr></thead><tbody>");
+                for w in &run.workers {
+                    let rss = |v: Option<u64>| {
+                        v.filter(|v| *v > 0)
+                            .map(format_bytes)
+                            .unwrap_or_else(|| "?".into())
+                    };
+                    let _ = write!(
+                        o,
+                        "<tr><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td><td class=\"num\" data-v=\"{}\">{}</td></tr>",
+                        w.pid,
+                        w.pid,
+                        w.requests,
+                        format_count(w.requests),
+                        w.rss_before_bytes.unwrap_or(0),
+                        rss(w.rss_before_bytes),
+                        w.rss_after_bytes.unwrap_or(0),
+                        rss(w.rss_after_bytes)
+                    );
+                }
+                o.push_str("</tbody></table>");
+            }
+        }
+        notes.extend(run.notes.iter().cloned());
+        if notes.is_empty() {
+            o.push_str("<p class=\"muted\">No notes.</p>");
+        } else {
+            o.push_str("<ul class=\"notes\">");
+            for note in notes.iter() {
+                let _ = write!(o, "<li>{}</li>", esc(note));
+            }
+            o.push_str("</ul>");
+        }
+        o.push_str("</section>\n");
+    }
+}
+
+/// The lines under a suspect in the terminal summary of `heapsight run`.
+fn summary_lines(o: &mut String, s: &RunSuspect) {
+    let mut line = |label: &str, text: &str| {
+        let _ = write!(
+            o,
+            "<div class=\"line\">{}: <span class=\"mono\">{}</span></div>",
+            esc(label),
+            esc(text)
+        );
+    };
+    if !s.endpoints.is_empty() {
+        line("from", &s.endpoints.join(", "));
+    }
+    if !s.retainer_path.is_empty() {
+        line("held by", &s.retainer_path.join(" → "));
+    }
+    if let Some(acc) = &s.accumulation_point {
+        line("accumulates in", acc);
+    }
+    for site in s.allocation_sites.iter().take(2) {
+        line(
+            "allocated at",
+            &format!("{} ({} objects)", site.site, site.count),
+        );
+    }
+    if let Some(first) = s.fix.lines().next() {
+        line("fix", first);
+    }
+}
+
+/// An SVG document from [`to_svg_with`] made fit to sit inline next to others: no XML
+/// declaration, and ids (the arrow marker, node groups) made unique per graph and theme.
+fn embed_svg(svg: &str, index: usize, theme: &str) -> String {
+    let body = svg
+        .strip_prefix(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        .unwrap_or(svg)
+        .trim_start();
+    // Inline SVG in HTML needs no namespace, and the page must not even name a URL.
+    body.replacen(r#"<svg xmlns="http://www.w3.org/2000/svg" "#, "<svg ", 1)
+        .replacen("<svg ", "<svg class=\"retainer-graph\" ", 1)
+        .replace("hs-arrow", &format!("hs-arrow-{index}{theme}"))
+        .replace("<g id=\"n", &format!("<g id=\"g{index}{theme}-n"))
+}
+
+/// Values per worker or type, one per census.
+type Columns = BTreeMap<String, Vec<Option<f64>>>;
+
+/// Cumulative x offsets so that phases follow each other on one axis.
+fn phase_offsets(series: &Series) -> Vec<f64> {
+    let mut offsets = Vec::with_capacity(series.phases.len());
+    let mut offset = 0.0;
+    for phase in &series.phases {
+        offsets.push(offset);
+        let span = phase
+            .x
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .fold(0.0_f64, f64::max);
+        offset += span.max(1.0);
+    }
+    offsets
+}
+
+fn series_charts(out: &mut String, series: &Series, suspects: &[&str]) {
+    let offsets = phase_offsets(series);
+    let bands: Vec<Band> = series
+        .phases
+        .iter()
+        .zip(&offsets)
+        .map(|(phase, &offset)| Band {
+            start: offset,
+            end: offset
+                + phase
+                    .x
+                    .iter()
+                    .copied()
+                    .filter(|x| x.is_finite())
+                    .fold(0.0_f64, f64::max)
+                    .max(1.0),
+            label: phase.endpoint.clone(),
+        })
+        .collect();
+    let x_label = match series.x_unit.as_str() {
+        "seconds" => "seconds",
+        _ => "requests, endpoint after endpoint",
+    };
+    let lines_of = |pick: &dyn Fn(&model::Phase) -> &Columns, names: Option<&[String]>| {
+        let mut keys: Vec<String> = Vec::new();
+        for phase in &series.phases {
+            for key in pick(phase).keys() {
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        if let Some(names) = names {
+            keys = names.iter().filter(|n| keys.contains(n)).cloned().collect();
+        }
+        keys.into_iter()
+            .map(|key| {
+                let mut points = Vec::new();
+                for (phase, &offset) in series.phases.iter().zip(&offsets) {
+                    let values = pick(phase).get(&key);
+                    for (i, &x) in phase.x.iter().enumerate() {
+                        let y = values.and_then(|v| v.get(i).copied().flatten());
+                        points.push((offset + x, y));
+                    }
+                    // A gap between phases: workers are censused again at the next start.
+                    points.push((offset, None));
+                }
+                Line { name: key, points }
+            })
+            .collect::<Vec<Line>>()
+    };
+    let rss = lines_of(&|p| &p.rss, None);
+    let rss: Vec<Line> = rss
+        .into_iter()
+        .map(|l| Line {
+            name: format!("pid {}", l.name),
+            points: l.points,
+        })
+        .collect();
+    let objects: Vec<Line> = lines_of(&|p| &p.objects, None)
+        .into_iter()
+        .map(|l| Line {
+            name: format!("pid {}", l.name),
+            points: l.points,
+        })
+        .collect();
+    // Suspects first, then the other types the series carry, up to CHART_TYPES.
+    let mut type_names: Vec<String> = suspects.iter().map(|s| (*s).to_owned()).collect();
+    for phase in &series.phases {
+        for name in phase.types.keys() {
+            if !type_names.contains(name) {
+                type_names.push(name.clone());
+            }
+        }
+    }
+    type_names.truncate(CHART_TYPES);
+    let types = lines_of(&|p| &p.types, Some(&type_names));
+    if rss.iter().any(|l| l.points.iter().any(|p| p.1.is_some())) {
+        let _ = write!(
+            out,
+            "<figure class=\"chart\" id=\"chart-rss\"><figcaption>RSS per worker</figcaption>{}</figure>",
+            chart::line_chart("rss", &rss, &bands, x_label, chart::Axis::Bytes)
+        );
+    }
+    let _ = write!(
+        out,
+        "<figure class=\"chart\" id=\"chart-objects\"><figcaption>gc-tracked objects per worker</figcaption>{}</figure>",
+        chart::line_chart("objects", &objects, &bands, x_label, chart::Axis::Count)
+    );
+    if !types.is_empty() {
+        let _ = write!(
+            out,
+            "<figure class=\"chart\" id=\"chart-types\"><figcaption>Instances of the suspects and fastest-growing types (all workers)</figcaption>{}</figure>",
+            chart::line_chart("types", &types, &bands, x_label, chart::Axis::Count)
+        );
+    }
+}
+
+/// Per endpoint, a sparkline of the gc objects of all workers during its phase.
+fn endpoint_sparklines(series: Option<&Series>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(series) = series else {
+        return out;
+    };
+    for phase in &series.phases {
+        let totals: Vec<Option<f64>> = (0..phase.x.len())
+            .map(|i| {
+                let values: Vec<f64> = phase
+                    .objects
+                    .values()
+                    .filter_map(|v| v.get(i).copied().flatten())
+                    .collect();
+                (!values.is_empty()).then(|| values.iter().sum())
+            })
+            .collect();
+        out.insert(phase.endpoint.clone(), chart::sparkline(&totals));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
