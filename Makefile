@@ -33,6 +33,7 @@ test-rust: ## Rust tests, clippy and formatting
 	cargo test --workspace -q
 
 test-python: install-dev ## Python tests on the default interpreter
+	bash scripts/ensure-chromium.sh
 	$(VENV)/bin/ruff check python tests bench
 	$(VENV)/bin/python -m pytest -q tests bench/test_bench.py
 
