@@ -128,9 +128,9 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
     pytest.importorskip("flask")
     pytest.importorskip("gunicorn")
     port = free_port()
-    # --timeout 10: an idle sync worker runs Python code (and so the injected loader) at
-    # least every 5 s, and tolerates the second or two gdb keeps it stopped.
-    master = servers.start([str(BIN / "gunicorn"), "-w", "2", "--timeout", "10", "-b",
+    # --timeout 6: an idle sync worker runs Python code (and so the injected loader) at
+    # least every 3 s, and tolerates the second or two gdb keeps it stopped.
+    master = servers.start([str(BIN / "gunicorn"), "-w", "2", "--timeout", "6", "-b",
                             f"127.0.0.1:{port}", "flask_app:app"], port)
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "attach.json"
@@ -174,12 +174,15 @@ def test_fastapi_uvicorn_attach_snapshot_detach(servers: Servers, attach_base: P
     pytest.importorskip("fastapi")
     pytest.importorskip("uvicorn")
     port = free_port()
+    # Keep-alive connections close after 1 s, so a short settling pause tells them from a
+    # leak.
     server = servers.start([str(BIN / "uvicorn"), "--port", str(port), "--log-level",
-                            "warning", "fastapi_app:app"], port)
+                            "warning", "--timeout-keep-alive", "1", "fastapi_app:app"], port)
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "attach.json"
     result = heapsight_cli(["attach", str(server.pid), "--drive", f"GET:{base}/ping",
-                            "--drive", f"GET:{base}/users/{{i}}", *FAST, "--json", str(out)],
+                            "--drive", f"GET:{base}/users/{{i}}", *FAST, "--settle", "2.5",
+                            "--json", str(out)],
                            attach_base)
     assert result.returncode == 1, result.stderr
     assert "counting requests of uvicorn" in result.stderr

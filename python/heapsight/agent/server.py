@@ -199,7 +199,7 @@ class AgentServer:
 
         path = os.path.realpath(request["path"])
         if not path.startswith(self.run_dir + os.sep) or not path.endswith(".hsnap"):
-            raise ProtocolError("snapshots are written only under the run dir, as <name>.hsnap")
+            raise ProtocolError("snapshots are written only as <run dir>/[<dir>/]<name>.hsnap")
         gc.collect()
         if request.get("fork") and "fork" in inspect.signature(heapsight.snapshot).parameters:
             summary = heapsight.snapshot(path, fork=True)  # type: ignore[call-arg]
