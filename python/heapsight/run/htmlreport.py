@@ -49,14 +49,18 @@ def numbers(result: dict[str, Any]) -> str:
     endpoints = result.get("endpoints", [])
     requests = sum(e.get("requests", 0) for e in endpoints)
     workers = result.get("workers", [])
-    parts = [f"{requests:,} requests", f"{len(endpoints)} endpoints", f"{len(workers)} workers"]
+    parts = [_plural(requests, "request"), _plural(len(endpoints), "endpoint"),
+             _plural(len(workers), "worker")]
     deltas = [w["rss_after_bytes"] - w["rss_before_bytes"] for w in workers
               if w.get("rss_before_bytes") and w.get("rss_after_bytes")]
     if deltas:
         parts.append(f"RSS {_bytes_delta(sum(deltas))}")
-    suspects = len(result.get("suspects", []))
-    parts.append(f"{suspects} suspect{'' if suspects == 1 else 's'}")
+    parts.append(_plural(len(result.get("suspects", [])), "suspect"))
     return " · ".join(parts)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _bytes_delta(delta: int) -> str:
@@ -79,7 +83,6 @@ def write(path: str, result: dict[str, Any], phases: list[Phase], app: list[str]
         with open(result["report"], encoding="utf-8") as f:
             report_json = f.read()
     x_unit = "seconds" if result.get("mode") == "watch" else "requests"
-    run = dict(result, series=series(phases, x_unit, chart_types(result)))
-    title = f"heapsight run · {' '.join(app)}"
-    html = _heapsight.render_html_report(report_json, json.dumps(run), title)
+    run = dict(result, series=series(phases, x_unit, chart_types(result)), command=app)
+    html = _heapsight.render_html_report(report_json, json.dumps(run), "heapsight run")
     _heapsight.write_atomic(path, html.encode("utf-8"))

@@ -10,7 +10,7 @@ use crate::text::{truncate, xml_escape, Truncate};
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 250.0;
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 150.0;
+const RIGHT: f64 = 168.0;
 const TOP: f64 = 26.0;
 const BOTTOM: f64 = 40.0;
 /// Series colors cycle through this many CSS classes.
@@ -197,12 +197,13 @@ pub(crate) fn line_chart(
         if legend_y < HEIGHT - 8.0 {
             let _ = write!(
                 out,
-                r#"<g class="legend {class}"><rect x="{}" y="{}" width="12" height="4"/><text x="{}" y="{}">{}</text></g>"#,
+                r#"<g class="legend {class}"><title>{}</title><rect x="{}" y="{}" width="12" height="4"/><text x="{}" y="{}">{}</text></g>"#,
+                xml_escape(&line.name),
                 n(WIDTH - RIGHT + 12.0),
                 n(legend_y - 4.0),
                 n(WIDTH - RIGHT + 30.0),
                 n(legend_y + 1.0),
-                xml_escape(&truncate(&line.name, 18, Truncate::Start))
+                xml_escape(&truncate(&line.name, 21, Truncate::Start))
             );
         }
     }

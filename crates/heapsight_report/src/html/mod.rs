@@ -238,6 +238,13 @@ impl Page<'_> {
             overall.word(),
             overall.word()
         );
+        if !run.command.is_empty() {
+            let _ = write!(
+                o,
+                "<p class=\"muted mono command\">$ {}</p>",
+                esc(&run.command.join(" "))
+            );
+        }
         o.push_str("<dl class=\"numbers\" id=\"numbers\">");
         let mut stat = |label: &str, value: String| {
             let _ = write!(

@@ -146,6 +146,8 @@ pub(crate) struct Dominator {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct Run {
+    /// The app's command line, when the caller adds it.
+    pub command: Vec<String>,
     pub verdict: String,
     pub mode: String,
     pub endpoints: Vec<Endpoint>,

@@ -37,7 +37,7 @@ fn report() -> Value {
 
 fn run() -> Value {
     json!({
-        "verdict": "leak", "mode": "drive",
+        "verdict": "leak", "mode": "drive", "command": ["python", "<app>.py"],
         "endpoints": [
             {"endpoint": "GET /login/<user>", "requests": 100, "verdict": "leak", "explanation": "grows",
              "top_growth": [{"type": "app.<script>alert(1)</script>", "count": 100, "bytes": 5600}]},
@@ -116,6 +116,7 @@ fn run_page_has_series_charts_endpoints_and_allocation_sites() {
     assert!(html.contains("app.py:12"));
     assert!(html.contains("+488.3 KiB"), "RSS change of the workers");
     assert!(html.contains("a &lt;note&gt;"));
+    assert!(html.contains("$ python &lt;app&gt;.py"));
 }
 
 #[test]
