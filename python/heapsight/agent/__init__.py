@@ -3,8 +3,9 @@
 Loaded at interpreter start by `bootstrap/sitecustomize.py` when `HEAPSIGHT_RUN_DIR` is
 set: it serves the control socket (`server`), counts requests per route (`frameworks`,
 `routes`) and, with `--trace-alloc`, starts tracemalloc (`tracing`). After a fork (gunicorn
-workers) the child starts its own server. Importing this package has no side effect;
-`start()` does the work and never raises.
+workers) the child starts its own server. `heapsight attach` injects it into a running
+process instead, through `start_attached()` (see docs/attach.md). Importing this package
+has no side effect; `start()` does the work and never raises.
 """
 
 from __future__ import annotations

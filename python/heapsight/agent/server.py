@@ -201,11 +201,16 @@ class AgentServer:
         if not path.startswith(self.run_dir + os.sep) or not path.endswith(".hsnap"):
             raise ProtocolError("snapshots are written only as <run dir>/[<dir>/]<name>.hsnap")
         gc.collect()
+        reply: dict[str, Any] = {"forked": False}
         if request.get("fork") and "fork" in inspect.signature(heapsight.snapshot).parameters:
-            summary = heapsight.snapshot(path, fork=True)  # type: ignore[call-arg]
-        else:
+            try:
+                summary = heapsight.snapshot(path, fork=True)  # type: ignore[call-arg]
+                reply["forked"] = True
+            except Exception as exc:  # noqa: BLE001 - where forking is unsafe, capture here
+                reply["fork_error"] = f"{type(exc).__name__}: {exc}"
+        if not reply["forked"]:
             summary = heapsight.snapshot(path)
-        return {"path": path, "summary": summary, "rss_bytes": rss_bytes()}
+        return {**reply, "path": path, "summary": summary, "rss_bytes": rss_bytes()}
 
     def _cmd_detach(self, request: dict[str, Any]) -> dict[str, Any]:
         # The reply goes out first; _serve then stops the agent.

@@ -246,8 +246,12 @@ def snapshot_main(argv: list[str]) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_ERROR
     summary = reply.get("summary") or {}
+    how = "a forked copy of" if reply.get("forked") else "inside"
     print(f"wrote {ns.output}: {summary.get('nodes', '?')} objects, "
-          f"{summary.get('edges', '?')} references, from process {ns.pid}")
+          f"{summary.get('edges', '?')} references, captured in {how} process {ns.pid}")
+    if reply.get("fork_error"):
+        _note(f"fork-based capture was not possible ({reply['fork_error']}); captured in "
+              "the process instead")
     return 0
 
 

@@ -37,6 +37,7 @@ ENV_ATTACH_DIR = "HEAPSIGHT_ATTACH_DIR"
 _PAYLOAD = '''\
 def _heapsight_attach(run_dir, fallback, status, trace_alloc):
     import json, os, sys
+    before = set(sys.modules)
     try:
         try:
             import heapsight.agent as agent
@@ -57,6 +58,9 @@ def _heapsight_attach(run_dir, fallback, status, trace_alloc):
     except BaseException as exc:
         result = {{"ok": False, "error": type(exc).__name__ + ": " + str(exc),
                   "python": sys.version.split()[0]}}
+        # Leave no half-imported heapsight behind: the process stays as it was.
+        for name in [m for m in sys.modules if m not in before and m.split(".")[0] == "heapsight"]:
+            del sys.modules[name]
     tmp = status + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)
