@@ -325,3 +325,64 @@ def test_immortal_flag_on_312_plus():
         assert none_flags is not None and none_flags & IMMORTAL
     elif none_flags is not None:
         assert not none_flags & IMMORTAL
+
+
+def _frame_locals_case():
+    """A worker thread and the caller of the capture each keep an object only in a local
+    variable, several calls deep; a finished frame kept by a traceback keeps another."""
+    ready = threading.Event()
+    stop = threading.Event()
+    held = {}
+
+    def deep_worker():
+        worker_only = Probe("worker")  # referenced by this frame alone
+        held["worker"] = id(worker_only)
+        ready.set()
+        stop.wait(10)
+
+    def worker():
+        deep_worker()
+
+    def failing():
+        in_traceback = Probe("traceback")
+        held["traceback"] = id(in_traceback)
+        raise ValueError("kept")
+
+    try:
+        failing()
+    except ValueError as exc:
+        kept_traceback = exc.__traceback__
+    thread = threading.Thread(target=worker, name="hs-locals-worker", daemon=True)
+    thread.start()
+    ready.wait(10)
+    caller_only = Probe("caller")
+    try:
+        heap = capture()
+    finally:
+        stop.set()
+        thread.join(10)
+    return heap, held, caller_only, kept_traceback
+
+
+def test_frame_locals_are_labelled_and_thread_stacks_hold_them():
+    heap, held, caller_only, kept_traceback = _frame_locals_case()
+    by_address = heap.index
+
+    def holders(address):
+        node = by_address[address]
+        return [(src, kind, label) for src, outs in heap.out.items()
+                for dst, kind, label in outs if dst == node]
+
+    # The worker's local sits in a frame below the innermost one: reached through the
+    # stack, labelled by name, and no longer an unexplained native reference.
+    worker_holders = holders(held["worker"])
+    assert (LOCAL, "worker_only") in [(k, lbl) for _, k, lbl in worker_holders]
+    externals = {node for kind, node, _, _ in heap.roots if kind == EXTERNAL_ROOT}
+    assert by_address[held["worker"]] not in externals
+    frame = next(src for src, k, lbl in worker_holders if lbl == "worker_only")
+    assert heap.nodes[frame][1] == "frame"
+    # This test function's own frame (a caller of the capture) holds its local.
+    assert (LOCAL, "caller_only") in [(k, lbl) for _, k, lbl in holders(id(caller_only))]
+    # A finished frame kept by a traceback names its locals too.
+    assert (LOCAL, "in_traceback") in [(k, lbl) for _, k, lbl in holders(held["traceback"])]
+    assert kept_traceback is not None

@@ -14,6 +14,7 @@ pub mod attrs;
 pub mod bounds;
 pub mod census;
 pub mod debug;
+pub mod frames;
 pub mod gc_lists;
 pub mod shims;
 pub mod sizes;

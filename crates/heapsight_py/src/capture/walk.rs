@@ -29,6 +29,7 @@ use pyo3::types::PyDict;
 use super::attrs;
 use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
+use super::frames::{self, LocalsLayout};
 use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
@@ -42,6 +43,8 @@ pub struct CaptureOptions {
 
 /// Longest str (chars) or bytes value stored with `include_values`.
 pub const MAX_VALUE_LEN: usize = 200;
+/// Deepest thread stack followed (a runaway recursion is cut there).
+const MAX_STACK_DEPTH: usize = 10_000;
 /// Longest dict key stored as a label.
 const MAX_KEY_LABEL_LEN: usize = 64;
 /// Below this many explicit edges, traverse results are matched by linear scan.
@@ -278,6 +281,13 @@ struct Walker {
     closures: Vec<(u64, *mut ffi::PyObject)>,
     /// Containers of known capacity, in node order.
     bounds: Vec<heapsight_snapshot::Bound>,
+    /// Where frames keep their locals, when this interpreter's frames can be read.
+    locals_layout: Option<LocalsLayout>,
+    /// (frame address, code object) of every frame whose locals were emitted.
+    frame_codes: Vec<(u64, *mut ffi::PyObject)>,
+    /// Caller of each frame of the running threads (3.11+ frame objects leave `f_back`
+    /// empty until asked).
+    frame_callers: AddressMap<u64>,
     traverse_buf: Vec<*mut ffi::PyObject>,
     leftover_buf: Vec<*mut ffi::PyObject>,
     dedup_counts: AddressMap<u32>,
@@ -582,8 +592,21 @@ impl Walker {
                 }
                 Shape::Frame => {
                     let back_slot = if self.version >= (3, 11) { 2 } else { 3 };
-                    let f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
+                    let mut f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
+                    if f_back.is_null() {
+                        if let Some(&caller) = self.frame_callers.get(&(op as usize)) {
+                            f_back = caller as usize as *mut ffi::PyObject;
+                        }
+                    }
                     self.emit_attr(f_back, self.labels.f_back);
+                    // Indices now, renamed `local 'name'` after the walk.
+                    let locals = self.locals_layout;
+                    if let Some((slots, code)) = locals.as_ref().and_then(|l| l.slots(op)) {
+                        for (i, &slot) in slots.iter().enumerate() {
+                            self.emit(slot, LabelKind::Index, i as u32);
+                        }
+                        self.frame_codes.push((op as u64, code));
+                    }
                 }
                 Shape::Module => {
                     // PyModuleObject: PyObject_HEAD, md_dict, ... (stable 3.9 to 3.14).
@@ -919,7 +942,8 @@ impl RawGraph {
         drop(edge_addr);
         edge_kind.truncate(targets.len());
         edge_value.truncate(targets.len());
-        // Closure cells are named after the code's free variables.
+        // Closure cells are named after the code's free variables, frame slots after the
+        // code's locals.
         for (tuple_address, names) in &closure_names {
             if let Some(tuple) = lookup.node(*tuple_address) {
                 let range = offsets[tuple.index()] as usize..offsets[tuple.index() + 1] as usize;
@@ -975,17 +999,22 @@ impl RawGraph {
 }
 
 /// Roots and exclusions gathered before the walk (Python code allowed).
-struct PreWalk {
+struct PreWalk<'py> {
     modules: Vec<(String, u64)>,
     /// (thread id, innermost frame, thread name).
     threads: Vec<(u64, u64, String)>,
     interpreter: Vec<(&'static str, u64)>,
     method_type: *mut ffi::PyTypeObject,
     bounded: BoundedTypes,
+    locals_layout: Option<LocalsLayout>,
+    /// The callers of the innermost frames, materialised and held until the walk ends.
+    stack: Vec<Bound<'py, PyAny>>,
+    /// (frame, its caller) along every thread's stack.
+    stack_callers: Vec<(u64, u64)>,
     metadata: Metadata,
 }
 
-fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResult<PreWalk> {
+fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResult<PreWalk<'py>> {
     let sys = py.import("sys")?;
     let builtins = py.import("builtins")?;
     let modules_obj = sys.getattr("modules")?;
@@ -1016,7 +1045,23 @@ fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResul
         }
     }
     let mut threads = Vec::new();
+    let mut stack = Vec::new();
+    let mut stack_callers = Vec::new();
     for (ident, frame) in frames.iter() {
+        // Materialises a frame object for each caller (3.11+ creates them lazily): real
+        // frames of the process, they live as long as the call does.
+        let mut callee = frame.clone();
+        for _ in 0..MAX_STACK_DEPTH {
+            let Ok(caller) = callee.getattr("f_back") else {
+                break;
+            };
+            if caller.is_none() {
+                break;
+            }
+            stack_callers.push((callee.as_ptr() as u64, caller.as_ptr() as u64));
+            stack.push(caller.clone());
+            callee = caller;
+        }
         let ident: u64 = ident.extract()?;
         let name = names
             .remove(&ident)
@@ -1047,6 +1092,9 @@ fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResul
         ],
         method_type,
         bounded: BoundedTypes::probe(py),
+        locals_layout: LocalsLayout::probe(py),
+        stack,
+        stack_callers,
         metadata,
     })
 }
@@ -1119,6 +1167,9 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         attr_buf: Vec::new(),
         closures: Vec::new(),
         bounds: Vec::new(),
+        locals_layout: pre.locals_layout,
+        frame_codes: Vec::new(),
+        frame_callers: AddressMap::default(),
         traverse_buf: Vec::new(),
         leftover_buf: Vec::new(),
         dedup_counts: AddressMap::default(),
@@ -1131,6 +1182,12 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     }
     for (_, frame, _) in &pre.threads {
         *walker.refs_held.entry(*frame as usize).or_insert(0) += 1;
+    }
+    for frame in &pre.stack {
+        *walker.refs_held.entry(frame.as_ptr() as usize).or_insert(0) += 1;
+    }
+    for &(frame, caller) in &pre.stack_callers {
+        walker.frame_callers.insert(frame as usize, caller);
     }
     // SAFETY (all blocks below): GIL held and gc paused; `process` and the closures
     // create and free no Python object.
@@ -1196,7 +1253,20 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         });
         closure_names.push((tuple, names.clone()));
     }
+    let mut local_names: AddressMap<Vec<StrId>> = AddressMap::default();
+    for (frame, code) in std::mem::take(&mut walker.frame_codes) {
+        let strings = &mut walker.strings;
+        let names = local_names.entry(code as usize).or_insert_with(|| {
+            frames::local_names(py, code)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| strings.intern_owned(n))
+                .collect()
+        });
+        closure_names.push((frame, names.clone()));
+    }
     drop(code_names);
+    drop(local_names);
     let deferred = std::mem::take(&mut walker.deferred);
     {
         let nodes = &mut walker.nodes;

@@ -1,0 +1,154 @@
+//! Frame locals as labelled references: `frame -> local 'session' -> UserSession`.
+//!
+//! A running frame of 3.11+ reports nothing of its locals through `tp_traverse` (the thread
+//! owns them), so without this an object kept alive only by a local variable of a thread
+//! looked like a native reference. 3.9/3.10 frames do traverse their locals, unnamed.
+//! The slots (`f_localsplus` / `_PyInterpreterFrame.localsplus`) are found by probing a
+//! frame whose first two locals are known, the slot count comes from the code object
+//! (`co_nlocals` + cells + frees, or `co_nlocalsplus`), and the names are read after the
+//! walk, where Python code may run.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::shims::{self, Layout};
+
+/// Where a frame keeps its local slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalsLayout {
+    layout: Layout,
+    /// 3.11+: the slots live in the interpreter frame `f_frame` points to.
+    via_interpreter_frame: bool,
+    /// Byte offset of slot 0 from the frame object (or the interpreter frame).
+    offset: usize,
+}
+
+/// Offset of `f_frame` in a 3.11+ frame object (after `PyObject_HEAD` and `f_back`).
+const F_FRAME_OFFSET: isize = 24;
+/// Words scanned for the probe's locals.
+const PROBE_WORDS: usize = 96;
+
+impl LocalsLayout {
+    /// Finds the slots on a live frame whose locals are `a` then `b`; `None` when the
+    /// interpreter is not one whose frames this module can read (3.14 stores tagged
+    /// stack references) or the probe is ambiguous.
+    pub fn probe(py: Python<'_>) -> Option<LocalsLayout> {
+        let layout = shims::layout()?;
+        if matches!(layout, Layout::V3_14) {
+            return None;
+        }
+        let globals = PyDict::new(py);
+        // The unused locals make the frame larger than the words scanned.
+        let source = format!(
+            "import sys\ndef probe(a, b):\n    {} = None\n    return sys._getframe()\n",
+            (0..PROBE_WORDS)
+                .map(|i| format!("x{i}"))
+                .collect::<Vec<_>>()
+                .join(" = ")
+        );
+        let source = std::ffi::CString::new(source).ok()?;
+        py.run(&source, Some(&globals), None).ok()?;
+        let a = PyDict::new(py);
+        let b = PyDict::new(py);
+        let frame = globals
+            .get_item("probe")
+            .ok()??
+            .call1((a.clone(), b.clone()))
+            .ok()?;
+        let via_interpreter_frame = !matches!(layout, Layout::V3_9 | Layout::V3_10);
+        let base = frame_base(frame.as_ptr(), via_interpreter_frame)?;
+        let words = base as *const usize;
+        let mut found = None;
+        for i in 0..PROBE_WORDS {
+            // SAFETY: the probe frame has PROBE_WORDS + 2 local slots, so PROBE_WORDS + 1
+            // words past its base are inside the frame.
+            let (first, second) = unsafe { (*words.add(i), *words.add(i + 1)) };
+            if first == a.as_ptr() as usize && second == b.as_ptr() as usize {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(i * std::mem::size_of::<usize>());
+                break;
+            }
+        }
+        drop(frame);
+        Some(LocalsLayout {
+            layout,
+            via_interpreter_frame,
+            offset: found?,
+        })
+    }
+
+    /// The local slots of a frame object and its code object (for the names).
+    ///
+    /// # Safety
+    /// `frame` a live frame object; GIL held.
+    pub unsafe fn slots(
+        &self,
+        frame: *mut ffi::PyObject,
+    ) -> Option<(&[*mut ffi::PyObject], *mut ffi::PyObject)> {
+        // SAFETY: forwarded; the code object's counts size the slot array.
+        unsafe {
+            let code = shims::code_at(frame, shims::frame_code_location(self.layout))?;
+            let count = local_slot_count(self.layout, code)?;
+            let base = frame_base(frame, self.via_interpreter_frame)?;
+            let first = base.add(self.offset) as *const *mut ffi::PyObject;
+            Some((std::slice::from_raw_parts(first, count), code))
+        }
+    }
+}
+
+fn frame_base(frame: *mut ffi::PyObject, via_interpreter_frame: bool) -> Option<*const u8> {
+    if !via_interpreter_frame {
+        return Some(frame as *const u8);
+    }
+    // SAFETY: a 3.11+ frame object keeps `f_frame` right after `f_back`.
+    let interpreter_frame = unsafe { shims::read_ptr::<u8>(frame as *const u8, F_FRAME_OFFSET) };
+    (!interpreter_frame.is_null()).then_some(interpreter_frame as *const u8)
+}
+
+/// Locals, cells and free variables of a frame running `code`.
+///
+/// # Safety
+/// `code` a live code object.
+unsafe fn local_slot_count(layout: Layout, code: *mut ffi::PyObject) -> Option<usize> {
+    let fields = shims::code_frame_fields(layout);
+    let base = code as *const u8;
+    // SAFETY: offsets from the version's PyCodeObject; the name tuples are live.
+    unsafe {
+        let mut count = usize::try_from(*(base.offset(fields.locals_offset) as *const i32)).ok()?;
+        if let Some((cellvars_offset, freevars_offset)) = fields.cell_and_free_tuples {
+            for offset in [cellvars_offset, freevars_offset] {
+                let names = shims::read_ptr::<ffi::PyObject>(base, offset);
+                if !names.is_null() {
+                    count += usize::try_from(ffi::PyTuple_GET_SIZE(names)).ok()?;
+                }
+            }
+        }
+        Some(count)
+    }
+}
+
+/// Names of the local slots of `code`, in slot order; read after the walk.
+pub fn local_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>> {
+    // SAFETY: the code object is alive: nothing has been freed since the walk.
+    let code = unsafe { Bound::from_borrowed_ptr(py, code) };
+    if py.version_info() >= (3, 11) {
+        // 3.11+ merges argument cells into their argument's slot: the interpreter's own
+        // slot-to-name mapping is the only faithful one.
+        let mut names = Vec::new();
+        loop {
+            match code.call_method1("_varname_from_oparg", (names.len(),)) {
+                Ok(name) => names.push(name.extract().ok()?),
+                Err(_) => return Some(names),
+            }
+        }
+    }
+    let mut names: Vec<String> = code.getattr("co_varnames").ok()?.extract().ok()?;
+    for field in ["co_cellvars", "co_freevars"] {
+        let more: Vec<String> = code.getattr(field).ok()?.extract().ok()?;
+        names.extend(more);
+    }
+    Some(names)
+}
