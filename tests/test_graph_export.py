@@ -343,3 +343,44 @@ def test_memlab_finds_what_heapsight_finds(leak: Leak, chrome: Path, memlab: Pat
     assert [row["retained_size"] for row in seen["top_retained"][:10]] == [
         row["retained_bytes"] for row in dominators
     ]
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name):
+            return found
+    return None
+
+
+def test_chrome_devtools_loads_it_and_agrees(leak: Leak, chrome: Path, memlab: Path) -> None:
+    browser = chromium()
+    if browser is None:
+        pytest.skip("no Chromium on PATH to run Chrome DevTools' heap snapshot loader")
+    done = subprocess.run(
+        ["node", str(CONSUMER / "devtools.js"), str(chrome), TYPE, browser],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    info = json.loads(ok("info", str(leak.snapshot), "--json").stdout)
+    retainers = json.loads(ok("retainers", str(leak.snapshot), TYPE, "--json").stdout)
+    dominators = json.loads(ok("dominators", str(leak.snapshot), "--json", "-n", "10").stdout)
+
+    assert seen["node_count"] == info["n_nodes"] + 7
+    assert seen["total_size"] == info["total_bytes"]
+    # The Memory panel's Summary row for the leaked type.
+    assert seen["summary_row"] == {"name": TYPE, "count": N_LEAKED, "self_size": retainers["bytes"]}
+    assert seen["retainers"] == {f"dict --property--> {TYPE}": N_LEAKED}
+    chain = seen["dominator_chain"]
+    assert chain[0]["name"] == TYPE
+    assert chain[1] == {
+        "name": "dict",
+        "retained_size": retainers["accumulation_point"]["retained_bytes"],
+    }
+    assert "module leakapp" in [step["name"] for step in chain]
+    assert chain[-1] == {"name": "", "retained_size": info["total_bytes"]}
+    assert [row["retained_size"] for row in seen["top_retained"][:10]] == [
+        row["retained_bytes"] for row in dominators
+    ]
