@@ -14,7 +14,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from heapsight.attach.inject import existing_agent, inject, prepare_dir
+from heapsight.attach.inject import existing_agent, inject
 from heapsight.attach.target import AttachError, Target, alive, children, inspect_process, owner
 from heapsight.run.drive import DriveError
 from heapsight.run.launcher import AgentInfo, App, LaunchError
@@ -63,6 +63,10 @@ def _note(text: str) -> None:
     sys.stderr.flush()
 
 
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
+            "multiprocessing.semaphore_tracker")
+
+
 def _targets(pid: int, all_workers: bool) -> list[Target]:
     if not all_workers:
         return [inspect_process(pid)]
@@ -70,7 +74,14 @@ def _targets(pid: int, all_workers: bool) -> list[Target]:
     found, skipped = [], []
     for child in children(pid):
         try:
-            found.append(inspect_process(child))
+            target = inspect_process(child)
+            helper = next((h for h in _HELPERS if any(h in arg for arg in target.argv)), None)
+            if helper:
+                # uvicorn's spawned workers come with multiprocessing's resource tracker,
+                # whose main thread waits on a pipe and would never run the loader.
+                skipped.append(f"{child}: {helper} (not a worker)")
+                continue
+            found.append(target)
         except AttachError as exc:
             skipped.append(f"{child}: {str(exc).splitlines()[0]}")
     if not found:
@@ -145,7 +156,11 @@ def attach_main(argv: list[str]) -> int:
             raise AttachError(f"the workers run as different users ({sorted(uids)}); attach "
                               "to them one at a time")
         agents = _attach_all(targets, flags.inject_timeout, options.trace_alloc)
-        run_dir = prepare_dir(targets[0].uid)
+        run_dirs = {agent_run_dir(a) for a in agents}
+        if len(run_dirs) > 1:
+            raise AttachError("some of the processes already had an agent from `heapsight run` "
+                              "and some not; attach to them one at a time")
+        run_dir = run_dirs.pop()
         session_dir = os.path.join(run_dir, "sessions",
                                    f"{flags.pid}-{time.strftime('%Y%m%d-%H%M%S')}")
         os.makedirs(session_dir, mode=0o700, exist_ok=True)
@@ -183,6 +198,11 @@ def attach_main(argv: list[str]) -> int:
             for agent in agents:
                 _detach_agent(agent)
         signal.signal(signal.SIGINT, previous)
+
+
+def agent_run_dir(agent: AgentInfo) -> str:
+    """The directory an agent serves from: <dir>/agents/<pid>.sock."""
+    return os.path.dirname(os.path.dirname(agent.socket))
 
 
 def _one_agent(pid: int, timeout: float) -> tuple[Target, AgentInfo]:
@@ -237,9 +257,10 @@ def snapshot_main(argv: list[str]) -> int:
     try:
         if not os.path.isdir(os.path.dirname(out)):
             raise AttachError(f"cannot write {ns.output}: its directory does not exist")
-        target, agent = _one_agent(ns.pid, ns.inject_timeout)
-        run_dir = prepare_dir(target.uid)
-        tmp = os.path.join(run_dir, "snapshots", f"{ns.pid}-{secrets.token_hex(4)}.hsnap")
+        _target, agent = _one_agent(ns.pid, ns.inject_timeout)
+        # The agent writes only under its own directory (an agent of `heapsight run` has
+        # the run's).
+        tmp = os.path.join(agent_run_dir(agent), f"snapshot-{ns.pid}-{secrets.token_hex(4)}.hsnap")
         reply = _request(agent, "snapshot", path=tmp, fork=not ns.in_process)
         _move(tmp, out)
     except (AttachError, OSError) as exc:
@@ -280,7 +301,7 @@ def census_main(argv: list[str]) -> int:
     rss = reply.get("rss_bytes")
     print(f"process {ns.pid}: {reply.get('gc_objects', 0)} gc objects"
           + (f", RSS {rss / 2**20:.1f} MiB" if rss else "")
-          + f", {reply.get('requests_total', 0)} requests counted since attach")
+          + f", {reply.get('requests_total', 0)} requests counted since the agent started")
     print(f"{'count':>10}  {'bytes':>12}  type")
     for count, size, name in rows[:max(ns.top, 0)]:
         print(f"{count:>10}  {size:>12}  {name}")

@@ -121,7 +121,7 @@ def prepare_dir(uid: int) -> str:
     if os.geteuid() != uid:
         _check_reachable(run_dir, uid)
     _private_dir(run_dir, uid)
-    for sub in ("agents", "errors", "inject", "sessions", "snapshots"):
+    for sub in ("agents", "errors", "inject", "sessions"):
         _private_dir(os.path.join(run_dir, sub), uid)
     lib = os.path.join(run_dir, "lib")
     _private_dir(lib, uid)
@@ -205,7 +205,12 @@ def _gdb_script(payload: str) -> str:
         # longer, and gunicorn kills a worker that misses its heartbeat.
         "sharedlibrary libpython",
         "sharedlibrary /libc[.-]",
-        "print (int)Py_IsInitialized()",
+        "set $hs_ready = (int)Py_IsInitialized()",
+        "if $hs_ready == 0",
+        "  echo HEAPSIGHT-NOT-INITIALIZED\\n",
+        "  detach",
+        "  quit",
+        "end",
         f"break PyCallable_Check{condition}",
         "commands 1",
         "  delete breakpoints",
@@ -256,6 +261,9 @@ def _run_gdb(target: Target, payload: str, script_path: str, timeout: float) -> 
             f"serving, or with a longer --inject-timeout. gdb said: {_tail(out)}") from None
     if "HEAPSIGHT-INJECTED" in out:
         return out
+    if "HEAPSIGHT-NOT-INITIALIZED" in out:
+        raise AttachError(f"the interpreter in process {target.pid} is not running (starting "
+                          "up or shutting down); it was not touched. Try again in a moment.")
     if "ptrace: Operation not permitted" in out:
         raise ptrace_refused(target.pid, "gdb: ptrace: Operation not permitted")
     if not alive(target.pid) or "exited" in out or "No such process" in out:
