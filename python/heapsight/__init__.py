@@ -7,6 +7,7 @@ this package is the Python face of it: an objgraph-style API and the snapshot ca
 from __future__ import annotations
 
 import os
+import sys
 
 from heapsight import _heapsight
 from heapsight._heapsight import __version__
@@ -47,12 +48,53 @@ __all__ = [
 ]
 
 
-def snapshot(path: str | os.PathLike, include_values: bool = False) -> dict:
+def snapshot(
+    path: str | os.PathLike, include_values: bool = False, *, fork: bool | None = None
+) -> dict:
     """Capture the whole heap of this process into a `.hsnap` file.
 
     Every gc-tracked object and the untracked objects they reference, with sizes, labelled
     references and roots. String and bytes values are not stored (only their length)
     unless `include_values=True`. The file is written atomically. Returns a summary dict
-    (node and edge counts, timings).
+    (node and edge counts, timings; `mode` is `"fork"` or `"in-process"`).
+
+    `fork=True` walks the heap in a forked child while this process keeps running: it
+    pauses only for the `fork()` itself (`pause_ms`). `fork=False` walks in-process,
+    holding the GIL for the whole walk. The default, `None`, forks where that is safe
+    (see `_fork_unsafe_reason()`) and otherwise captures in-process, with the reason in
+    the summary's `fork_fallback`. See docs/fork-capture.md.
     """
-    return _heapsight.snapshot(os.fspath(path), include_values)
+    target = os.fspath(path)
+    reason = None
+    if fork is None:
+        reason = _fork_unsafe_reason()
+    if fork or (fork is None and reason is None):
+        try:
+            return _heapsight.snapshot_fork(target, include_values)
+        except _heapsight.ForkError as error:
+            if fork:
+                raise
+            reason = str(error)
+    summary = _heapsight.snapshot(target, include_values)
+    summary["mode"] = "in-process"
+    if reason is not None:
+        summary["fork_fallback"] = reason
+    return summary
+
+
+def _fork_unsafe_reason() -> str | None:
+    """Why `snapshot()` would not fork by default here, or None when it would.
+
+    Forking is the default only on Linux (macOS system libraries are not fork-safe
+    without exec, Windows has no fork), with `os.fork` available, and with the GIL (a
+    free-threaded build has no single lock that stops the other threads during the
+    fork).
+    """
+    if not hasattr(os, "fork"):
+        return "os.fork is not available on this platform"
+    if not sys.platform.startswith("linux"):
+        return f"fork capture is the default only on Linux, not {sys.platform}"
+    gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if gil_enabled is not None and not gil_enabled():
+        return "free-threaded interpreter (the GIL is disabled)"
+    return None

@@ -20,6 +20,20 @@ def typestats() -> dict[str, int]:
 def snapshot(path: str, include_values: bool = False) -> dict[str, object]:
     """Capture the whole heap into a `.hsnap` file (atomically); return a summary."""
 
+class ForkError(OSError):
+    """`snapshot_fork` could not start its child (nothing was captured or written); an
+    in-process `snapshot` is still possible."""
+
+def snapshot_fork(
+    path: str, include_values: bool = False, timeout: float = 600.0
+) -> dict[str, object]:
+    """Capture the heap in a forked child while this process keeps running; return the
+    same summary as `snapshot` plus `mode="fork"`, `child_pid`, `pause_ms` (how long this
+    process held the GIL: the fork itself) and `wait_ms`. The child runs no Python code
+    of the application, writes the file atomically and leaves with `_exit`; it is always
+    reaped, and killed after `timeout` seconds (`TimeoutError`). A write failure raises
+    `OSError`, a failed walk or a crashed child `RuntimeError`, no child `ForkError`."""
+
 class CapturedHeap:
     """A capture of the whole heap held in memory (no file), for repeated questions."""
 

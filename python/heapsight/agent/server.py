@@ -209,7 +209,14 @@ class AgentServer:
             except Exception as exc:  # noqa: BLE001 - where forking is unsafe, capture here
                 reply["fork_error"] = f"{type(exc).__name__}: {exc}"
         if not reply["forked"]:
-            summary = heapsight.snapshot(path)
+            # No "fork" field: the package's default (fork where safe); asked not to fork,
+            # or the fork failed: in-process.
+            default = request.get("fork") is None and "fork_error" not in reply
+            if default or "fork" not in inspect.signature(heapsight.snapshot).parameters:
+                summary = heapsight.snapshot(path)
+            else:
+                summary = heapsight.snapshot(path, fork=False)  # type: ignore[call-arg]
+            reply["forked"] = summary.get("mode") == "fork"
         return {**reply, "path": path, "summary": summary, "rss_bytes": rss_bytes()}
 
     def _cmd_detach(self, request: dict[str, Any]) -> dict[str, Any]:

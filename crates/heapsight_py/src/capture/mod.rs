@@ -14,6 +14,7 @@ pub mod attrs;
 pub mod bounds;
 pub mod census;
 pub mod debug;
+pub mod fork;
 pub mod frames;
 pub mod gc_lists;
 pub mod shims;
@@ -35,6 +36,7 @@ use walk::CaptureOptions;
 /// Registers the capture functions on the extension module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     debug::register(m)?;
+    fork::register(m)?;
     m.add_function(wrap_pyfunction!(census::census, m)?)?;
     m.add_function(wrap_pyfunction!(census::typestats, m)?)?;
     m.add_function(wrap_pyfunction!(snapshot, m)?)?;

@@ -1,0 +1,600 @@
+//! Non-stop capture: the heap is walked in a forked child while the parent keeps serving.
+//!
+//! The parent holds the GIL only across `fork()` (copying its page tables), then releases
+//! it while it waits, so its other threads run on. The child starts with one thread, a
+//! byte-for-byte copy of the heap and the GIL held by that thread; it walks the copy with
+//! the ordinary capture, writes the file atomically, reports one line through a pipe and
+//! leaves with `_exit`: no atexit handler, no buffer flush, no Python at-fork hook (the
+//! fork does not go through `os.fork`, so the agent's `after_in_child` restart never runs).
+//!
+//! What the child may and may not do (it inherits locks that vanished threads may hold):
+//! - glibc `malloc` is fork-safe (its own atfork handlers), so Rust allocation is fine.
+//! - Python's allocator and object memory are protected by the GIL, which this thread
+//!   holds, so they are consistent.
+//! - The GIL itself is the trap: if a thread of the parent was waiting for it at the fork,
+//!   the copied "drop request" flag makes the child's first GIL release (a `detach` or the
+//!   eval loop's periodic check) wait for another thread to take the GIL, and the child has
+//!   none. [`spawn_gil_relay`] gives it one.
+//! - Signals are blocked in the child: a Ctrl-C sent to the process group, or a SIGTERM
+//!   sent to the group by a process manager, must not run the app's Python handlers in it.
+
+use std::ffi::c_int;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::walk::{self, CaptureOptions};
+
+create_exception!(
+    _heapsight,
+    ForkError,
+    PyOSError,
+    "The snapshot could not fork a child (no child was started); an in-process capture is still possible."
+);
+
+/// Longest report line the parent reads from the child (a summary or an error message).
+const MAX_REPORT_BYTES: usize = 16 * 1024;
+/// How often the waiting parent checks the child's exit status besides the pipe.
+const POLL_SLICE: Duration = Duration::from_millis(50);
+
+/// Child exit statuses, one per failure kind (the pipe carries the message).
+mod exit_code {
+    pub const OK: i32 = 0;
+    pub const CAPTURE_FAILED: i32 = 10;
+    pub const WRITE_FAILED: i32 = 11;
+    pub const PANICKED: i32 = 12;
+}
+
+/// Registers `snapshot_fork` and `ForkError` on the extension module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ForkError", m.py().get_type::<ForkError>())?;
+    m.add_function(wrap_pyfunction!(snapshot_fork, m)?)?;
+    Ok(())
+}
+
+/// `snapshot_fork(path, include_values=False, timeout=600.0) -> dict`: like `snapshot`,
+/// but the heap is walked and written by a forked child; this process holds the GIL only
+/// for the `fork()` itself (`pause_ms` in the summary).
+#[pyfunction]
+#[pyo3(signature = (path, include_values = false, timeout = 600.0))]
+fn snapshot_fork<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    include_values: bool,
+    timeout: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "timeout must be a positive number of seconds, not {timeout}"
+        )));
+    }
+    if cfg!(Py_GIL_DISABLED) {
+        return Err(ForkError::new_err(
+            "fork capture needs the GIL (this is a free-threaded build); use fork=False",
+        ));
+    }
+    let gil = GilState::locate(py).ok_or_else(|| {
+        ForkError::new_err(
+            "cannot find this interpreter's GIL state, which the snapshot child must reset \
+             (an unusual CPython build?); use fork=False to capture in-process",
+        )
+    })?;
+    let parent_pid = std::process::id();
+    let parent_rss = resident_set_bytes();
+    let (read_end, write_end) = pipe()?;
+    let started = Instant::now();
+    // SAFETY: the GIL is held, so no other Python thread is mid-bytecode; the child runs
+    // only `child_main`, which never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(read_end);
+        // SAFETY: this process has one thread now, which holds the GIL.
+        unsafe { gil.reset_in_child() };
+        child_main(py, &path, include_values, parent_pid, parent_rss, write_end);
+    }
+    let pause_ms = started.elapsed().as_secs_f64() * 1e3;
+    drop(write_end);
+    if pid < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(ForkError::new_err(format!(
+            "cannot fork a child to take the snapshot: {err}; use fork=False to capture in-process"
+        )));
+    }
+    let timeout = Duration::from_secs_f64(timeout.min(1e9));
+    let outcome = py.detach(|| wait_for_child(pid, read_end, timeout));
+    if matches!(
+        outcome.status,
+        ChildStatus::TimedOut | ChildStatus::Signaled(_)
+    ) {
+        remove_orphan_temps(&path, started);
+    }
+    let wait_ms = started.elapsed().as_secs_f64() * 1e3;
+    let report = String::from_utf8_lossy(&outcome.report).into_owned();
+    let report = report.trim_end();
+    match (report.strip_prefix("ok "), &outcome.status) {
+        // A child reaped by someone else (SIGCHLD handler, SIG_IGN) still reported success.
+        (Some(fields), ChildStatus::Exited(0) | ChildStatus::ReapedElsewhere) => {
+            let out = PyDict::new(py);
+            for field in fields.split(' ') {
+                if let Some((key, value)) = field.split_once('=') {
+                    if let Ok(n) = value.parse::<u64>() {
+                        out.set_item(key, n)?;
+                    } else if let Ok(x) = value.parse::<f64>() {
+                        out.set_item(key, x)?;
+                    }
+                }
+            }
+            out.set_item("include_values", include_values)?;
+            out.set_item("path", path.display().to_string())?;
+            out.set_item("mode", "fork")?;
+            out.set_item("child_pid", pid)?;
+            out.set_item("pause_ms", pause_ms)?;
+            out.set_item("wait_ms", wait_ms)?;
+            Ok(out)
+        }
+        _ => Err(child_error(pid, report, &outcome.status, timeout)),
+    }
+}
+
+/// The Python exception for a child that did not succeed: what happened and what to do.
+fn child_error(pid: i32, report: &str, status: &ChildStatus, timeout: Duration) -> PyErr {
+    if let Some(rest) = report.strip_prefix("err ") {
+        let (kind, message) = rest.split_once(' ').unwrap_or((rest, ""));
+        let message = message.replace("\\n", "\n");
+        return match kind {
+            "write" => PyOSError::new_err(message),
+            _ => PyRuntimeError::new_err(format!("snapshot child failed: {message}")),
+        };
+    }
+    match status {
+        ChildStatus::TimedOut => PyTimeoutError::new_err(format!(
+            "the snapshot child (pid {pid}) did not finish within {:.0} s and was killed; \
+             pass a longer timeout, or fork=False to capture in-process",
+            timeout.as_secs_f64()
+        )),
+        ChildStatus::Signaled(sig) => PyRuntimeError::new_err(format!(
+            "the snapshot child (pid {pid}) was killed by signal {sig}{}; \
+             retry, or use fork=False to capture in-process",
+            if *sig == libc::SIGKILL {
+                " (out of memory?)"
+            } else {
+                ""
+            }
+        )),
+        ChildStatus::Exited(code) => PyRuntimeError::new_err(format!(
+            "the snapshot child (pid {pid}) exited with status {code} without a report; \
+             use fork=False to capture in-process"
+        )),
+        ChildStatus::ReapedElsewhere => PyRuntimeError::new_err(format!(
+            "the snapshot child (pid {pid}) was reaped by another waiter (a SIGCHLD handler \
+             or os.wait() in another thread) before it reported; use fork=False"
+        )),
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: the write end must not leak into programs other threads exec.
+fn pipe() -> PyResult<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(ForkError::new_err(format!(
+            "cannot create a pipe to the snapshot child: {err}"
+        )));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Resident set size of this process from `/proc/self/statm` (0 where unavailable), read
+/// in the parent: the child's own figure would describe the copy, not the target.
+fn resident_set_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * page
+}
+
+// ------------------------------------------------------------------------------- child
+
+/// Everything the child does; never returns.
+fn child_main(
+    py: Python<'_>,
+    path: &Path,
+    include_values: bool,
+    parent_pid: u32,
+    parent_rss: u64,
+    report_fd: OwnedFd,
+) -> ! {
+    // SAFETY: plain syscalls on this process's own state.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        // A walk whose parent died (killed, crashed) would only waste a core.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != parent_pid {
+            libc::_exit(exit_code::PANICKED);
+        }
+    }
+    let mut pipe = std::fs::File::from(report_fd);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        child_capture(py, path, include_values, parent_pid, parent_rss)
+    }));
+    let (code, line) = match result {
+        Ok(Ok(fields)) => (exit_code::OK, format!("ok {fields}\n")),
+        Ok(Err((code, kind, message))) => (
+            code,
+            format!("err {kind} {}\n", message.replace('\n', "\\n")),
+        ),
+        Err(_) => (
+            exit_code::PANICKED,
+            "err panic heapsight's capture panicked in the snapshot child (a bug: please \
+             report it); fork=False captures in-process\n"
+                .to_owned(),
+        ),
+    };
+    let mut bytes = line.into_bytes();
+    bytes.truncate(MAX_REPORT_BYTES);
+    let _ = pipe.write_all(&bytes);
+    // SAFETY: ends the child without unwinding into Python or running exit handlers.
+    unsafe { libc::_exit(code) }
+}
+
+type ChildFailure = (i32, &'static str, String);
+
+/// Walks and writes; returns the summary fields as `key=value` pairs.
+fn child_capture(
+    py: Python<'_>,
+    path: &Path,
+    include_values: bool,
+    parent_pid: u32,
+    parent_rss: u64,
+) -> Result<String, ChildFailure> {
+    if std::env::var_os("HS_NO_RELAY").is_none() {
+        spawn_gil_relay();
+    }
+    let started = Instant::now();
+    let mut snap = walk::capture(py, &CaptureOptions { include_values }).map_err(|e| {
+        (
+            exit_code::CAPTURE_FAILED,
+            "capture",
+            format!("the heap walk failed: {e}"),
+        )
+    })?;
+    let capture_ms = started.elapsed().as_secs_f64() * 1e3;
+    // The snapshot describes the target, not this short-lived copy of it.
+    snap.metadata.pid = parent_pid;
+    if parent_rss > 0 {
+        snap.metadata.rss_bytes = parent_rss;
+    }
+    let write_started = Instant::now();
+    let stats = heapsight_snapshot::write_file(path, &snap).map_err(|e| {
+        (
+            exit_code::WRITE_FAILED,
+            "write",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
+    Ok(format!(
+        "nodes={} edges={} roots={} types={} gc_tracked={} frozen={} walk_ms={} \
+         file_bytes={} capture_ms={capture_ms:.3} write_ms={write_ms:.3}",
+        snap.n_nodes(),
+        snap.edges.len(),
+        snap.roots.len(),
+        snap.types.len(),
+        snap.metadata.n_gc_tracked,
+        snap.metadata.n_frozen,
+        snap.metadata.walk_ms,
+        stats.file_bytes,
+    ))
+}
+
+/// Starts a native thread that takes the GIL once and gives it back, then ends.
+///
+/// Why: CPython's GIL release waits, when a "drop request" is pending, until another
+/// thread has taken the GIL (forced switching). A request made by a parent's thread just
+/// before the fork is copied into the child, where no such thread exists, so the child's
+/// first release would wait forever. This thread is that other thread. Without a pending
+/// request it asks for one after the switch interval, the walker hands the GIL over at
+/// its next release, and it comes straight back. The relay runs no Python code.
+fn spawn_gil_relay() {
+    let relay = std::thread::Builder::new()
+        .name("heapsight-gil-relay".into())
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            // SAFETY: a thread with no thread state may call PyGILState_Ensure; the
+            // matching Release deletes the state it created.
+            unsafe {
+                let state = ffi::PyGILState_Ensure();
+                ffi::PyGILState_Release(state);
+            }
+        });
+    // Without the relay the capture still works when no request was pending.
+    drop(relay);
+}
+
+// ------------------------------------------------------------------------------ parent
+
+enum ChildStatus {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+    /// `waitpid` said ECHILD: a SIGCHLD handler, `os.wait()` elsewhere, or SIGCHLD
+    /// ignored (the kernel reaps) took the status; the pipe still tells what happened.
+    ReapedElsewhere,
+}
+
+struct ChildOutcome {
+    status: ChildStatus,
+    report: Vec<u8>,
+}
+
+/// Reads the child's report and reaps exactly that child (never `wait(-1)`, which could
+/// steal the app's own children), killing it after `timeout`. Runs without the GIL.
+fn wait_for_child(pid: libc::pid_t, read_end: OwnedFd, timeout: Duration) -> ChildOutcome {
+    let fd = read_end.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut report = Vec::new();
+    let mut eof = false;
+    loop {
+        if !eof {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(POLL_SLICE);
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, slice.as_millis() as c_int) };
+            eof = drain(fd, &mut report);
+        } else {
+            // The child closes the pipe just before `_exit`: its status follows shortly.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Some(status) = try_reap(pid, libc::WNOHANG) {
+            // Everything the child wrote is in the pipe by now.
+            drain(fd, &mut report);
+            return ChildOutcome { status, report };
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: `pid` is our child and not yet reaped, so the pid was not reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = try_reap(pid, 0);
+            return ChildOutcome {
+                status: ChildStatus::TimedOut,
+                report: Vec::new(),
+            };
+        }
+    }
+}
+
+/// Reads what is available; true at end of file.
+fn drain(fd: c_int, report: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reads into a local buffer of the given size.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            return true;
+        }
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        if report.len() < MAX_REPORT_BYTES {
+            report.extend_from_slice(&buf[..n as usize]);
+        }
+    }
+}
+
+/// `waitpid(pid)`: None while it runs (WNOHANG).
+fn try_reap(pid: libc::pid_t, flags: c_int) -> Option<ChildStatus> {
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: waits for our own child only.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if r == pid {
+            return Some(if libc::WIFSIGNALED(status) {
+                ChildStatus::Signaled(libc::WTERMSIG(status))
+            } else {
+                ChildStatus::Exited(libc::WEXITSTATUS(status))
+            });
+        }
+        if r == 0 {
+            return None;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            _ => return Some(ChildStatus::ReapedElsewhere),
+        }
+    }
+}
+
+/// A child killed while writing leaves its temporary file (`.<name>.XXXXXX.tmp`, see
+/// `heapsight_snapshot::write_file`); remove the ones created since this capture began.
+fn remove_orphan_temps(path: &Path, since: Instant) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let age = since.elapsed() + Duration::from_secs(1);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        if !(file_name.starts_with(&prefix) && file_name.ends_with(".tmp")) {
+            continue;
+        }
+        let recent = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed <= age);
+        if recent {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+// --------------------------------------------------------------------------------- GIL
+
+/// The GIL's synchronisation objects, found in the parent and re-created in the child.
+///
+/// Why: threads of the parent that were waiting for the GIL at the fork are waiters of its
+/// condition variable and may hold its mutexes in the copy; the child's first GIL release
+/// would then wait for them forever (glibc condition variables with vanished waiters never
+/// complete a signal). `os.fork()` avoids this by re-creating the GIL in the child
+/// (`PyOS_AfterFork_Child`), but that also deletes the other threads' states (losing
+/// their frames from the snapshot) and runs Python at-fork hooks, so it is not used.
+///
+/// `struct _gil_runtime_state` is the same on CPython 3.9 to 3.14 with the GIL:
+/// `unsigned long interval; void *last_holder; int locked; unsigned long switch_number;
+/// pthread_cond_t cond; pthread_mutex_t mutex; pthread_cond_t switch_cond;
+/// pthread_mutex_t switch_mutex;`. It lives inside the exported `_PyRuntime` (directly up
+/// to 3.11, inside the main interpreter state embedded there since 3.12) and is found by
+/// its contents while this thread holds the GIL: the switch interval, this thread's state
+/// as last holder, and `locked == 1`. Exactly one match is required.
+#[derive(Clone, Copy)]
+struct GilState {
+    address: usize,
+}
+
+impl GilState {
+    const LAST_HOLDER: usize = 8;
+    const LOCKED: usize = 16;
+    const COND: usize = 32;
+
+    fn mutex() -> usize {
+        Self::COND + std::mem::size_of::<libc::pthread_cond_t>()
+    }
+
+    fn switch_cond() -> usize {
+        let end = Self::mutex() + std::mem::size_of::<libc::pthread_mutex_t>();
+        end.next_multiple_of(std::mem::align_of::<libc::pthread_cond_t>())
+    }
+
+    fn switch_mutex() -> usize {
+        Self::switch_cond() + std::mem::size_of::<libc::pthread_cond_t>()
+    }
+
+    /// Finds the GIL state; the GIL must be held. Cached: it never moves.
+    fn locate(py: Python<'_>) -> Option<GilState> {
+        static FOUND: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let interval_us = py
+            .import("sys")
+            .and_then(|sys| sys.call_method0("getswitchinterval"))
+            .and_then(|x| x.extract::<f64>())
+            .ok()
+            .map(|x| (x * 1e6).round() as u64)?;
+        // SAFETY: the GIL is held, so this thread has a state.
+        let holder = unsafe { ffi::PyThreadState_Get() } as u64;
+        // SAFETY: reads inside `_PyRuntime` (the cached address came from that range).
+        let matches = |at: usize| unsafe {
+            std::ptr::read_volatile(at as *const u64) == interval_us
+                && std::ptr::read_volatile((at + Self::LAST_HOLDER) as *const u64) == holder
+                && std::ptr::read_volatile((at + Self::LOCKED) as *const i32) == 1
+        };
+        if let Some(&address) = FOUND.get() {
+            return matches(address).then_some(GilState { address });
+        }
+        let (start, size) = runtime_symbol()?;
+        let end = start
+            .checked_add(size)?
+            .checked_sub(Self::switch_mutex() + 64)?;
+        let mut found = None;
+        let mut at = start.next_multiple_of(8);
+        while at <= end {
+            if matches(at) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(at);
+            }
+            at += 8;
+        }
+        let address = found?;
+        let _ = FOUND.set(address);
+        Some(GilState { address })
+    }
+
+    /// Re-creates the mutexes and condition variables as CPython does (monotonic clock
+    /// for the timed waits), keeping the GIL held by this thread.
+    ///
+    /// # Safety
+    /// Only in the child right after fork, while it has a single thread.
+    unsafe fn reset_in_child(self) {
+        let at = |offset: usize| (self.address + offset) as *mut u8;
+        // SAFETY: the offsets are those of `_gil_runtime_state`, found by `locate`.
+        unsafe {
+            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
+            libc::pthread_condattr_init(&mut attr);
+            libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC);
+            for cond in [Self::COND, Self::switch_cond()] {
+                libc::pthread_cond_init(at(cond).cast(), &attr);
+            }
+            libc::pthread_condattr_destroy(&mut attr);
+            for mutex in [Self::mutex(), Self::switch_mutex()] {
+                libc::pthread_mutex_init(at(mutex).cast(), std::ptr::null());
+            }
+        }
+    }
+}
+
+/// Address and size of CPython's exported `_PyRuntime`.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+fn runtime_symbol() -> Option<(usize, usize)> {
+    const RTLD_DL_SYMENT: std::ffi::c_int = 1;
+    // SAFETY: dlsym/dladdr1 with a NUL-terminated name and valid out-pointers.
+    unsafe {
+        let address = libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr());
+        if address.is_null() {
+            return None;
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let mut symbol: *mut std::ffi::c_void = std::ptr::null_mut();
+        if libc::dladdr1(address, &mut info, &mut symbol, RTLD_DL_SYMENT) == 0 || symbol.is_null() {
+            return None;
+        }
+        let symbol = &*(symbol as *const libc::Elf64_Sym);
+        Some((address as usize, symbol.st_size as usize))
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
+fn runtime_symbol() -> Option<(usize, usize)> {
+    None
+}
