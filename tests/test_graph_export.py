@@ -252,6 +252,21 @@ def test_graph_errors_are_clear(leak: Leak) -> None:
 # --- chrome export -------------------------------------------------------------------------
 
 
+def test_export_errors_are_clear(leak: Leak) -> None:
+    garbage = leak.workdir / "garbage.hsnap"
+    garbage.write_bytes(b"this is not a snapshot")
+    out = leak.workdir / "x.heapsnapshot"
+    assert "cannot read snapshot" in failed("export", str(garbage), "-o", str(out))
+    missing_dir = leak.workdir / "no" / "such" / "dir" / "x.heapsnapshot"
+    assert "cannot write" in failed("export", str(leak.snapshot), "-o", str(missing_dir))
+    unknown = failed("export", str(leak.snapshot), "--format", "hprof", "-o", str(out))
+    assert "chrome" in unknown
+    itself = failed("export", str(leak.snapshot), "-o", str(leak.snapshot))
+    assert "is the snapshot being exported" in itself
+    assert not out.exists()
+    assert leak.snapshot.read_bytes()[:4] != b"{"
+
+
 @pytest.fixture(scope="module")
 def chrome(leak: Leak) -> Path:
     out = leak.workdir / "leak.heapsnapshot"

@@ -1,6 +1,6 @@
 //! `heapsight export FILE --format chrome -o heap.heapsnapshot`: a snapshot for other tools.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -38,6 +38,12 @@ struct Summary {
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
+    if same_file(&args.file, &args.output) {
+        anyhow::bail!(
+            "the output {} is the snapshot being exported: choose another name, e.g. heap.heapsnapshot",
+            args.output.display()
+        );
+    }
     let progress = Progress::new();
     progress.phase(&format!("reading {}", args.file.display()));
     let snapshot = super::load(&args.file)?;
@@ -62,4 +68,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
         ))?;
     }
     Ok(crate::exit::OK)
+}
+
+/// Whether two paths name one existing file (so the export would replace its own input).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

@@ -118,8 +118,9 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<i32> {
         too_many: args.too_many,
     };
     let drawn = refs::reference_graph(&graph, &starts, &options, |_| false);
-    let rendered = heapsight_report::render(&drawn, format, &RenderOptions::default())
-        .context("cannot draw the graph")?;
+    let rendered = heapsight_report::render(&drawn, format, &RenderOptions::default()).context(
+        "cannot draw the graph (fewer objects with -n or a smaller --max-depth make it smaller)",
+    )?;
     drop(progress);
     if let Some(path) = &args.output {
         heapsight_snapshot::write_atomic(path, &rendered.bytes)
@@ -175,39 +176,57 @@ fn unknown_extension(path: &Path) -> anyhow::Error {
     )
 }
 
-/// The qualified type name `wanted` stands for; on a miss the error names the closest types.
+/// The qualified type name `wanted` stands for (exact, or a bare class name naming one type);
+/// on a miss the error names the closest types, by substring and by edit distance.
 fn resolve(snapshot: &Snapshot, wanted: &str) -> anyhow::Result<String> {
-    match super::retainers::resolve_type(snapshot, wanted) {
-        Ok(name) => Ok(name),
-        Err(error) if error.to_string().contains("did you mean") => Err(error),
-        Err(error) if error.to_string().contains("several types") => Err(error),
-        Err(_) => {
-            let close = close_type_names(snapshot, wanted, 5);
-            if close.is_empty() {
-                anyhow::bail!(
-                    "no objects of type {wanted:?} in this snapshot; `heapsight top FILE` lists the types it holds"
-                )
-            }
-            anyhow::bail!(
-                "no objects of type {wanted:?} in this snapshot; did you mean {}?",
-                close.join(", ")
-            )
-        }
-    }
-}
-
-/// Type names within a small edit distance of `wanted` (whole name or class name), closest
-/// first: catches typos that a substring search misses (`UserSesion`).
-fn close_type_names(snapshot: &Snapshot, wanted: &str, limit: usize) -> Vec<String> {
-    let wanted_lower = wanted.to_lowercase();
-    let budget = (wanted.chars().count() / 3).max(2);
-    let mut scored: Vec<(usize, &str)> = snapshot
+    let mut names: Vec<&str> = snapshot
         .types
         .name
         .iter()
         .filter_map(|s| snapshot.str(*s))
-        .filter_map(|name| {
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.contains(&wanted) {
+        return Ok(wanted.to_owned());
+    }
+    let by_class: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.rsplit('.').next() == Some(wanted))
+        .collect();
+    match by_class.as_slice() {
+        [one] => return Ok((*one).to_owned()),
+        [] => {}
+        many => anyhow::bail!(
+            "{wanted:?} names several types: {}; give the qualified name",
+            many.join(", ")
+        ),
+    }
+    let close = close_type_names(&names, wanted, 5);
+    if close.is_empty() {
+        anyhow::bail!(
+            "no objects of type {wanted:?} in this snapshot; `heapsight top FILE` lists the types it holds"
+        )
+    }
+    anyhow::bail!(
+        "no objects of type {wanted:?} in this snapshot; did you mean {}?",
+        close.join(", ")
+    )
+}
+
+/// Type names containing `wanted` or within a small edit distance of it (whole name or class
+/// name), closest first: the distance catches typos a substring search misses (`UserSesion`).
+fn close_type_names(names: &[&str], wanted: &str, limit: usize) -> Vec<String> {
+    let wanted_lower = wanted.to_lowercase();
+    let budget = (wanted.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = names
+        .iter()
+        .filter_map(|&name| {
             let lower = name.to_lowercase();
+            if lower.contains(&wanted_lower) {
+                return Some((0, name));
+            }
             let short = lower.rsplit('.').next().unwrap_or(&lower);
             let distance =
                 edit_distance(&wanted_lower, &lower).min(edit_distance(&wanted_lower, short));
@@ -215,7 +234,6 @@ fn close_type_names(snapshot: &Snapshot, wanted: &str, limit: usize) -> Vec<Stri
         })
         .collect();
     scored.sort_unstable();
-    scored.dedup_by(|a, b| a.1 == b.1);
     scored
         .into_iter()
         .take(limit)
