@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import sys
 import threading
 import time
@@ -165,7 +166,7 @@ def attach_main(argv: list[str]) -> int:
                                    f"{flags.pid}-{time.strftime('%Y%m%d-%H%M%S')}")
         os.makedirs(session_dir, mode=0o700, exist_ok=True)
         if os.geteuid() != targets[0].uid:
-            os.chown(session_dir, targets[0].uid, -1)
+            os.chown(session_dir, targets[0].uid, -1, follow_symlinks=False)
         session = Session(options, AttachedApp(agents, session_dir))
         if options.drives:
             session.drive()
@@ -224,6 +225,10 @@ def _request(agent: AgentInfo, cmd: str, timeout: float = 600.0, **fields: Any) 
 
 def _move(src: str, dst: str) -> None:
     """Moves the agent's file into place atomically, across file systems too."""
+    # The directory belongs to the target's user: only a regular file is taken, never
+    # what a link there points to.
+    if not stat.S_ISREG(os.lstat(src).st_mode):
+        raise AttachError(f"{src} is not a regular file; the snapshot was not moved")
     try:
         os.replace(src, dst)
         return
@@ -232,7 +237,8 @@ def _move(src: str, dst: str) -> None:
             raise
     tmp = f"{dst}.tmp-{secrets.token_hex(4)}"
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        with os.fdopen(os.open(src, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fin, \
+                open(tmp, "wb") as fout:
             while chunk := fin.read(1 << 20):
                 fout.write(chunk)
             fout.flush()

@@ -23,8 +23,10 @@ import platform
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import heapsight
@@ -83,14 +85,14 @@ def _private_dir(path: str, uid: int) -> None:
     try:
         os.mkdir(path, 0o700)
         if os.geteuid() != uid:
-            os.chown(path, uid, -1)
+            # Not following a symlink: the parent may belong to `uid`, who could swap the
+            # new directory for a link to something of ours in between.
+            os.chown(path, uid, -1, follow_symlinks=False)
     except FileExistsError:
         pass
     except OSError as exc:
         raise AttachError(f"cannot create {path}: {exc}") from None
     st = os.lstat(path)
-    import stat
-
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
         raise AttachError(
             f"{path} exists but is not a private directory of uid {uid} (mode "
@@ -227,7 +229,7 @@ def _gdb_script(payload: str) -> str:
     ])
 
 
-def _run_gdb(target: Target, payload: str, script_path: str, timeout: float) -> str:
+def _run_gdb(target: Target, payload: str, timeout: float) -> str:
     gdb = shutil.which("gdb")
     if gdb is None:
         raise AttachError(
@@ -236,8 +238,18 @@ def _run_gdb(target: Target, payload: str, script_path: str, timeout: float) -> 
             "  install it: `apt-get install gdb` (the Debian/Ubuntu package `gdb`), "
             "`dnf install gdb`, `apk add gdb`.\n"
             f"  process {target.pid} was not touched.")
-    with open(script_path, "w") as f:
-        f.write(_gdb_script(payload))
+    # gdb runs as us (maybe root): its script lives in our own private temp file, never in
+    # the target user's directory, where that user could swap it.
+    fd, script_path = tempfile.mkstemp(prefix="heapsight-", suffix=".gdb")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(_gdb_script(payload))
+        return _gdb(gdb, target, script_path, timeout)
+    finally:
+        os.unlink(script_path)
+
+
+def _gdb(gdb: str, target: Target, script_path: str, timeout: float) -> str:
     argv = [gdb, "-p", str(target.pid), "-batch", "-nx", "-iex", "set auto-load off",
             "-iex", "set auto-solib-add off", "-x", script_path]
     # Its own session: a Ctrl-C meant for heapsight must not reach gdb mid-call.
@@ -321,8 +333,12 @@ def _wait_status(target: Target, status: str, timeout: float) -> dict:
                 "(its main thread is blocked in a long call?); it will run it when its main "
                 "thread next runs Python code")
         time.sleep(0.05)
-    with open(status) as f:
-        return dict(json.load(f))
+    try:
+        with os.fdopen(os.open(status, os.O_RDONLY | os.O_NOFOLLOW)) as f:
+            return dict(json.load(f))
+    except (OSError, ValueError, TypeError) as exc:
+        raise AttachError(f"unreadable status from the agent's loader in process "
+                          f"{target.pid}: {exc}") from None
 
 
 def inject(target: Target, timeout: float, trace_alloc: bool = False) -> tuple[AgentInfo, str]:
@@ -336,24 +352,24 @@ def inject(target: Target, timeout: float, trace_alloc: bool = False) -> tuple[A
     token = f"{target.pid}-{secrets.token_hex(4)}"
     payload = os.path.join(run_dir, "inject", f"{token}.py")
     status = os.path.join(run_dir, "inject", f"{token}.json")
-    with open(payload, "w") as f:
+    # O_EXCL | O_NOFOLLOW: nothing planted under that name in the target user's directory
+    # is followed or overwritten.
+    fd = os.open(payload, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
         f.write(_PAYLOAD.format(run_dir=run_dir, fallback=os.path.join(run_dir, "lib"),
                                 status=status, trace_alloc=trace_alloc))
-    os.chmod(payload, 0o644)
-    if os.geteuid() != target.uid:
-        os.chown(os.path.join(run_dir, "inject"), target.uid, -1)
+    os.chmod(payload, 0o644)  # whatever our umask: the target's user reads it
     try:
         if target.version >= (3, 14):
             _remote_exec(target, payload)
         else:
-            _run_gdb(target, payload, os.path.join(run_dir, "inject", f"{token}.gdb"), timeout)
+            _run_gdb(target, payload, timeout)
         result = _wait_status(target, status, timeout)
     finally:
-        for path in (payload, os.path.join(run_dir, "inject", f"{token}.gdb")):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        try:
+            os.unlink(payload)
+        except OSError:
+            pass
     try:
         os.unlink(status)
     except OSError:
