@@ -275,6 +275,13 @@ def test_run_report_in_browser(run_heapsight: Runner, browser: Browser,
     for text in ("GET /login/<user>", "GET /health", "HS001", "WeakValueDictionary"):
         assert text in page["bodyText"], text
     assert browser.js("document.querySelectorAll('#chart-rss polyline').length") > 0
+    # The terminal summary says what the page's top section says.
+    numbers = browser.js("[...document.querySelectorAll('#numbers dd')].map(d => d.innerText)")
+    numbers_line = result.stdout.splitlines()[1]
+    assert len(numbers) == 5 and all(n in numbers_line for n in numbers), (numbers, numbers_line)
+    top = browser.js("[...document.querySelectorAll('#endpoints td:first-child,"
+                     " #suspects-summary li .mono')].map(e => e.innerText)")
+    assert top and all(text.replace(" → ", " -> ") in result.stdout for text in top), top
 
     # Sorting: a click on the "count Δ" header orders the type table by it.
     browser.js("document.querySelector('[data-tab=types]').click()")
@@ -289,6 +296,11 @@ def test_run_report_in_browser(run_heapsight: Runner, browser: Browser,
     assert distinct_colors(png) > 64, "the screenshot looks blank"
     if SCREENSHOT_OUT:
         Path(SCREENSHOT_OUT).write_bytes(browser.screenshot(full_page=True))
+
+
+@pytest.fixture(scope="module")
+def leaky_snapshots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _leaky_snapshots(tmp_path_factory.mktemp("xss"))
 
 
 def _leaky_snapshots(tmp_path: Path) -> tuple[Path, Path]:
@@ -319,8 +331,9 @@ def _leaky_snapshots(tmp_path: Path) -> tuple[Path, Path]:
     return before, after
 
 
-def test_heap_strings_are_shown_not_run(browser: Browser, tmp_path: Path) -> None:
-    before, after = _leaky_snapshots(tmp_path)
+def test_heap_strings_are_shown_not_run(browser: Browser, tmp_path: Path,
+        leaky_snapshots: tuple[Path, Path]) -> None:
+    before, after = leaky_snapshots
     html = tmp_path / "xss.html"
     proc = subprocess.run(
         [sys.executable, "-m", "heapsight", "report", str(before), str(after),
@@ -345,8 +358,9 @@ def test_heap_strings_are_shown_not_run(browser: Browser, tmp_path: Path) -> Non
     assert page["verdict"] == "LEAK"
 
 
-def test_dark_mode_switches_colors_and_graph(browser: Browser, tmp_path: Path) -> None:
-    before, after = _leaky_snapshots(tmp_path)
+def test_dark_mode_switches_colors_and_graph(browser: Browser, tmp_path: Path,
+        leaky_snapshots: tuple[Path, Path]) -> None:
+    before, after = leaky_snapshots
     html = tmp_path / "dark.html"
     subprocess.run([sys.executable, "-m", "heapsight", "report", str(before), str(after),
                     "--report", str(html)], capture_output=True, timeout=120, check=False)
@@ -366,8 +380,17 @@ def test_dark_mode_switches_colors_and_graph(browser: Browser, tmp_path: Path) -
     assert distinct_colors(browser.screenshot(scale=0.5)) > 32
 
 
-def test_report_flag_errors_are_clear(tmp_path: Path) -> None:
-    before, after = _leaky_snapshots(tmp_path)
+def test_report_command_html_output_and_errors(tmp_path: Path,
+        leaky_snapshots: tuple[Path, Path]) -> None:
+    before, after = leaky_snapshots
+    # -o with an .html name writes the page instead of the text report.
+    page = tmp_path / "page.html"
+    proc = subprocess.run([sys.executable, "-m", "heapsight", "report", str(before),
+                           str(after), "-o", str(page)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert proc.stdout == ""
     missing = tmp_path / "no-such-dir" / "r.html"
     proc = subprocess.run([sys.executable, "-m", "heapsight", "report", str(before),
                            str(after), "--report", str(missing)],

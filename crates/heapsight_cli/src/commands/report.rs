@@ -14,7 +14,8 @@ pub struct ReportArgs {
     pub before: PathBuf,
     /// The later snapshot of the same process.
     pub after: PathBuf,
-    /// Write the report to this file instead of stdout: `.json` for JSON, anything else for text.
+    /// Write the report to this file instead of stdout: `.json` for JSON, `.html` for the
+    /// HTML page (as --report), anything else for text.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Print JSON (the schema is in docs/report-schema.md).
@@ -40,6 +41,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
     drop(progress);
     if let Some(path) = &args.report {
         write_html(&report, path)?;
+    }
+    if let Some(path) = args.output.as_ref().filter(|p| is_html(p)) {
+        write_html(&report, path)?;
+        return Ok(exit_status(&report));
     }
     let as_json = args.json
         || args.output.as_ref().is_some_and(|p| {
@@ -67,6 +72,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
         None => crate::output::print(&text)?,
     }
     Ok(exit_status(&report))
+}
+
+fn is_html(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
 }
 
 /// Writes the HTML page of `report` (atomically) and says where.

@@ -73,6 +73,14 @@ pub(crate) fn line_chart(
         r#"<svg class="chart-svg" data-chart="{id}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" preserveAspectRatio="xMinYMin meet">"#,
         id = xml_escape(id)
     );
+    // What a screen reader says for the whole chart.
+    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+    let _ = write!(
+        out,
+        "<title>{} over {}</title>",
+        xml_escape(&names.join(", ")),
+        xml_escape(x_label)
+    );
     if !any {
         let _ = write!(
             out,

@@ -127,7 +127,7 @@ pub fn to_html(input: &HtmlInput<'_>) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <meta name=\"color-scheme\" content=\"light dark\">\
-<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'; img-src data:\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{nonce}'\">\
 <meta name=\"generator\" content=\"heapsight {version}\">\
 <title>{title} · {verdict}</title><style>{STYLE}</style></head>\n<body>\n",
         version = env!("CARGO_PKG_VERSION"),
