@@ -122,6 +122,9 @@ def _untouched(proc: subprocess.Popen[bytes], attach_base: Path) -> None:
 
 
 LOOP = "import time\nwhile True:\n    time.sleep(0.05)\n"
+# Ends as soon as anything is added to (or removed from) __main__'s namespace.
+CLEAN_MAIN_LOOP = ("import time\nexpected = None\nexpected = sorted(globals())\n"
+                   "while sorted(globals()) == expected:\n    time.sleep(0.05)\n")
 
 
 def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_path: Path) -> None:
@@ -240,8 +243,10 @@ def test_other_interpreter_without_heapsight(servers: Servers, attach_base: Path
     if not found:
         pytest.skip("no Python 3.12 or 3.13 here")
     code = ("import sys, time\n"
-            "while not any(m.startswith('heapsight') for m in sys.modules):\n"
-            "    time.sleep(0.05)\n")  # ends if a heapsight module stays behind
+            "expected = None\nexpected = sorted(globals())\n"
+            "while sorted(globals()) == expected and not any(\n"
+            "        m.startswith('heapsight') for m in sys.modules):\n"
+            "    time.sleep(0.05)\n")  # ends if a name or a heapsight module stays behind
     target = servers.start([str(found[-1]), "-c", code])
     _refused(heapsight_cli(["census", str(target.pid)], attach_base),
              "the agent did not start", "pip install")
@@ -310,7 +315,7 @@ def test_root_attaches_to_another_users_process(servers: Servers) -> None:
 
 
 def _root_attaches(servers: Servers, prefix: list[str], attach_base: Path) -> None:
-    target = servers.start([*prefix, "-c", LOOP])
+    target = servers.start([*prefix, "-c", CLEAN_MAIN_LOOP])
     pid = _child_python(target.pid)
     census = heapsight_cli(["census", str(pid), "--top", "3"], attach_base)
     assert census.returncode == 0, census.stderr

@@ -63,13 +63,20 @@ def _heapsight_attach(run_dir, fallback, status, trace_alloc):
         # Leave no half-imported heapsight behind: the process stays as it was.
         for name in [m for m in sys.modules if m not in before and m.split(".")[0] == "heapsight"]:
             del sys.modules[name]
-    tmp = status + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.replace(tmp, status)
+    try:
+        tmp = status + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f)
+        os.replace(tmp, status)
+    except BaseException:
+        pass  # heapsight times out and says so; the app must not see an error
 
 
-_heapsight_attach({run_dir!r}, {fallback!r}, {status!r}, {trace_alloc!r})
+# sys.remote_exec (3.14) runs this file in __main__'s namespace: no name may stay behind.
+try:
+    _heapsight_attach({run_dir!r}, {fallback!r}, {status!r}, {trace_alloc!r})
+finally:
+    del _heapsight_attach
 '''
 
 
@@ -377,7 +384,12 @@ def inject(target: Target, timeout: float, trace_alloc: bool = False) -> tuple[A
     if not result.get("ok"):
         error = result.get("error", "unknown error")
         advice = ""
-        if "heapsight" in error and ("No module" in error or "ImportError" in error):
+        if "start_attached" in error:
+            advice = (f"\n  the process's own heapsight is older than this one ("
+                      f"{heapsight.__version__}) and cannot be attached; upgrade it: "
+                      f"python{target.version_text} -m pip install "
+                      f"'heapsight=={heapsight.__version__}'")
+        elif "heapsight" in error and ("No module" in error or "ImportError" in error):
             advice = (f"\n  the process has no heapsight of its own, and this heapsight's "
                       f"extension is built for Python {sys.version_info[0]}."
                       f"{sys.version_info[1]}; install it in the process's environment: "
