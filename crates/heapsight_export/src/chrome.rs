@@ -180,6 +180,8 @@ struct Plan {
     names: Vec<u32>,
     /// Synthetic edges per synthetic node: (edge type, name or index, target position).
     synthetic_edges: Vec<Vec<(u8, u32, u64)>>,
+    /// The string `?`, for names that cannot be told.
+    unnamed: u32,
 }
 
 impl Plan {
@@ -198,9 +200,11 @@ impl Plan {
             extra_index: HashMap::new(),
             names: Vec::new(),
             synthetic_edges: vec![Vec::new(); N_SYNTHETIC],
+            unnamed: 0,
         };
         plan.ids = node_ids(snapshot);
         plan.mark_reachability(snapshot);
+        plan.name_weak_positions(snapshot);
         plan.name_nodes(snapshot);
         plan.link_synthetic(snapshot);
         plan
@@ -236,6 +240,31 @@ impl Plan {
                 stack.push(NodeIdx(i as u32));
                 self.flood(snapshot, &mut stack, Reach::Garbage);
             }
+        }
+    }
+
+    /// Weak edges have string names in V8; the positions of those that had numbers (element
+    /// and hidden edges from garbage into live objects) are interned as decimal text.
+    fn name_weak_positions(&mut self, snapshot: &Snapshot) {
+        let e = &snapshot.edges;
+        let mut texts = Vec::new();
+        for i in 0..snapshot.n_nodes() {
+            if self.reach[i] != Reach::Garbage {
+                continue;
+            }
+            for (ordinal, k) in e.range_of(NodeIdx(i as u32)).enumerate() {
+                if self.reach[e.targets[k].index()] != Reach::Live {
+                    continue;
+                }
+                match e.label_kinds[k] {
+                    LabelKind::Index => texts.push(e.label_values[k].to_string()),
+                    LabelKind::SetItem | LabelKind::None => texts.push(ordinal.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        for text in texts {
+            self.string(snapshot, &text);
         }
     }
 
@@ -302,6 +331,7 @@ impl Plan {
             self.synthetic_edges[GC_ROOTS].push((E_ELEMENT, k as u32 + 1, position(group)));
         }
         let unnamed = self.string(snapshot, "?");
+        self.unnamed = unnamed;
         self.string(snapshot, "<key>");
         for root in &snapshot.roots {
             let (group, edge) = match root.kind {
@@ -402,11 +432,19 @@ impl Plan {
                     LabelKind::None => (E_HIDDEN, ordinal as u64),
                 };
                 // heapsight's dominators ignore references from garbage into live objects;
-                // weak edges are what V8 tools leave out of theirs.
-                let kind = if from_garbage && self.reach[target.index()] == Reach::Live {
-                    E_WEAK
+                // weak edges are what V8 tools leave out of theirs. V8 names weak edges by
+                // string, so a position becomes its decimal text.
+                let (kind, name) = if from_garbage && self.reach[target.index()] == Reach::Live {
+                    let name = if kind == E_ELEMENT || kind == E_HIDDEN {
+                        self.extra_index
+                            .get(&name.to_string())
+                            .map_or(u64::from(self.unnamed), |id| u64::from(*id))
+                    } else {
+                        name
+                    };
+                    (E_WEAK, name)
                 } else {
-                    kind
+                    (kind, name)
                 };
                 if !first {
                     out.write_all(b",\n")?;
@@ -624,6 +662,13 @@ mod tests {
             .filter(|e| e[0] == u64::from(E_WEAK))
             .count();
         assert_eq!(weak, 1);
+        let strings = json["strings"].as_array().expect("strings");
+        let weak_edge = edges
+            .chunks(3)
+            .find(|e| e[0] == u64::from(E_WEAK))
+            .expect("weak edge");
+        // V8 names weak edges by string: the list position 0 becomes "0".
+        assert_eq!(strings[weak_edge[1].as_u64().expect("name") as usize], "0");
         let mut buf = Vec::new();
         let stats = write_heapsnapshot(&snapshot, &mut buf).expect("export");
         assert_eq!(stats.unreachable, 1);
