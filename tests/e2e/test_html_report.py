@@ -355,7 +355,9 @@ def test_heap_strings_are_shown_not_run(browser: Browser, tmp_path: Path,
     assert ".<script>window.__heapsight" in page["graphText"]
     assert page["graphBox"]["visible"]
     assert browser.js("document.querySelectorAll('img').length") == 0
-    assert page["verdict"] == "LEAK"
+    assert page["verdict"] == "LEAK" and page["verdictBox"]["visible"]
+    # Without a run, the chart is the type growth between the snapshots.
+    assert page["chartBox"]["visible"] and page["chartLines"] > 0
 
 
 def test_dark_mode_switches_colors_and_graph(browser: Browser, tmp_path: Path,
