@@ -37,8 +37,9 @@ class Servers:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, cwd=APPS, start_new_session=True,
+    def start(self, argv: list[str], port: int | None = None,
+              stdin: int | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, cwd=APPS, start_new_session=True, stdin=stdin,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         if port is not None:
@@ -61,6 +62,8 @@ class Servers:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            if proc.stdin is not None:
+                proc.stdin.close()
 
 
 def _serves(port: int, path: str = "/") -> bool:
@@ -376,10 +379,18 @@ def test_process_exits_during_injection(servers: Servers, attach_base: Path) -> 
 
 def test_blocked_main_thread_times_out_and_stays_untouched(servers: Servers,
                                                            attach_base: Path) -> None:
-    target = servers.start([sys.executable, "-c", "import time\ntime.sleep(100)\n"])
+    # The main thread blocks in a C read (no bytecode) until the test writes a byte; then
+    # it runs the pending call gdb queued, PyCallable_Check(NULL), and more of them. Had
+    # gdb left its breakpoint in, the trap would now kill the process.
+    code = ("import os, time\nos.read(0, 1)\n"
+            "for _ in range(100):\n    callable(len)\n    time.sleep(0.01)\n"
+            "time.sleep(100)\n")
+    target = servers.start([sys.executable, "-c", code], stdin=subprocess.PIPE)
     _refused(heapsight_cli(["census", str(target.pid), "--inject-timeout", "2"], attach_base),
              "ran no Python code within 2 s")
     _untouched(target, attach_base)
-    # gdb took its breakpoint out when it gave up: the process still runs normally.
-    time.sleep(0.5)
-    assert target.poll() is None
+    assert target.stdin is not None
+    target.stdin.write(b"x")
+    target.stdin.flush()
+    time.sleep(2)
+    assert target.poll() is None, f"the target died with status {target.returncode}"
