@@ -29,9 +29,10 @@ def snapshot_fork(
 ) -> dict[str, object]:
     """Capture the heap in a forked child while this process keeps running; return the
     same summary as `snapshot` plus `mode="fork"`, `child_pid`, `pause_ms` (how long this
-    process held the GIL: the fork itself) and `wait_ms`. The child runs no Python code
-    of the application, writes the file atomically and leaves with `_exit`; it is always
-    reaped, and killed after `timeout` seconds (`TimeoutError`). A write failure raises
+    process held the GIL: the fork itself) and `wait_ms`. The child runs no at-fork hook
+    and no application code (except user `__sizeof__` methods, as the in-process capture
+    does), writes the file atomically and leaves with `_exit`; it is always reaped, and
+    killed after `timeout` seconds (`TimeoutError`). A write failure raises
     `OSError`, a failed walk or a crashed child `RuntimeError`, no child `ForkError`."""
 
 class CapturedHeap:

@@ -200,7 +200,10 @@ class AgentServer:
         path = os.path.realpath(request["path"])
         if not path.startswith(self.run_dir + os.sep) or not path.endswith(".hsnap"):
             raise ProtocolError("snapshots are written only as <run dir>/[<dir>/]<name>.hsnap")
-        gc.collect()
+        # The collection pauses the process far longer than a fork capture: "gc": false
+        # skips it (unreachable cycles then stay in the snapshot, marked unreachable).
+        if request.get("gc", True):
+            gc.collect()
         reply: dict[str, Any] = {"forked": False}
         if request.get("fork") and "fork" in inspect.signature(heapsight.snapshot).parameters:
             try:

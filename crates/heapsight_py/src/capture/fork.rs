@@ -80,6 +80,18 @@ fn snapshot_fork<'py>(
             "fork capture needs the GIL (this is a free-threaded build); use fork=False",
         ));
     }
+    // A missing directory is known before forking: fail fast, without a pause.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(PyOSError::new_err(format!(
+            "cannot write {}: {} is not an existing directory",
+            path.display(),
+            dir.display()
+        )));
+    }
     let gil = GilState::locate(py).ok_or_else(|| {
         ForkError::new_err(
             "cannot find this interpreter's GIL state, which the snapshot child must reset \
