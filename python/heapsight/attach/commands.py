@@ -95,10 +95,12 @@ def _targets(pid: int, all_workers: bool) -> list[Target]:
     return found
 
 
-def _attach_all(targets: list[Target], timeout: float, trace_alloc: bool) -> list[AgentInfo]:
+def _attach_all(targets: list[Target], timeout: float,
+                trace_alloc: bool) -> list[tuple[AgentInfo, bool]]:
     """Injects into every target at once: an idle worker may take seconds to next run
-    Python code, and the waits should not add up."""
-    results: dict[int, tuple[AgentInfo, str] | AttachError] = {}
+    Python code, and the waits should not add up. Returns each agent and whether it was
+    loaded now."""
+    results: dict[int, tuple[AgentInfo, str, bool] | AttachError] = {}
 
     def one(target: Target) -> None:
         try:
@@ -111,15 +113,20 @@ def _attach_all(targets: list[Target], timeout: float, trace_alloc: bool) -> lis
         thread.start()
     for thread in threads:
         thread.join()
-    agents = []
+    agents: list[tuple[AgentInfo, bool]] = []
+    failure: AttachError | None = None
     for target in targets:
         result = results.get(target.pid)
         if isinstance(result, AttachError) or result is None:
-            for agent in agents:  # all or nothing: no agent left behind in the others
-                _detach_agent(agent)
-            raise result or AttachError(f"attaching to process {target.pid} failed")
+            failure = failure or result or AttachError(f"attaching to {target.pid} failed")
+            continue
         _note(result[1])
-        agents.append(result[0])
+        agents.append((result[0], result[2]))
+    if failure is not None:
+        for agent, loaded_now in agents:  # all or nothing: none of ours left behind
+            if loaded_now:
+                _detach_agent(agent)
+        raise failure
     return agents
 
 
@@ -142,6 +149,7 @@ def attach_main(argv: list[str]) -> int:
         return EXIT_ERROR
     session: Session | None = None
     agents: list[AgentInfo] = []
+    loaded_now: list[AgentInfo] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if session is None or session.stop_requested:
@@ -149,14 +157,19 @@ def attach_main(argv: list[str]) -> int:
         session.stop_requested = True
         session.progress.note("stopping: finishing the census and writing the report")
 
-    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        previous = signal.signal(signal.SIGINT, on_signal)
+    except ValueError:
+        previous = None  # not the main thread: no Ctrl-C handling, the rest works
     try:
         targets = _targets(flags.pid, flags.all_workers)
         uids = {t.uid for t in targets}
         if len(uids) > 1:
             raise AttachError(f"the workers run as different users ({sorted(uids)}); attach "
                               "to them one at a time")
-        agents = _attach_all(targets, flags.inject_timeout, options.trace_alloc)
+        attached = _attach_all(targets, flags.inject_timeout, options.trace_alloc)
+        agents = [agent for agent, _ in attached]
+        loaded_now = [agent for agent, now in attached if now]
         run_dirs = {agent_run_dir(a) for a in agents}
         if len(run_dirs) > 1:
             raise AttachError("some of the processes already had an agent from `heapsight run` "
@@ -176,8 +189,8 @@ def attach_main(argv: list[str]) -> int:
         result["attached"] = [a.pid for a in agents]
         out = sys.stderr if options.json_out == "-" else sys.stdout
         out.write(summary_text(result).replace("heapsight run", "heapsight attach", 1))
-        if not flags.detach:
-            out.write(f"note: the agent stays in {', '.join(str(a.pid) for a in agents)}; "
+        if not flags.detach and loaded_now:
+            out.write(f"note: the agent stays in {', '.join(str(a.pid) for a in loaded_now)}; "
                       f"`heapsight detach {flags.pid}"
                       f"{' --all-workers' if flags.all_workers else ''}` removes it\n")
         out.flush()
@@ -196,9 +209,10 @@ def attach_main(argv: list[str]) -> int:
         if session is not None:
             session.app.stop()
         if flags.detach:
-            for agent in agents:
+            for agent in loaded_now:  # an agent that was there before stays
                 _detach_agent(agent)
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def agent_run_dir(agent: AgentInfo) -> str:
@@ -208,7 +222,7 @@ def agent_run_dir(agent: AgentInfo) -> str:
 
 def _one_agent(pid: int, timeout: float) -> tuple[Target, AgentInfo]:
     target = inspect_process(pid)
-    agent, note = inject(target, timeout)
+    agent, note, _loaded_now = inject(target, timeout)
     _note(note)
     return target, agent
 

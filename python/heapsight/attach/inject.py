@@ -354,13 +354,15 @@ def _wait_status(target: Target, status: str, timeout: float) -> dict:
                           f"{target.pid}: {exc}") from None
 
 
-def inject(target: Target, timeout: float, trace_alloc: bool = False) -> tuple[AgentInfo, str]:
-    """Loads the agent into `target`; returns its AgentInfo and a note for the user."""
+def inject(target: Target, timeout: float,
+           trace_alloc: bool = False) -> tuple[AgentInfo, str, bool]:
+    """Loads the agent into `target`; returns its AgentInfo, a note for the user, and
+    whether it was loaded now (False: an agent that was there already is reused)."""
     found = existing_agent(target.pid, target.uid)
     if found is not None:
         agent, how = found
         return agent, (f"process {target.pid} already has a heapsight agent (from {how}); "
-                       f"reusing it: {agent.socket}")
+                       f"reusing it: {agent.socket}"), False
     run_dir = prepare_dir(target.uid)
     token = f"{target.pid}-{secrets.token_hex(4)}"
     payload = os.path.join(run_dir, "inject", f"{token}.py")
@@ -411,4 +413,4 @@ def inject(target: Target, timeout: float, trace_alloc: bool = False) -> tuple[A
     note = f"attached to process {target.pid} (Python {target.version_text}) with {how}"
     if wrapped:
         note += "; counting requests of " + ", ".join(wrapped)
-    return agent, note
+    return agent, note, True
