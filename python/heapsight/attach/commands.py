@@ -281,7 +281,9 @@ def snapshot_main(argv: list[str]) -> int:
         # The agent writes only under its own directory (an agent of `heapsight run` has
         # the run's).
         tmp = os.path.join(agent_run_dir(agent), f"snapshot-{ns.pid}-{secrets.token_hex(4)}.hsnap")
-        reply = _request(agent, "snapshot", path=tmp, fork=not ns.in_process)
+        # No "fork" field: the process's heapsight forks where that is safe (docs/fork-capture.md).
+        fields: dict[str, Any] = {"fork": False} if ns.in_process else {}
+        reply = _request(agent, "snapshot", path=tmp, **fields)
         _move(tmp, out)
     except (AttachError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
@@ -290,9 +292,9 @@ def snapshot_main(argv: list[str]) -> int:
     how = "a forked copy of" if reply.get("forked") else "inside"
     print(f"wrote {ns.output}: {summary.get('nodes', '?')} objects, "
           f"{summary.get('edges', '?')} references, captured in {how} process {ns.pid}")
-    if reply.get("fork_error"):
-        _note(f"fork-based capture was not possible ({reply['fork_error']}); captured in "
-              "the process instead")
+    why = reply.get("fork_error") or summary.get("fork_fallback")
+    if why and not ns.in_process:
+        _note(f"fork-based capture was not possible ({why}); captured in the process instead")
     return 0
 
 

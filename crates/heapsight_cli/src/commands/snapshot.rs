@@ -9,7 +9,8 @@ pub struct SnapshotArgs {
     /// Where to write the snapshot (`.hsnap`), atomically.
     #[arg(short, long, value_name = "FILE.hsnap")]
     pub output: PathBuf,
-    /// Capture in the process itself even where a forked copy could be captured instead.
+    /// Walk the heap in the process itself, holding the GIL. By default a forked copy is
+    /// walked where that is safe, so the process keeps serving.
     #[arg(long)]
     pub in_process: bool,
     /// Seconds to wait for the process to run the injected loader.
