@@ -84,6 +84,11 @@ def measure(ticker: Ticker, call: Callable[[], Any]) -> dict[str, Any]:
     return {"worst_ms": ticker.take_worst(), "wall_s": wall, "result": result}
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _guarded(out: dict, key: str, fn: Callable[[], Any]) -> None:
     try:
         out[key] = fn()
@@ -112,6 +117,8 @@ def child_main(n_objects: int, reps: int) -> dict:
             m = measure(ticker, lambda p=path: heapsight.snapshot(p, fork=fork))
             summary = m.pop("result")
             m["pause_ms"] = summary.get("pause_ms")
+            m["pause_cpu_ms"] = summary.get("pause_cpu_ms")
+            m["rss_bytes"] = _rss_bytes()
             m["nodes"] = summary.get("nodes")
             runs.append(m)
             path.unlink(missing_ok=True)
@@ -212,8 +219,14 @@ def render(result: dict, tm: dict | None) -> str:
     lines.append("")
     if fork_runs:
         pauses = [r["pause_ms"] for r in fork_runs if r.get("pause_ms") is not None]
+        cpu = [r["pause_cpu_ms"] for r in fork_runs if r.get("pause_cpu_ms") is not None]
+        rss = [r["rss_bytes"] for r in fork_runs if r.get("rss_bytes")]
         if pauses:
-            lines.append(f"fork(): pause_ms (GIL held) median {statistics.median(pauses):.1f}")
+            lines.append(
+                f"fork(): GIL held (pause_ms) median {statistics.median(pauses):.1f} ms"
+                + (f", CPU time of the fork {statistics.median(cpu):.1f} ms" if cpu else "")
+                + (f", parent RSS {statistics.median(rss) / 2**20:.0f} MiB" if rss else "")
+            )
         fork_worst = statistics.median(r["worst_ms"] for r in fork_runs)
         verdict = "PASS" if fork_worst <= GOAL_FORK_WORST_MS else "FAIL"
         lines.append(f"goal: fork worst latency <= {GOAL_FORK_WORST_MS:.0f} ms: {verdict}")
