@@ -70,7 +70,13 @@ _HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
 
 def _targets(pid: int, all_workers: bool) -> list[Target]:
     if not all_workers:
-        return [inspect_process(pid)]
+        target = inspect_process(pid)
+        kids = children(pid)
+        if kids:
+            _note(f"process {pid} has {len(kids)} child process(es) ({', '.join(map(str, kids))})"
+                  "; if it is a gunicorn or uvicorn master, its workers serve the requests: "
+                  "add --all-workers")
+        return [target]
     owner(pid)  # a clear error when the master itself does not exist
     found, skipped = [], []
     for child in children(pid):
