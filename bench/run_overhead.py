@@ -12,6 +12,11 @@ sync worker, keep-alive for uvicorn). All configurations of one server run at th
 time and the load visits them in turn, `--reps` windows of `--seconds` each (every window
 starts with 300 unmeasured requests), so machine noise falls on all of them alike; the
 median window is reported.
+
+Beside requests per second, the CPU time the app's processes use per request (utime +
+stime from /proc, summed over every measured window; heapsight's own CLI process is not
+the app and is left out) is reported: on a busy machine it moves much less than
+throughput, which depends on when the scheduler runs the server.
 """
 
 from __future__ import annotations
@@ -65,8 +70,44 @@ def wait_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"server on {port} never accepted connections")
 
 
-def load(port: int, path: str, seconds: float, keep_alive: bool) -> float:
-    """Requests per second of a one-client closed loop over `seconds`."""
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def app_processes(root: int, include_root: bool) -> list[int]:
+    """`root`'s descendants (and `root` itself when it is the app)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        found.extend(children)
+        frontier.extend(children)
+    return ([root] if include_root else []) + found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def load(port: int, path: str, seconds: float, keep_alive: bool,
+         pids: list[int]) -> tuple[float, int, float]:
+    """Requests per second of a one-client closed loop over `seconds`, the requests
+    served, and the CPU seconds `pids` used meanwhile."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for _ in range(300):
         conn.request("GET", path)
@@ -74,6 +115,7 @@ def load(port: int, path: str, seconds: float, keep_alive: bool) -> float:
         if not keep_alive:
             conn.close()
     done = 0
+    cpu_before = cpu_seconds(pids)
     started = time.perf_counter()
     end = started + seconds
     while time.perf_counter() < end:
@@ -84,8 +126,9 @@ def load(port: int, path: str, seconds: float, keep_alive: bool) -> float:
             conn.close()
         done += 1
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pids) - cpu_before
     conn.close()
-    return done / elapsed
+    return done / elapsed, done, cpu
 
 
 def server_argv(server: str, port: int, workdir: Path) -> tuple[list[str], Path]:
@@ -148,6 +191,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="heapsight-bench-run-"))
     (workdir / "starlette_bench.py").write_text(STARLETTE_APP)
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     try:
         for server in ("flask-gunicorn", "starlette-uvicorn"):
             # Every configuration runs at once and the load visits them in turn, window by
@@ -157,11 +201,17 @@ def main() -> int:
                 for _, port in running.values():
                     wait_port(port)
                 time.sleep(3.0)  # heapsight run waits for the processes to settle
+                pids = {config: app_processes(proc.pid, config != "heapsight run")
+                        for config, (proc, _) in running.items()}
                 for rep in range(args.reps):
                     for config, (_, port) in running.items():
-                        rps = load(port, "/health", args.seconds,
-                                   keep_alive=server != "flask-gunicorn")
+                        rps, done, used = load(port, "/health", args.seconds,
+                                               keep_alive=server != "flask-gunicorn",
+                                               pids=pids[config])
                         results.setdefault((server, config), []).append(rps)
+                        totals = cpu.setdefault((server, config), [0.0, 0.0])
+                        totals[0] += used
+                        totals[1] += done
                         print(f"window {rep + 1} {server:<18} {config:<20} {rps:8.0f} req/s",
                               flush=True)
             finally:
@@ -170,12 +220,18 @@ def main() -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
-    print(f"{'server':<18} {'configuration':<20} {'req/s (median)':>15} {'vs plain':>9}")
+    print(f"{'server':<18} {'configuration':<20} {'req/s (median)':>15} {'vs plain':>9}"
+          f" {'app CPU/request':>16} {'vs plain':>9}")
     for server in ("flask-gunicorn", "starlette-uvicorn"):
         plain = statistics.median(results[(server, "plain")])
+        plain_used, plain_done = cpu[(server, "plain")]
+        plain_cost = plain_used / max(plain_done, 1)
         for config in configs:
             rps = statistics.median(results[(server, config)])
-            print(f"{server:<18} {config:<20} {rps:15.0f} {100 * (rps / plain - 1):+8.1f}%")
+            used, done = cpu[(server, config)]
+            cost = used / max(done, 1)
+            print(f"{server:<18} {config:<20} {rps:15.0f} {100 * (rps / plain - 1):+8.1f}%"
+                  f" {cost * 1e6:13.0f} us {100 * (cost / plain_cost - 1):+8.1f}%")
     return 0
 
 

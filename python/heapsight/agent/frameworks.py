@@ -135,7 +135,6 @@ def _patch_wsgiref(module: ModuleType) -> None:
 def _patch_flask(module: ModuleType) -> None:
     flask_cls = module.Flask
     original_wsgi_app = flask_cls.wsgi_app
-    original_dispatch = flask_cls.full_dispatch_request
 
     @functools.wraps(original_wsgi_app)
     def wsgi_app(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
@@ -146,20 +145,27 @@ def _patch_flask(module: ModuleType) -> None:
         finally:
             _record_wsgi(environ)
 
-    @functools.wraps(original_dispatch)
-    def full_dispatch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            from flask import request
-
-            rule = request.url_rule
-            if rule is not None:
-                request.environ[ROUTE_KEY] = rule.rule
-        except Exception:  # noqa: BLE001
-            pass
-        return original_dispatch(self, *args, **kwargs)
-
     flask_cls.wsgi_app = wsgi_app
-    flask_cls.full_dispatch_request = full_dispatch_request
+    # The route is read where Flask matched it, on the request object itself: going
+    # through the `flask.request` proxy on every request cost more than the rest of the
+    # agent together (bench/agent_overhead.py).
+    ctx_module = sys.modules.get("flask.ctx")
+    context_cls = getattr(ctx_module, "RequestContext", None)
+    original_match = getattr(context_cls, "match_request", None)
+    if context_cls is None or original_match is None:
+        return
+
+    @functools.wraps(original_match)
+    def match_request(self: Any) -> None:
+        original_match(self)
+        try:
+            rule = self.request.url_rule
+            if rule is not None:
+                self.request.environ[ROUTE_KEY] = rule.rule
+        except Exception:  # noqa: BLE001 - attribution must never fail a request
+            pass
+
+    context_cls.match_request = match_request
 
 
 def _patch_django_base(module: ModuleType) -> None:
