@@ -93,6 +93,33 @@ def test_fastapi_under_uvicorn(run_heapsight: Runner) -> None:
     assert verdicts["GET /ping"] == "no-leak"
 
 
+def test_fastapi_under_uvicorn_two_workers(run_heapsight: Runner) -> None:
+    """uvicorn --workers starts its workers with multiprocessing's spawn (a fresh
+    interpreter each, not a fork): every one must load the agent and be censused."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    result = run_heapsight(
+        ["--drive", f"GET:{base}/ping", "--drive", f"GET:{base}/users/{{i}}", *FAST],
+        [str(BIN / "uvicorn"), "--port", str(port), "--workers", "2", "--log-level",
+         "warning", "fastapi_app:app"],
+    )
+    assert result.code == 1, result.stderr
+    data = result.json
+    assert data is not None
+    assert_contract(data)
+    suspect = _only_suspect(data, "fastapi_app.Profile")
+    assert suspect["endpoints"] == ["GET /users/{user_id}"]
+    assert suspect["retainer_path"][:2] == ["module fastapi_app", "._PROFILES"]
+    verdicts = {e["endpoint"]: e["verdict"] for e in data["endpoints"]}
+    assert verdicts["GET /users/{user_id}"] == "leak"
+    assert verdicts["GET /ping"] == "no-leak"
+    # The supervisor and both workers have agents; the workers served the requests.
+    assert len(data["workers"]) >= 3
+    assert len([w for w in data["workers"] if w["requests"] > 0]) >= 1
+
+
 def test_django_under_gunicorn(run_heapsight: Runner) -> None:
     pytest.importorskip("django")
     pytest.importorskip("gunicorn")
