@@ -155,19 +155,20 @@ impl DominatorTree {
             }
         }
 
-        // Semidominators, in reverse preorder. The per-number fields live together so
-        // that path compression touches one cache line per vertex, not four.
-        let mut info: Vec<SemiInfo> = mem::with_capacity(count);
-        info.extend(parent.iter().enumerate().map(|(w, &p)| SemiInfo {
-            parent: p,
+        // Semidominators, in reverse preorder. The path-compressed forest keeps, per
+        // vertex, its forest ancestor and the smallest semidominator on the compressed
+        // path (instead of the vertex holding it, as in the textbook `label`): `eval` is
+        // then one 8-byte read per step, with no second lookup of the label's
+        // semidominator; these reads are random and dominate the pass.
+        let mut forest: Vec<Forest> = mem::with_capacity(count);
+        forest.extend(parent.iter().enumerate().map(|(w, &p)| Forest {
             ancestor: p,
-            label: w as u32,
-            semi: w as u32,
+            best: w as u32,
         }));
-        drop(parent);
+        let mut semi: Vec<u32> = mem::filled(count, SUPER);
         let mut eval_stack: Vec<u32> = Vec::new();
         for w in (1..count).rev() {
-            let mut s = info[w].parent;
+            let mut s = parent[w];
             if is_root_child(order[w].index()) {
                 s = SUPER;
             } else {
@@ -182,31 +183,31 @@ impl DominatorTree {
                     } else if v == SKIPPED_PRED {
                         continue;
                     } else {
-                        let l = eval(v, w as u32 + 1, &mut info, &mut eval_stack);
-                        info[l as usize].semi
+                        eval(v, w as u32 + 1, &mut forest, &mut eval_stack)
                     };
                     s = s.min(candidate);
                 }
             }
-            info[w].semi = s;
+            semi[w] = s;
+            forest[w].best = s;
         }
         drop(eval_stack);
+        drop(forest);
         drop(pred_nums);
         drop(pred_offsets);
 
         // idom(w) = NCA(parent(w), semi(w)) in the dominator tree built so far; the
-        // `parent` field becomes the immediate dominator.
+        // `parent` array becomes the immediate dominators.
+        let mut idom = parent;
         for w in 1..count {
-            let target = info[w].semi;
-            let mut c = info[w].parent;
+            let target = semi[w];
+            let mut c = idom[w];
             while c > target {
-                c = info[c as usize].parent;
+                c = idom[c as usize];
             }
-            info[w].parent = c;
+            idom[w] = c;
         }
-        let mut idom: Vec<u32> = mem::with_capacity(count);
-        idom.extend(info.iter().map(|i| i.parent));
-        drop(info);
+        drop(semi);
 
         let sizes = &snapshot.nodes.size;
         let mut retained: Vec<u64> = mem::with_capacity(count);
@@ -412,18 +413,24 @@ impl DominatorTree {
 
     fn most_dominating_by_pass(&self, nums: &[u32]) -> Option<(NodeIdx, u64)> {
         let count = self.idom.len();
-        let mut is_target = vec![false; count];
+        // below[w]: targets strictly inside w's dominator subtree, with w's own target
+        // flag in the top bit. One 4-byte array (instead of a count and a flag array)
+        // keeps the random updates of the bottom-up pass to one cache line each.
+        // Counts stay below 2^31: there are fewer than 2^32 - 1 nodes, and a target
+        // set of 2^31 distinct nodes would need more memory than this machine has.
+        const TARGET: u32 = 1 << 31;
+        let mut below = vec![0u32; count];
         for &t in nums {
-            is_target[t as usize] = true;
+            below[t as usize] = TARGET;
         }
-        // below[w]: targets strictly inside w's dominator subtree.
-        let mut below = vec![0u64; count];
         for w in (1..count).rev() {
+            let b = below[w];
             let d = self.idom[w] as usize;
-            below[d] += below[w] + u64::from(is_target[w]);
+            below[d] += (b & !TARGET) + (b >> 31);
         }
-        let mut best: Option<(usize, u64)> = None;
-        for (w, &c) in below.iter().enumerate().skip(1) {
+        let mut best: Option<(usize, u32)> = None;
+        for (w, &b) in below.iter().enumerate().skip(1) {
+            let c = b & !TARGET;
             let better = match best {
                 None => c > 0,
                 Some((_, best_count)) => c >= best_count,
@@ -432,53 +439,47 @@ impl DominatorTree {
                 best = Some((w, c));
             }
         }
-        best.map(|(w, c)| (self.order[w], c))
+        best.map(|(w, c)| (self.order[w], u64::from(c)))
     }
 }
 
-/// Per-DFS-number state of the semidominator pass.
+/// Per-DFS-number state of the path-compressed forest of the semidominator pass.
 #[derive(Clone, Copy)]
-struct SemiInfo {
-    /// DFS parent; becomes the immediate dominator.
-    parent: u32,
-    /// Path-compressed ancestor in the forest of processed vertices.
+struct Forest {
+    /// Path-compressed ancestor (the DFS parent until compressed).
     ancestor: u32,
-    /// Vertex with the smallest semidominator on the compressed path.
-    label: u32,
-    semi: u32,
+    /// Smallest semidominator on the compressed path from this vertex up to (not
+    /// including) `ancestor`.
+    best: u32,
 }
 
-/// Path-compressing evaluation: the vertex with the smallest semidominator on the
-/// forest path from `v` up to (excluding) its forest root, compressing that path.
-/// Vertices numbered `last_linked` and above are linked. Iterative: the path is
-/// collected on `stack` first.
-fn eval(v: u32, last_linked: u32, info: &mut [SemiInfo], stack: &mut Vec<u32>) -> u32 {
-    if info[v as usize].ancestor < last_linked {
-        return info[v as usize].label;
+/// Path-compressing evaluation: the smallest semidominator on the forest path from
+/// `v` up to (excluding) its forest root, compressing that path. Vertices numbered
+/// `last_linked` and above are linked. Iterative: the path is collected on `stack`
+/// first.
+fn eval(v: u32, last_linked: u32, forest: &mut [Forest], stack: &mut Vec<u32>) -> u32 {
+    if forest[v as usize].ancestor < last_linked {
+        return forest[v as usize].best;
     }
     let mut x = v;
     loop {
         stack.push(x);
-        x = info[x as usize].ancestor;
-        if info[x as usize].ancestor < last_linked {
+        x = forest[x as usize].ancestor;
+        if forest[x as usize].ancestor < last_linked {
             break;
         }
     }
     // `x` is the top linked vertex; compress everything below it onto x's ancestor.
-    let top_ancestor = info[x as usize].ancestor;
-    let mut p_label = info[x as usize].label;
-    let mut p_label_semi = info[p_label as usize].semi;
+    let top_ancestor = forest[x as usize].ancestor;
+    let mut p_best = forest[x as usize].best;
     while let Some(y) = stack.pop() {
-        let y_label = info[y as usize].label;
-        let y_label_semi = info[y_label as usize].semi;
-        let entry = &mut info[y as usize];
+        let entry = &mut forest[y as usize];
         entry.ancestor = top_ancestor;
-        if p_label_semi < y_label_semi {
-            entry.label = p_label;
+        if p_best < entry.best {
+            entry.best = p_best;
         } else {
-            p_label = y_label;
-            p_label_semi = y_label_semi;
+            p_best = entry.best;
         }
     }
-    info[v as usize].label
+    forest[v as usize].best
 }

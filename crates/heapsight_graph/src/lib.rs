@@ -29,6 +29,6 @@ pub use graph::{root_tier, EdgeIdx, Graph, RootIdx};
 pub use paths::{path_to_single, shortest_paths_from_roots, Path, PathTree};
 pub use render::{escape_quoted, path_steps, render_path, root_step, Step};
 pub use shapes::{
-    accumulation_point, percent, retainer_shapes, AccumulationPoint, RetainerShape, ShapeIndex,
-    ShapeReport, ShapeStep,
+    accumulation_point, percent, retainer_shapes, shortest_paths_and_shapes, AccumulationPoint,
+    RetainerShape, ShapeIndex, ShapeMemo, ShapeReport, ShapeStep,
 };

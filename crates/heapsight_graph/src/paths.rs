@@ -55,6 +55,20 @@ pub struct PathTree {
 /// unreached, from the External roots. Within a tier each node gets a path of minimal
 /// length; among equally short ones, module roots win over threads over the interpreter.
 pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
+    bfs_from_roots(graph, |_, _| {})
+}
+
+/// How the breadth-first search first reached a node.
+pub(crate) enum Reached {
+    /// The node is a root's; its path starts there.
+    Root(RootIdx),
+    /// Over an edge (position in the edge columns) from this parent node.
+    Edge(u32, u32),
+}
+
+/// The search of [`shortest_paths_from_roots`], calling `visit(node, how)` once for each
+/// node as it is reached: a parent always before its children.
+pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached)) -> PathTree {
     let n = graph.n_nodes();
     let snapshot = graph.snapshot();
     let offsets = &snapshot.edges.offsets;
@@ -76,6 +90,7 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
                 parent[node] = ROOT_MARK;
                 parent_edge[node] = r.0;
                 queue.push(node as u32);
+                visit(node as u32, Reached::Root(r));
             }
             next_root += 1;
         }
@@ -95,6 +110,7 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
                     parent[t] = u as u32;
                     parent_edge[t] = pos as u32;
                     queue.push(t as u32);
+                    visit(t as u32, Reached::Edge(u as u32, pos as u32));
                 }
             }
         }

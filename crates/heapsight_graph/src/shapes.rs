@@ -6,7 +6,7 @@ use std::fmt;
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, StrId, NO_STR};
 
 use crate::dominators::DominatorTree;
-use crate::graph::{EdgeIdx, RootIdx};
+use crate::graph::{EdgeIdx, Graph, RootIdx};
 use crate::hash::FastMap;
 use crate::paths::PathTree;
 use crate::render::{path_steps, Step};
@@ -253,43 +253,173 @@ const TRIE_TOP: u32 = u32::MAX;
 /// long its path. Reuse one index for many target sets (e.g. the top types of a heap).
 ///
 /// Memory: 4 bytes per node (allocated zeroed, so pages never asked for stay free)
-/// plus one entry per distinct shape prefix.
+/// plus about 30 bytes per distinct shape prefix (trie entry, lookup slot, group slot).
 pub struct ShapeIndex<'a> {
     snapshot: &'a Snapshot,
     paths: &'a PathTree,
-    /// Per node: trie entry + 1, [`MEMO_UNKNOWN`] or [`MEMO_UNREACHED`].
-    memo: Vec<u32>,
-    /// Trie entries: (parent entry or [`TRIE_TOP`], atom).
-    trie: Vec<(u32, u64)>,
-    trie_lookup: FastMap<(u32, u64), u32>,
+    m: ShapeMemo,
     walk: Vec<(NodeIdx, EdgeIdx)>,
+    /// Per trie entry: first group of `top_shapes`' current call with that shape, or
+    /// [`NO_GROUP`]; reset after each call.
+    group_of_entry: Vec<u32>,
 }
 
-impl<'a> ShapeIndex<'a> {
-    /// An empty index over `paths` (shapes are computed on demand).
-    pub fn new(snapshot: &'a Snapshot, paths: &'a PathTree) -> Self {
-        ShapeIndex {
-            snapshot,
-            paths,
-            memo: vec![MEMO_UNKNOWN; paths.n_nodes()],
-            trie: Vec::new(),
-            trie_lookup: FastMap::default(),
-            walk: Vec::new(),
+/// The shape of every node reached so far, as entries of a trie of shape prefixes.
+/// Filled on demand by [`ShapeIndex`], or for every node at once by
+/// [`shortest_paths_and_shapes`] during its breadth-first search.
+pub struct ShapeMemo {
+    /// Per node: trie entry + 1, [`MEMO_UNKNOWN`] or [`MEMO_UNREACHED`].
+    memo: Vec<u32>,
+    /// Trie entries: (parent entry or [`TRIE_TOP`], atom id).
+    trie: Vec<(u32, u32)>,
+    /// Atom id -> atom. A heap has few distinct atoms (names, types, roots), so
+    /// numbering them keeps trie keys at 8 bytes.
+    atoms: Vec<u64>,
+    atom_ids: FastMap<u64, u32>,
+    /// The last atom looked up and its id: siblings (list items, dict values) repeat it.
+    last_atom: (u64, u32),
+    /// (parent entry, atom id) -> trie entry.
+    lookup: EntryTable,
+    /// The last (parent entry, atom id) interned and its entry: siblings come in a row.
+    last_intern: (u32, u32, u32),
+    /// The last attribute name checked against `__dict__`, and the answer.
+    last_attr: (u32, bool),
+}
+
+/// No group yet for a trie entry.
+const NO_GROUP: u32 = u32::MAX;
+
+/// Open-addressing hash table from (parent entry, atom id) to trie entry. One probe is
+/// usually one cache miss: the whole key sits in the slot (hashbrown would read a
+/// control byte and a bucket elsewhere), and a slot is 12 bytes instead of 25. Millions
+/// of lookups on a big heap make this the cost of computing shapes.
+struct EntryTable {
+    /// Slots `[parent, atom id, entry]`; `entry == EMPTY_SLOT` marks a free slot.
+    slots: Vec<[u32; 3]>,
+    len: usize,
+}
+
+const EMPTY_SLOT: u32 = u32::MAX;
+
+impl EntryTable {
+    fn new() -> Self {
+        EntryTable {
+            slots: vec![[0, 0, EMPTY_SLOT]; 1024],
+            len: 0,
         }
     }
 
-    fn intern(&mut self, parent: u32, a: u64) -> u32 {
-        let next = self.trie.len() as u32;
-        let id = *self.trie_lookup.entry((parent, a)).or_insert(next);
-        if id == next {
-            self.trie.push((parent, a));
+    fn slot_of(&self, parent: u32, atom_id: u32) -> usize {
+        let key = (u64::from(parent) << 32) | u64::from(atom_id);
+        let mask = self.slots.len() - 1;
+        // Fibonacci hashing: the high bits of the product mix every key bit.
+        let bits = self.slots.len().trailing_zeros();
+        let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize;
+        loop {
+            let slot = &self.slots[i];
+            if slot[2] == EMPTY_SLOT || (slot[0] == parent && slot[1] == atom_id) {
+                return i;
+            }
+            i = (i + 1) & mask;
         }
+    }
+
+    /// The entry stored for the key, or `make()`'s, stored now.
+    fn get_or_insert(&mut self, parent: u32, atom_id: u32, make: impl FnOnce() -> u32) -> u32 {
+        let i = self.slot_of(parent, atom_id);
+        if self.slots[i][2] != EMPTY_SLOT {
+            return self.slots[i][2];
+        }
+        let entry = make();
+        self.slots[i] = [parent, atom_id, entry];
+        self.len += 1;
+        // Load factor at most 3/4 keeps linear probing short.
+        if self.len * 4 > self.slots.len() * 3 {
+            let grown = vec![[0, 0, EMPTY_SLOT]; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, grown);
+            for slot in old {
+                if slot[2] != EMPTY_SLOT {
+                    let j = self.slot_of(slot[0], slot[1]);
+                    self.slots[j] = slot;
+                }
+            }
+        }
+        entry
+    }
+}
+
+/// One shape group of a `top_shapes` call.
+struct Group {
+    entry: u32,
+    type_idx: u32,
+    tally: Tally,
+    /// Next group with the same trie entry (another target type), or [`NO_GROUP`].
+    next: u32,
+}
+
+impl ShapeMemo {
+    /// An empty memo for `n` nodes.
+    fn new(n: usize) -> Self {
+        ShapeMemo {
+            memo: vec![MEMO_UNKNOWN; n],
+            trie: Vec::new(),
+            atoms: Vec::new(),
+            atom_ids: FastMap::default(),
+            last_atom: (u64::MAX, 0),
+            lookup: EntryTable::new(),
+            last_intern: (u32::MAX, u32::MAX, 0),
+            last_attr: (u32::MAX, false),
+        }
+    }
+
+    fn atom_id(&mut self, a: u64) -> u32 {
+        if self.last_atom.0 == a {
+            return self.last_atom.1;
+        }
+        let next = self.atoms.len() as u32;
+        let id = *self.atom_ids.entry(a).or_insert(next);
+        if id == next {
+            self.atoms.push(a);
+        }
+        self.last_atom = (a, id);
         id
     }
 
+    fn intern(&mut self, parent: u32, a: u64) -> u32 {
+        let atom_id = self.atom_id(a);
+        if (self.last_intern.0, self.last_intern.1) == (parent, atom_id) {
+            return self.last_intern.2;
+        }
+        let trie = &mut self.trie;
+        let entry = self.lookup.get_or_insert(parent, atom_id, || {
+            trie.push((parent, atom_id));
+            (trie.len() - 1) as u32
+        });
+        self.last_intern = (parent, atom_id, entry);
+        entry
+    }
+
+    /// The trie entry of a path that starts at `root`.
+    fn root_entry(&mut self, snapshot: &Snapshot, root: RootIdx) -> u32 {
+        let a = root_atom(snapshot, root);
+        self.intern(TRIE_TOP, a)
+    }
+
+    fn is_dunder_dict(&mut self, snapshot: &Snapshot, value: u32) -> bool {
+        if self.last_attr.0 != value {
+            self.last_attr = (value, snapshot.str(StrId(value)) == Some("__dict__"));
+        }
+        self.last_attr.1
+    }
+
     /// The trie entry of the shape arriving at `target` from `parent_entry` over `edge`.
-    fn extend(&mut self, parent_entry: u32, edge: EdgeIdx, target: NodeIdx) -> u32 {
-        let snapshot = self.snapshot;
+    fn extend(
+        &mut self,
+        snapshot: &Snapshot,
+        parent_entry: u32,
+        edge: EdgeIdx,
+        target: NodeIdx,
+    ) -> u32 {
         let i = edge.index();
         let kind = snapshot
             .edges
@@ -300,14 +430,13 @@ impl<'a> ShapeIndex<'a> {
         let value = snapshot.edges.label_values.get(i).copied().unwrap_or(0);
         let a = match kind {
             LabelKind::Attr
-                if snapshot.str(StrId(value)) == Some("__dict__")
-                    && snapshot.type_name(target) == "dict" =>
+                if self.is_dunder_dict(snapshot, value) && snapshot.type_name(target) == "dict" =>
             {
                 atom(TAG_DICT_ATTR, value)
             }
             LabelKind::Key => {
                 let (grandparent, parent_atom) = self.trie[parent_entry as usize];
-                if atom_tag(parent_atom) == TAG_DICT_ATTR {
+                if atom_tag(self.atoms[parent_atom as usize]) == TAG_DICT_ATTR {
                     return self.intern(grandparent, atom(TAG_ATTR, value));
                 }
                 atom(TAG_ANY, 0)
@@ -327,10 +456,52 @@ impl<'a> ShapeIndex<'a> {
         };
         self.intern(parent_entry, a)
     }
+}
+
+/// [`shortest_paths_from_roots`](crate::paths::shortest_paths_from_roots) plus the
+/// retainer shape of every node it reaches, computed in the same breadth-first search:
+/// when a node is first reached, its parent's shape and the edge's label are at hand,
+/// so a shape costs one lookup instead of a later walk through random memory. Give
+/// the memo to [`ShapeIndex::with_memo`]. Costs 4 bytes per node more than the paths
+/// alone, plus the trie.
+pub fn shortest_paths_and_shapes(graph: &Graph) -> (PathTree, ShapeMemo) {
+    let snapshot = graph.snapshot();
+    let mut m = ShapeMemo::new(graph.n_nodes());
+    let paths = crate::paths::bfs_from_roots(graph, |node, from| {
+        let entry = match from {
+            crate::paths::Reached::Root(root) => m.root_entry(snapshot, root),
+            crate::paths::Reached::Edge(parent, edge) => {
+                // Parents are reached before their children, so their shape is known.
+                let parent_entry = m.memo[parent as usize] - 1;
+                m.extend(snapshot, parent_entry, EdgeIdx(edge), NodeIdx(node))
+            }
+        };
+        m.memo[node as usize] = entry + 1;
+    });
+    (paths, m)
+}
+
+impl<'a> ShapeIndex<'a> {
+    /// An empty index over `paths` (shapes are computed on demand).
+    pub fn new(snapshot: &'a Snapshot, paths: &'a PathTree) -> Self {
+        ShapeIndex::with_memo(snapshot, paths, ShapeMemo::new(paths.n_nodes()))
+    }
+
+    /// An index over `paths` starting from shapes already computed for them, by
+    /// [`shortest_paths_and_shapes`] (which returned both).
+    pub fn with_memo(snapshot: &'a Snapshot, paths: &'a PathTree, memo: ShapeMemo) -> Self {
+        ShapeIndex {
+            snapshot,
+            paths,
+            m: memo,
+            walk: Vec::new(),
+            group_of_entry: Vec::new(),
+        }
+    }
 
     /// The trie entry of `node`'s shape; `None` if no root reaches it.
     fn entry_of(&mut self, node: NodeIdx) -> Option<u32> {
-        let mut memo = *self.memo.get(node.index())?;
+        let mut memo = *self.m.memo.get(node.index())?;
         let mut walk = std::mem::take(&mut self.walk);
         walk.clear();
         let mut cur = node;
@@ -340,25 +511,22 @@ impl<'a> ShapeIndex<'a> {
                 Some((up, edge)) => {
                     walk.push((cur, edge));
                     cur = up;
-                    memo = self.memo[cur.index()];
+                    memo = self.m.memo[cur.index()];
                 }
                 None => {
                     memo = match self.paths.root_of_path(cur) {
-                        Some(root) => {
-                            let a = root_atom(self.snapshot, root);
-                            self.intern(TRIE_TOP, a) + 1
-                        }
+                        Some(root) => self.m.root_entry(self.snapshot, root) + 1,
                         None => MEMO_UNREACHED,
                     };
-                    self.memo[cur.index()] = memo;
+                    self.m.memo[cur.index()] = memo;
                 }
             }
         }
         while let Some((down, edge)) = walk.pop() {
             if memo != MEMO_UNREACHED {
-                memo = self.extend(memo - 1, edge, down) + 1;
+                memo = self.m.extend(self.snapshot, memo - 1, edge, down) + 1;
             }
-            self.memo[down.index()] = memo;
+            self.m.memo[down.index()] = memo;
         }
         self.walk = walk;
         (memo != MEMO_UNREACHED).then(|| memo - 1)
@@ -367,8 +535,8 @@ impl<'a> ShapeIndex<'a> {
     fn steps_of_entry(&self, entry: u32) -> Vec<ShapeStep> {
         let mut atoms = Vec::new();
         let mut cur = entry;
-        while let Some(&(parent, a)) = self.trie.get(cur as usize) {
-            atoms.push(a);
+        while let Some(&(parent, a)) = self.m.trie.get(cur as usize) {
+            atoms.push(self.m.atoms[a as usize]);
             cur = parent;
         }
         atoms
@@ -401,7 +569,9 @@ impl<'a> ShapeIndex<'a> {
     pub fn top_shapes(&mut self, targets: &[NodeIdx], limit: usize) -> ShapeReport {
         let snapshot = self.snapshot;
         let mut report = ShapeReport::default();
-        let mut groups: FastMap<GroupKey, Tally> = FastMap::default();
+        let mut groups: Vec<Group> = Vec::new();
+        // The last (entry, type) met and its group: siblings are usually adjacent.
+        let mut last_group: (u32, u32, u32) = (u32::MAX, u32::MAX, NO_GROUP);
         for &t in targets {
             let size = snapshot.nodes.size.get(t.index()).copied().unwrap_or(0);
             report.total_count += 1;
@@ -416,15 +586,46 @@ impl<'a> ShapeIndex<'a> {
                 .type_idx
                 .get(t.index())
                 .map_or(u32::MAX, |ty| ty.0);
-            let tally = groups.entry((entry, type_idx)).or_insert(Tally {
-                count: 0,
-                bytes: 0,
-                example: t,
-            });
+            if (last_group.0, last_group.1) == (entry, type_idx) {
+                let tally = &mut groups[last_group.2 as usize].tally;
+                tally.count += 1;
+                tally.bytes += size;
+                continue;
+            }
+            if self.group_of_entry.len() <= entry as usize {
+                self.group_of_entry.resize(self.m.trie.len(), NO_GROUP);
+            }
+            let first = self.group_of_entry[entry as usize];
+            let mut g = first;
+            while g != NO_GROUP && groups[g as usize].type_idx != type_idx {
+                g = groups[g as usize].next;
+            }
+            if g == NO_GROUP {
+                g = groups.len() as u32;
+                groups.push(Group {
+                    entry,
+                    type_idx,
+                    tally: Tally {
+                        count: 0,
+                        bytes: 0,
+                        example: t,
+                    },
+                    next: first,
+                });
+                self.group_of_entry[entry as usize] = g;
+            }
+            last_group = (entry, type_idx, g);
+            let tally = &mut groups[g as usize].tally;
             tally.count += 1;
             tally.bytes += size;
         }
-        let mut ranked: Vec<(GroupKey, Tally)> = groups.into_iter().collect();
+        for g in &groups {
+            self.group_of_entry[g.entry as usize] = NO_GROUP;
+        }
+        let mut ranked: Vec<(GroupKey, Tally)> = groups
+            .into_iter()
+            .map(|g| ((g.entry, g.type_idx), g.tally))
+            .collect();
         // The first member breaks ties: it depends only on the targets' order.
         let rank = |g: &(GroupKey, Tally)| {
             (

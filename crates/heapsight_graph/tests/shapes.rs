@@ -5,8 +5,8 @@ mod common;
 
 use common::{heap, Heap, Rng};
 use heapsight_graph::{
-    accumulation_point, path_steps, percent, retainer_shapes, shortest_paths_from_roots,
-    DominatorTree, Graph, ShapeIndex, ShapeReport, ShapeStep, Step,
+    accumulation_point, path_steps, percent, retainer_shapes, shortest_paths_and_shapes,
+    shortest_paths_from_roots, DominatorTree, Graph, ShapeIndex, ShapeReport, ShapeStep, Step,
 };
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, SnapshotBuilder};
 
@@ -20,7 +20,13 @@ fn instances_of(h: &Heap, type_name: &str) -> Vec<NodeIdx> {
 fn shapes_of(h: &Heap, type_name: &str) -> ShapeReport {
     let graph = Graph::new(&h.snapshot).expect("valid snapshot");
     let tree = shortest_paths_from_roots(&graph);
-    retainer_shapes(&h.snapshot, &tree, &instances_of(h, type_name))
+    let targets = instances_of(h, type_name);
+    let report = retainer_shapes(&h.snapshot, &tree, &targets);
+    // The shapes computed during the search must be the ones computed on demand.
+    let (eager_tree, memo) = shortest_paths_and_shapes(&graph);
+    let eager = ShapeIndex::with_memo(&h.snapshot, &eager_tree, memo).shapes(&targets);
+    assert_eq!(eager, report, "shapes computed during the search differ");
+    report
 }
 
 /// Data-driven check: one `count bytes shape` line per group, then
@@ -330,6 +336,36 @@ fn memoized_shapes_match_rendered_paths_on_random_heaps() {
                 index.holder_of(g.example).as_deref(),
                 Some(g.holder.as_str())
             );
+        }
+    }
+}
+
+#[test]
+fn shapes_computed_during_the_search_match_shapes_computed_on_demand() {
+    let mut rng = Rng::new(0x5ba9e);
+    for _ in 0..300 {
+        let n = 1 + rng.below(60) as usize;
+        let edges = rng.below(3 * n as u64 + 1) as usize;
+        let n_roots = rng.below(5) as usize;
+        let s = common::random_snapshot(&mut rng, n, edges, n_roots);
+        let graph = Graph::new(&s).expect("valid snapshot");
+        let tree = shortest_paths_from_roots(&graph);
+        let (eager_tree, memo) = shortest_paths_and_shapes(&graph);
+        let mut eager = ShapeIndex::with_memo(&s, &eager_tree, memo);
+        let mut lazy = ShapeIndex::new(&s, &tree);
+        let all: Vec<NodeIdx> = (0..n as u32).map(NodeIdx).collect();
+        for type_name in ["dict", "list", "app.A", "app.B", "str"] {
+            let targets: Vec<NodeIdx> = all
+                .iter()
+                .copied()
+                .filter(|&v| s.type_name(v) == type_name)
+                .collect();
+            assert_eq!(eager.shapes(&targets), lazy.shapes(&targets));
+            assert_eq!(eager.top_shapes(&targets, 2), lazy.top_shapes(&targets, 2));
+        }
+        assert_eq!(eager.shapes(&all), lazy.shapes(&all));
+        for &v in &all {
+            assert_eq!(eager.holder_of(v), lazy.holder_of(v));
         }
     }
 }
