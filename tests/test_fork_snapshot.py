@@ -183,6 +183,40 @@ def test_child_reaped_by_someone_else_still_reports(tmp_path: Path) -> None:
     assert cli_json("info", str(tmp_path / "ign.hsnap"))["pid"] == os.getpid()
 
 
+def test_child_reaped_by_a_sigchld_handler_still_reports(tmp_path: Path) -> None:
+    # As a gunicorn arbiter does: a Python SIGCHLD handler reaps any child (waitpid(-1)).
+    reaped: list[int] = []
+
+    def reap(signum: int, frame: Any) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            reaped.append(pid)
+
+    previous = signal.signal(signal.SIGCHLD, reap)
+    result: dict[str, Any] = {}
+
+    def capture() -> None:
+        result["summary"] = heapsight.snapshot(tmp_path / "chld.hsnap", fork=True)
+
+    try:
+        # Python handlers run in the main thread, so the capture runs in another one.
+        thread = threading.Thread(target=capture)
+        thread.start()
+        while thread.is_alive():
+            time.sleep(0.005)
+        thread.join()
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert result["summary"]["mode"] == "fork"
+    assert (tmp_path / "chld.hsnap").exists()
+    assert children_of_this_process() == []
+
+
 def test_default_forks_here_and_agent_passes_the_choice(tmp_path: Path) -> None:
     from heapsight.agent.server import AgentServer
 
