@@ -25,7 +25,9 @@ install-dev: $(VENV)/.ready ## Build the extension quickly (no LTO) for the test
 	$(VENV)/bin/maturin develop -q
 
 demo: install ## Install and run the leak hunt on the bundled demo app
-	$(VENV)/bin/heapsight demo
+	@# Exit status 1 means "leak found": what the demo is meant to show, not a failure.
+	$(VENV)/bin/heapsight demo --report demo-report.html; status=$$?; \
+	  if [ $$status -le 1 ]; then echo "HTML report: demo-report.html"; fi; [ $$status -le 1 ]
 
 test-rust: ## Rust tests, clippy and formatting
 	cargo fmt --all --check

@@ -66,6 +66,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="heapsight demo")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--keep-dir")
+    parser.add_argument("--report")
     args = parser.parse_args(argv)
     from heapsight.run import main as run_main
 
@@ -81,6 +82,8 @@ def main(argv: list[str]) -> int:
     ]
     if args.keep_dir:
         run_argv += ["--keep-dir", args.keep_dir]
+    if args.report:
+        run_argv += ["--report", args.report]
     # Imported by name rather than run as __main__, so types read heapsight.demo.app.*.
     app_argv = [sys.executable, "-c",
                 "import sys; from heapsight.demo.app import serve; serve(int(sys.argv[1]))",
@@ -93,7 +96,8 @@ def main(argv: list[str]) -> int:
     if code != 3:
         _print(f"(demo took {time.monotonic() - started:.1f} s)")
         return code
-    _print("`heapsight run` could not start the demo app; hunting in this process instead")
+    _print("`heapsight run` could not start the demo app; hunting in this process instead"
+           + (" (no HTML report in this mode)" if args.report else ""))
     return in_process_hunt(args.requests, args.keep_dir)
 
 

@@ -8,6 +8,9 @@ pub struct DemoArgs {
     /// Where to keep the demo's snapshots (default: a temporary directory).
     #[arg(long)]
     pub keep_dir: Option<std::path::PathBuf>,
+    /// Also write the hunt as a self-contained HTML report (charts, retainer graphs).
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: &DemoArgs, host: &dyn Host) -> anyhow::Result<i32> {
@@ -15,6 +18,10 @@ pub fn run(args: &DemoArgs, host: &dyn Host) -> anyhow::Result<i32> {
     if let Some(dir) = &args.keep_dir {
         forwarded.push("--keep-dir".to_owned());
         forwarded.push(dir.display().to_string());
+    }
+    if let Some(path) = &args.report {
+        forwarded.push("--report".to_owned());
+        forwarded.push(path.display().to_string());
     }
     host.run_python_command("demo", &forwarded)
 }
