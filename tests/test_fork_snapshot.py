@@ -123,14 +123,21 @@ def test_threads_keep_running_while_the_child_walks(tmp_path: Path) -> None:
         while not stop.is_set():
             counts[k] += 1
 
-    heap = [{"i": i, "l": [i]} for i in range(100_000)]
+    heap: list = []
     threads = [threading.Thread(target=ticker, daemon=True)]
     threads.append(threading.Thread(target=busy, args=(0,), daemon=True))
     for thread in threads:
         thread.start()
     try:
-        started = time.monotonic()
-        summary = heapsight.snapshot(tmp_path / "big.hsnap", fork=True)
+        # Grow the heap until the child's walk lasts long enough to see ticks inside it
+        # (a debug build walks 100k objects in seconds, a release build in 0.1 s).
+        for size in (100_000, 400_000, 1_600_000):
+            heap += [{"i": i, "l": [i]} for i in range(size - len(heap))]
+            ticks.clear()
+            started = time.monotonic()
+            summary = heapsight.snapshot(tmp_path / "big.hsnap", fork=True)
+            if summary["walk_ms"] > 300:
+                break
         again = _heapsight.snapshot_fork(str(tmp_path / "again.hsnap"), False, 120.0)
         assert again["nodes"] > 0
     finally:
