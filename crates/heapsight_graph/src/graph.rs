@@ -60,11 +60,12 @@ fn root_kind_rank(kind: RootKind) -> u8 {
 /// root lookup, and 8 bytes per edge (predecessor + edge position).
 pub struct Graph<'s> {
     snapshot: &'s Snapshot,
-    /// `rev_offsets[v]..rev_offsets[v + 1]` are the positions in `rev_sources` /
-    /// `rev_edges` of the edges pointing at `v`, ordered by source node.
+    /// `rev_offsets[v]..rev_offsets[v + 1]` are the positions in `rev` of the edges
+    /// pointing at `v`, ordered by source node.
     rev_offsets: Vec<u32>,
-    rev_sources: Vec<NodeIdx>,
-    rev_edges: Vec<EdgeIdx>,
+    /// (source, edge position) per incoming edge. One array, not two: building it
+    /// writes each entry at a random place, and one cache miss beats two.
+    rev: Vec<(NodeIdx, EdgeIdx)>,
     /// Per node, the preferred root naming it ([`NO_ROOT`] if none).
     root_of: Vec<u32>,
     /// Root indices in preference order (tier, kind, snapshot order), one per distinct node.
@@ -91,7 +92,7 @@ impl<'s> Graph<'s> {
         // Every pass over the graph reads these at random; see `mem`.
         mem::collapse_to_huge_pages(&snapshot.edges.offsets);
         mem::collapse_to_huge_pages(&snapshot.edges.targets);
-        let (rev_offsets, rev_sources, rev_edges) = build_reverse(snapshot);
+        let (rev_offsets, rev) = build_reverse(snapshot);
 
         let mut by_preference: Vec<RootIdx> =
             (0..snapshot.roots.len() as u32).map(RootIdx).collect();
@@ -111,8 +112,7 @@ impl<'s> Graph<'s> {
         Ok(Graph {
             snapshot,
             rev_offsets,
-            rev_sources,
-            rev_edges,
+            rev,
             root_of,
             roots_by_preference,
         })
@@ -130,7 +130,7 @@ impl<'s> Graph<'s> {
 
     /// Number of edges.
     pub fn n_edges(&self) -> usize {
-        self.rev_sources.len()
+        self.rev.len()
     }
 
     /// Outgoing edges of `node` as `(edge, target)`, in snapshot order.
@@ -151,11 +151,7 @@ impl<'s> Graph<'s> {
         &self,
         node: NodeIdx,
     ) -> impl ExactSizeIterator<Item = (NodeIdx, EdgeIdx)> + '_ {
-        let range = self.rev_range(node);
-        self.rev_sources[range.clone()]
-            .iter()
-            .copied()
-            .zip(self.rev_edges[range].iter().copied())
+        self.rev[self.rev_range(node)].iter().copied()
     }
 
     /// Number of edges pointing at `node`.
@@ -217,7 +213,7 @@ impl<'s> Graph<'s> {
 
 /// Counting sort of the edges by target. Filling from the back, sources descending,
 /// leaves each predecessor list ordered by source without a cursor array.
-fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<NodeIdx>, Vec<EdgeIdx>) {
+fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<(NodeIdx, EdgeIdx)>) {
     let n = snapshot.n_nodes();
     let edges = &snapshot.edges;
     let m = edges.len();
@@ -232,18 +228,16 @@ fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<NodeIdx>, Vec<EdgeIdx>) 
     for i in 0..n {
         offsets[i] = offsets[i + 1];
     }
-    let mut sources = mem::filled(m, NodeIdx(0));
-    let mut positions = mem::filled(m, EdgeIdx(0));
+    let mut rev = mem::filled(m, (NodeIdx(0), EdgeIdx(0)));
     for src in (0..n).rev() {
         let range = edges.range_of(NodeIdx(src as u32));
         for pos in range.rev() {
             let t = edges.targets[pos].index();
             offsets[t] -= 1;
             let slot = offsets[t] as usize;
-            sources[slot] = NodeIdx(src as u32);
-            positions[slot] = EdgeIdx(pos as u32);
+            rev[slot] = (NodeIdx(src as u32), EdgeIdx(pos as u32));
         }
     }
     // After the fill, offsets[v] is v's start; offsets[n] still holds m.
-    (offsets, sources, positions)
+    (offsets, rev)
 }

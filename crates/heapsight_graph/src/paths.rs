@@ -45,9 +45,9 @@ const ROOT_MARK: u32 = u32::MAX - 1;
 /// [`shortest_paths_from_roots`]. Costs 8 bytes per node.
 pub struct PathTree {
     /// Per node: the previous node on its path, [`ROOT_MARK`] or [`UNREACHED`].
-    parent: Vec<u32>,
-    /// Per node: the edge from `parent` (or the root index for a root).
-    parent_edge: Vec<u32>,
+    /// and the edge from it (or the root index for a root). One array for both: the
+    /// search writes them at random places, and one cache miss beats two.
+    parent: Vec<(u32, u32)>,
 }
 
 /// Breadth-first search from all roots at once, tier by tier (see [`root_tier`]):
@@ -73,8 +73,7 @@ pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached))
     let snapshot = graph.snapshot();
     let offsets = &snapshot.edges.offsets;
     let targets = &snapshot.edges.targets;
-    let mut parent = mem::filled(n, UNREACHED);
-    let mut parent_edge = mem::filled(n, 0u32);
+    let mut parent = mem::filled(n, (UNREACHED, 0u32));
     let mut queue: Vec<u32> = mem::with_capacity(n);
     let mut seen: Vec<u64> = mem::filled(n.div_ceil(64), 0u64);
     let prefs = graph.roots_by_preference();
@@ -87,8 +86,7 @@ pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached))
             let node = graph.root(r).node.index();
             if seen[node / 64] & (1 << (node % 64)) == 0 {
                 seen[node / 64] |= 1 << (node % 64);
-                parent[node] = ROOT_MARK;
-                parent_edge[node] = r.0;
+                parent[node] = (ROOT_MARK, r.0);
                 queue.push(node as u32);
                 visit(node as u32, Reached::Root(r));
             }
@@ -107,18 +105,14 @@ pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached))
                 let bit = 1u64 << (t % 64);
                 if seen[t / 64] & bit == 0 {
                     seen[t / 64] |= bit;
-                    parent[t] = u as u32;
-                    parent_edge[t] = pos as u32;
+                    parent[t] = (u as u32, pos as u32);
                     queue.push(t as u32);
                     visit(t as u32, Reached::Edge(u as u32, pos as u32));
                 }
             }
         }
     }
-    PathTree {
-        parent,
-        parent_edge,
-    }
+    PathTree { parent }
 }
 
 impl PathTree {
@@ -129,15 +123,15 @@ impl PathTree {
 
     /// Whether some root reaches `node`.
     pub fn is_reachable(&self, node: NodeIdx) -> bool {
-        matches!(self.parent.get(node.index()), Some(&p) if p != UNREACHED)
+        matches!(self.parent.get(node.index()), Some(&(p, _)) if p != UNREACHED)
     }
 
     /// The step before `node` on its path: `(previous node, edge)`; `None` for roots
     /// and unreached nodes.
     pub fn parent(&self, node: NodeIdx) -> Option<(NodeIdx, EdgeIdx)> {
         match self.parent.get(node.index()) {
-            Some(&p) if p != UNREACHED && p != ROOT_MARK => {
-                Some((NodeIdx(p), EdgeIdx(self.parent_edge[node.index()])))
+            Some(&(p, edge)) if p != UNREACHED && p != ROOT_MARK => {
+                Some((NodeIdx(p), EdgeIdx(edge)))
             }
             _ => None,
         }
@@ -148,9 +142,9 @@ impl PathTree {
         let mut cur = node;
         loop {
             match *self.parent.get(cur.index())? {
-                UNREACHED => return None,
-                ROOT_MARK => return Some(RootIdx(self.parent_edge[cur.index()])),
-                p => cur = NodeIdx(p),
+                (UNREACHED, _) => return None,
+                (ROOT_MARK, root) => return Some(RootIdx(root)),
+                (p, _) => cur = NodeIdx(p),
             }
         }
     }
@@ -168,7 +162,7 @@ impl PathTree {
         path.edges.clear();
         let mut cur = node;
         loop {
-            let Some(&p) = self.parent.get(cur.index()) else {
+            let Some(&(p, edge)) = self.parent.get(cur.index()) else {
                 return false;
             };
             path.nodes.push(cur);
@@ -179,13 +173,13 @@ impl PathTree {
                     return false;
                 }
                 ROOT_MARK => {
-                    path.root = RootIdx(self.parent_edge[cur.index()]);
+                    path.root = RootIdx(edge);
                     path.nodes.reverse();
                     path.edges.reverse();
                     return true;
                 }
                 p => {
-                    path.edges.push(EdgeIdx(self.parent_edge[cur.index()]));
+                    path.edges.push(EdgeIdx(edge));
                     cur = NodeIdx(p);
                 }
             }
