@@ -30,6 +30,7 @@ this process: the agent's share of everything a request costs, HTTP parsing incl
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -45,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
 CENSUS_PERIOD_SECONDS = 5.0
+WARMUP_REQUESTS = 100
 
 CHILD = r'''
 import asyncio, json, sys, time
@@ -151,7 +153,7 @@ def instructions(which: str, requests: int, with_agent: bool, run_dir: str) -> i
 def server_instructions(server: str, requests: int, with_agent: bool, workdir: Path) -> int:
     """Instructions of every process of a server under callgrind that served `requests`."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from run_overhead import free_port, load, server_argv, wait_port
+    from run_overhead import free_port, server_argv, wait_port
 
     port = free_port()
     argv, cwd = server_argv(server, port, workdir)
@@ -168,20 +170,14 @@ def server_instructions(server: str, requests: int, with_agent: bool, workdir: P
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_port(port, timeout=300)
-        conn_requests = requests
         keep_alive = server != "flask-gunicorn"
-        # `load` sends 300 unmeasured requests first; the whole run is what callgrind counts.
-        load(port, "/health", seconds=0.0, keep_alive=keep_alive, pids=[])
-        sent = 300
-        import http.client
-
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for _ in range(conn_requests):
+        # Under valgrind the first requests (imports, first calls) take seconds.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        for _ in range(WARMUP_REQUESTS + requests):
             conn.request("GET", "/health")
             conn.getresponse().read()
             if not keep_alive:
                 conn.close()
-            sent += 1
         conn.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -141,12 +141,14 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
                             f"127.0.0.1:{port}", "flask_app:app"], port)
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "attach.json"
+    page = tmp_path / "attach.html"
     # Only the leaking endpoint: `run`'s tests check that clean endpoints are told apart,
     # and the same Session does it here.
     workers_before = sorted(_descendants(master.pid))
     result = heapsight_cli(["attach", str(master.pid), "--all-workers",
                             "--drive", f"GET:{base}/login/user{{i}}",
-                            *FAST, "--settle", "1", "--json", str(out)], attach_base)
+                            *FAST, "--settle", "1", "--json", str(out), "--report", str(page)],
+                           attach_base)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     data = json.loads(out.read_text())
@@ -163,6 +165,10 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
     # Both workers served the driven requests, counted by the wrappers added on attach.
     assert all(w["requests"] > 0 for w in data["workers"]), data["workers"]
     assert "heapsight attach · verdict: LEAK" in result.stdout
+    # The same HTML report as `run --report` (checked in a browser by test_html_report).
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "flask_app.UserSession" in html
+    assert f"heapsight attach {master.pid} --all-workers" in html
     assert _sockets(attach_base) == sorted(f"{pid}.sock" for pid in workers)
 
     # Attaching again reuses the agent instead of injecting a second one.
@@ -191,6 +197,7 @@ def test_fastapi_uvicorn_attach_snapshot_detach(servers: Servers, attach_base: P
                             "warning", "--timeout-keep-alive", "1", "fastapi_app:app"], port)
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "attach.json"
+    page = tmp_path / "attach.html"
     # Only the leaking endpoint (the Flask test checks that clean ones are told apart).
     result = heapsight_cli(["attach", str(server.pid), "--drive", f"GET:{base}/users/{{i}}",
                             *FAST, "--settle", "2.5", "--json", str(out)], attach_base)

@@ -20,14 +20,7 @@ from heapsight.attach.target import AttachError, Target, alive, children, inspec
 from heapsight.run.drive import DriveError
 from heapsight.run.launcher import AgentInfo, App, LaunchError
 from heapsight.run.options import UsageError, parse
-from heapsight.run.session import (
-    EXIT,
-    EXIT_ERROR,
-    RunFailed,
-    Session,
-    _write_json,
-    summary_text,
-)
+from heapsight.run.session import EXIT_ERROR, RunFailed, Session, emit_result
 
 DEFAULT_INJECT_TIMEOUT = 30.0
 
@@ -193,16 +186,17 @@ def attach_main(argv: list[str]) -> int:
             session.watch()
         result = session.finish()
         result["attached"] = [a.pid for a in agents]
-        out = sys.stderr if options.json_out == "-" else sys.stdout
-        out.write(summary_text(result).replace("heapsight run", "heapsight attach", 1))
+        command = ["heapsight", "attach", str(flags.pid)]
+        if flags.all_workers:
+            command.append("--all-workers")
+        code = emit_result(result, options, session.phases, command, "heapsight attach")
         if not flags.detach and loaded_now:
+            out = sys.stderr if options.json_out == "-" else sys.stdout
             out.write(f"note: the agent stays in {', '.join(str(a.pid) for a in loaded_now)}; "
                       f"`heapsight detach {flags.pid}"
                       f"{' --all-workers' if flags.all_workers else ''}` removes it\n")
-        out.flush()
-        if options.json_out:
-            _write_json(options.json_out, result)
-        return EXIT[result["verdict"]]
+            out.flush()
+        return code
     except (AttachError, LaunchError, RunFailed, DriveError, UsageError, OSError) as exc:
         if session is not None:
             session.progress.clear()

@@ -525,6 +525,25 @@ def summary_text(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def emit_result(result: dict[str, Any], options: RunOptions, phases: list[Phase],
+                command: list[str], name: str = "heapsight run") -> int:
+    """The summary on the terminal, then `--json` and `--report`; the exit status."""
+    out = sys.stderr if options.json_out == "-" else sys.stdout
+    out.write(summary_text(result).replace("heapsight run", name, 1))
+    out.flush()
+    if options.json_out:
+        _write_json(options.json_out, result)
+    code = EXIT[result["verdict"]]
+    if options.report_out:
+        try:
+            htmlreport.write(options.report_out, result, phases, command)
+            sys.stderr.write(f"HTML report written to {options.report_out}\n")
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"error: cannot write the HTML report: {exc}\n")
+            code = EXIT_ERROR
+    return code
+
+
 def _write_json(path: str, result: dict[str, Any]) -> None:
     text = json.dumps(result, indent=2) + "\n"
     if path == "-":
@@ -567,19 +586,7 @@ def main(argv: list[str]) -> int:
             status = session.app.exit_status()
             raise RunFailed(f"the app exited with status {status} during the run")
         result = session.finish()
-        out = sys.stderr if options.json_out == "-" else sys.stdout
-        out.write(summary_text(result))
-        out.flush()
-        if options.json_out:
-            _write_json(options.json_out, result)
-        code = EXIT[result["verdict"]]
-        if options.report_out:
-            try:
-                htmlreport.write(options.report_out, result, session.phases, options.app)
-                sys.stderr.write(f"HTML report written to {options.report_out}\n")
-            except (OSError, ValueError) as exc:
-                sys.stderr.write(f"error: cannot write the HTML report: {exc}\n")
-                code = EXIT_ERROR
+        code = emit_result(result, options, session.phases, options.app)
     except (LaunchError, RunFailed, DriveError, UsageError) as exc:
         if session is not None:
             session.progress.clear()

@@ -1,7 +1,6 @@
-use std::path::PathBuf;
-
 use clap::{ArgMatches, Args, FromArgMatches};
 
+use super::diagnosis::{drive_items, DiagnosisOptions};
 use crate::Host;
 
 /// The options of `heapsight attach`, as clap sees them (the order of `--drive`, `--body`
@@ -13,47 +12,12 @@ pub struct AttachOptions {
     /// Attach to every child of PID (the workers of a gunicorn or uvicorn master).
     #[arg(long)]
     pub all_workers: bool,
-    /// Drive this endpoint, as METHOD:URL on 127.0.0.1 (repeatable); `{i}` in the URL
-    /// becomes the request number. Without --drive, real traffic is watched for --duration.
-    #[arg(long, value_name = "METHOD:URL")]
-    pub drive: Vec<String>,
-    /// Request body of the --drive before it.
-    #[arg(long, value_name = "TEXT")]
-    pub body: Vec<String>,
-    /// Header `Name: value` of the --drive before it (repeatable).
-    #[arg(long, value_name = "HEADER")]
-    pub header: Vec<String>,
-    /// Requests sent to each driven endpoint after warm-up.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(8..=1_000_000))]
-    pub requests: u32,
-    /// Warm-up requests per driven endpoint before the first snapshot (default: --requests, at least 300).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
-    pub warmup: Option<u32>,
-    /// Rounds per endpoint; every process's census is taken after each round.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(8..=200))]
-    pub rounds: u32,
-    /// Without --drive: how long to watch real traffic, in seconds.
-    #[arg(long, default_value_t = 60.0)]
-    pub duration: f64,
-    /// Without --drive: seconds between two censuses.
-    #[arg(long, default_value_t = 5.0)]
-    pub interval: f64,
-    /// Idle pause before the last census when something grew, in seconds.
-    #[arg(long, default_value_t = 6.0)]
-    pub settle: f64,
-    /// Upper bound of the whole diagnosis in seconds.
-    #[arg(long, default_value_t = 900.0)]
-    pub timeout: f64,
+    #[command(flatten)]
+    pub diagnosis: DiagnosisOptions,
     /// Seconds to wait for each process to run the injected loader (it runs when the main
     /// thread next executes Python code).
     #[arg(long, default_value_t = 30.0)]
     pub inject_timeout: f64,
-    /// Write the result as JSON to this file (`-` for stdout).
-    #[arg(long, value_name = "OUT")]
-    pub json: Option<PathBuf>,
-    /// Record allocation sites of the suspects with tracemalloc, from the moment of attaching.
-    #[arg(long)]
-    pub trace_alloc: bool,
     /// Remove the agent when done (otherwise it stays for later snapshot/census/detach).
     #[arg(long)]
     pub detach: bool,
@@ -67,34 +31,11 @@ pub struct AttachArgs {
     pub drive_items: Vec<(&'static str, String)>,
 }
 
-/// `(position, flag, value)` of every occurrence of `id`, for re-interleaving.
-fn occurrences(
-    matches: &ArgMatches,
-    id: &str,
-    flag: &'static str,
-) -> Vec<(usize, &'static str, String)> {
-    match (matches.indices_of(id), matches.get_many::<String>(id)) {
-        (Some(indices), Some(values)) => indices
-            .zip(values)
-            .map(|(index, value)| (index, flag, value.clone()))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 impl FromArgMatches for AttachArgs {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let options = AttachOptions::from_arg_matches(matches)?;
-        let mut items = occurrences(matches, "drive", "--drive");
-        items.extend(occurrences(matches, "body", "--body"));
-        items.extend(occurrences(matches, "header", "--header"));
-        items.sort_by_key(|(index, _, _)| *index);
         Ok(AttachArgs {
-            options,
-            drive_items: items
-                .into_iter()
-                .map(|(_, flag, value)| (flag, value))
-                .collect(),
+            options: AttachOptions::from_arg_matches(matches)?,
+            drive_items: drive_items(matches),
         })
     }
 
@@ -125,25 +66,7 @@ pub fn forwarded(args: &AttachArgs) -> Vec<String> {
         out.push("--detach".to_owned());
     }
     out.extend(["--inject-timeout".to_owned(), o.inject_timeout.to_string()]);
-    for (flag, value) in &args.drive_items {
-        out.push((*flag).to_owned());
-        out.push(value.clone());
-    }
-    out.extend(["--requests".to_owned(), o.requests.to_string()]);
-    if let Some(warmup) = o.warmup {
-        out.extend(["--warmup".to_owned(), warmup.to_string()]);
-    }
-    out.extend(["--rounds".to_owned(), o.rounds.to_string()]);
-    out.extend(["--duration".to_owned(), o.duration.to_string()]);
-    out.extend(["--interval".to_owned(), o.interval.to_string()]);
-    out.extend(["--settle".to_owned(), o.settle.to_string()]);
-    out.extend(["--timeout".to_owned(), o.timeout.to_string()]);
-    if let Some(json) = &o.json {
-        out.extend(["--json".to_owned(), json.display().to_string()]);
-    }
-    if o.trace_alloc {
-        out.push("--trace-alloc".to_owned());
-    }
+    o.diagnosis.forward(&args.drive_items, &mut out);
     out
 }
 

@@ -4,6 +4,7 @@ mod attach;
 mod census;
 mod demo;
 mod detach;
+mod diagnosis;
 mod diff;
 mod dominators;
 mod export;
