@@ -182,6 +182,36 @@ def test_timeout_kills_and_reaps_the_child(tmp_path: Path) -> None:
     assert children_of_this_process() == []
 
 
+def test_killed_child_raises_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    heap: list = []
+    for size in (200_000, 800_000, 2_000_000):
+        heap += [{"i": i} for i in range(size - len(heap))]
+        outcome: dict[str, Any] = {}
+
+        def capture(outcome: dict[str, Any] = outcome) -> None:
+            try:
+                outcome["summary"] = heapsight.snapshot(tmp_path / "killed.hsnap", fork=True)
+            except Exception as exc:  # noqa: BLE001 - examined below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=capture)
+        thread.start()
+        while thread.is_alive() and not children_of_this_process():
+            time.sleep(0.0005)
+        for pid in children_of_this_process():
+            os.kill(pid, signal.SIGKILL)
+        thread.join()
+        if "error" in outcome:
+            break
+    del heap
+    assert "error" in outcome, "the child finished before it could be killed"
+    assert isinstance(outcome["error"], RuntimeError)
+    assert "was killed" in str(outcome["error"])
+    assert not (tmp_path / "killed.hsnap").exists()
+    assert temp_files(tmp_path) == []
+    assert children_of_this_process() == []
+
+
 def test_child_reaped_by_someone_else_still_reports(tmp_path: Path) -> None:
     # SIGCHLD ignored: the kernel reaps the child, waitpid says ECHILD.
     previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)

@@ -176,14 +176,15 @@ fn child_error(pid: i32, report: &str, status: &ChildStatus, timeout: Duration) 
              pass a longer timeout, or fork=False to capture in-process",
             timeout.as_secs_f64()
         )),
+        ChildStatus::Signaled(sig) if *sig == libc::SIGKILL => PyRuntimeError::new_err(format!(
+            "the snapshot child (pid {pid}) was killed (SIGKILL: out of memory?); \
+             free memory and retry"
+        )),
+        // A crash of the walk itself: the copy died, the process did not. Capturing
+        // in-process would crash the process, so that is not suggested.
         ChildStatus::Signaled(sig) => PyRuntimeError::new_err(format!(
-            "the snapshot child (pid {pid}) was killed by signal {sig}{}; \
-             retry, or use fork=False to capture in-process",
-            if *sig == libc::SIGKILL {
-                " (out of memory?)"
-            } else {
-                ""
-            }
+            "the snapshot child (pid {pid}) crashed with signal {sig}; this process is \
+             unaffected. This is a heapsight bug: please report it"
         )),
         ChildStatus::Exited(code) => PyRuntimeError::new_err(format!(
             "the snapshot child (pid {pid}) exited with status {code} without a report; \
