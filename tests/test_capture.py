@@ -386,3 +386,14 @@ def test_frame_locals_are_labelled_and_thread_stacks_hold_them():
     # A finished frame kept by a traceback names its locals too.
     assert (LOCAL, "in_traceback") in [(k, lbl) for _, k, lbl in holders(held["traceback"])]
     assert kept_traceback is not None
+
+
+def test_keys_that_are_not_labels_show_their_value_only_when_opted_in():
+    target = Probe("v")
+    markup_key = "<script>alert(1)</script>"
+    holder = {markup_key: target, "it's \\ x": [target]}
+    default = capture()
+    assert default.edge(holder, target) == [(KEY_REPR, f"<str len {len(markup_key)}>")]
+    opted_in = capture(include_values=True)
+    assert opted_in.edge(holder, target) == [(KEY_REPR, "'<script>alert(1)</script>'")]
+    assert opted_in.edge(holder, holder["it's \\ x"]) == [(KEY_REPR, "'it\\'s \\\\ x'")]

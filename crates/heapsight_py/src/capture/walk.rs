@@ -355,16 +355,22 @@ impl Walker {
             if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
                 let cache_key = key as usize | TAG_KEY;
                 if let Some(id) = self.label_cache.get(&cache_key) {
-                    let kind = if self.strings.strings[id.index()].starts_with("<str len ") {
-                        LabelKind::KeyRepr
-                    } else {
+                    let kind = if is_label_like(&self.strings.strings[id.index()]) {
                         LabelKind::Key
+                    } else {
+                        LabelKind::KeyRepr
                     };
                     return (kind, id.0);
                 }
                 let (kind, id) = match read_str(key) {
                     Some(text) if is_label_like(&text) => {
                         (LabelKind::Key, self.strings.intern_owned(text))
+                    }
+                    // Opted in to values: any short key, quoted (never label-like then).
+                    Some(text)
+                        if self.include_values && text.chars().count() <= MAX_KEY_LABEL_LEN =>
+                    {
+                        (LabelKind::KeyRepr, self.strings.intern_owned(quoted(&text)))
                     }
                     _ => {
                         let len = ffi::PyUnicode_GET_LENGTH(key);
@@ -817,6 +823,26 @@ fn is_label_like(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
+}
+
+/// A str key as Python's repr shows it: single quotes, backslash escapes for quotes,
+/// backslashes and control characters.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 /// Bytes rendered like Python's repr body: printable ASCII kept, the rest `\xNN`.
