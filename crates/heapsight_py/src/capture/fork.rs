@@ -11,10 +11,14 @@
 //! - glibc `malloc` is fork-safe (its own atfork handlers), so Rust allocation is fine.
 //! - Python's allocator and object memory are protected by the GIL, which this thread
 //!   holds, so they are consistent.
-//! - The GIL itself is the trap: if a thread of the parent was waiting for it at the fork,
-//!   the copied "drop request" flag makes the child's first GIL release (a `detach` or the
-//!   eval loop's periodic check) wait for another thread to take the GIL, and the child has
-//!   none. [`spawn_gil_relay`] gives it one.
+//! - The GIL itself is the trap. Threads of the parent that were waiting for it at the
+//!   fork are still registered waiters of its condition variable in the copy, so the
+//!   child's first GIL release (a `detach`, or the eval loop's periodic check) would hang:
+//!   [`GilState`] re-creates its mutexes and condition variables in the child. And a
+//!   copied "drop request" makes a release wait until another thread took the GIL, which
+//!   the child lacks: [`spawn_gil_relay`] gives it one.
+//! - The capture still runs a little Python in the child (thread names, user
+//!   `__sizeof__`, `sys._current_frames()`), as it does in-process.
 //! - Signals are blocked in the child: a Ctrl-C sent to the process group, or a SIGTERM
 //!   sent to the group by a process manager, must not run the app's Python handlers in it.
 
@@ -106,6 +110,8 @@ fn snapshot_fork<'py>(
     // SAFETY: the GIL is held, so no other Python thread is mid-bytecode; the child runs
     // only `child_main`, which never returns.
     let pid = unsafe { libc::fork() };
+    // Read errno before anything else can overwrite it.
+    let fork_error = (pid < 0).then(std::io::Error::last_os_error);
     if pid == 0 {
         drop(read_end);
         // SAFETY: this process has one thread now, which holds the GIL.
@@ -117,8 +123,7 @@ fn snapshot_fork<'py>(
     // own cost (kernel time copying page tables).
     let pause_cpu_ms = thread_cpu_ms() - cpu_before;
     drop(write_end);
-    if pid < 0 {
-        let err = std::io::Error::last_os_error();
+    if let Some(err) = fork_error {
         return Err(ForkError::new_err(format!(
             "cannot fork a child to take the snapshot: {err}; use fork=False to capture in-process"
         )));
