@@ -270,3 +270,22 @@ def test_default_forks_here_and_agent_passes_the_choice(tmp_path: Path) -> None:
     assert "fork_fallback" not in reply["summary"]
     assert reply["forked"] is True
     assert children_of_this_process() == []
+
+
+def test_default_falls_back_in_process_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork(*args: object) -> dict:
+        raise _heapsight.ForkError("cannot fork a child to take the snapshot: EAGAIN")
+
+    monkeypatch.setattr(_heapsight, "snapshot_fork", no_fork)
+    summary = heapsight.snapshot(tmp_path / "fallback.hsnap")
+    assert summary["mode"] == "in-process"
+    assert "EAGAIN" in summary["fork_fallback"]
+    assert (tmp_path / "fallback.hsnap").exists()
+    with pytest.raises(_heapsight.ForkError, match="EAGAIN"):
+        heapsight.snapshot(tmp_path / "forced.hsnap", fork=True)
+
+    monkeypatch.setattr(heapsight, "_fork_unsafe_reason", lambda: "not on this platform")
+    summary = heapsight.snapshot(tmp_path / "unsafe.hsnap")
+    assert summary["fork_fallback"] == "not on this platform"
