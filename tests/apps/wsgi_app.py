@@ -1,5 +1,6 @@
 """Plain WSGI app served by wsgiref: `python wsgi_app.py PORT`. `/leak` keeps a `Record`
-per request in a module-level list; `/ok` and `/echo` are clean."""
+per request in a module-level list, `/cache/...` one per URL in a dict keyed by the URL;
+`/ok` and `/echo` are clean."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Callable
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 _RECORDS: list[Record] = []
+_BY_URL: dict[str, Record] = {}
 
 
 class Record:
@@ -20,6 +22,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byt
     path = environ.get("PATH_INFO", "/")
     if path == "/leak":
         _RECORDS.append(Record(path))
+    elif path.startswith("/cache/"):
+        _BY_URL[path] = Record(path)
     elif path not in ("/ok", "/echo"):
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]

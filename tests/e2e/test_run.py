@@ -3,6 +3,8 @@ the JSON must name the verdict, the leaked type, its retainer path and the endpo
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .conftest import BIN, Runner, assert_contract, free_port
@@ -70,6 +72,23 @@ def test_plain_wsgi_python_app(run_heapsight: Runner) -> None:
     assert suspect["endpoints"] == ["GET /leak"]
     assert suspect["retainer_path"][:2] == ["module __main__", "._RECORDS"]
     assert data["http_statuses"]["POST /echo"] == {"200": 80 + 250}
+
+
+def test_include_values_shows_the_keys_in_the_path(run_heapsight: Runner) -> None:
+    # Keys that are not names (URLs here) are `<str len N>` unless the user opts in.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    result = run_heapsight(
+        ["--drive", f"GET:{base}/cache/item-{{i}}", "--include-values", *FAST],
+        ["python", "wsgi_app.py", str(port)],
+    )
+    assert result.code == 1, result.stderr
+    data = result.json
+    assert data is not None
+    suspect = _only_suspect(data, "__main__.Record")
+    path = suspect["retainer_path"]
+    assert path[:2] == ["module __main__", "._BY_URL"], path
+    assert re.fullmatch(r"\['/cache/item-\d+'\]", path[2]), path
 
 
 def test_fastapi_under_uvicorn(run_heapsight: Runner) -> None:

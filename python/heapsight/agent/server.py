@@ -205,20 +205,28 @@ class AgentServer:
         if request.get("gc", True):
             gc.collect()
         reply: dict[str, Any] = {"forked": False}
+        # Opt-in only (`--include-values`): string values may hold secrets.
+        values = request.get("values") is True
         if request.get("fork") and "fork" in inspect.signature(heapsight.snapshot).parameters:
             try:
-                summary = heapsight.snapshot(path, fork=True)  # type: ignore[call-arg]
+                summary = heapsight.snapshot(path, values, fork=True)  # type: ignore[call-arg]
                 reply["forked"] = True
-            except Exception as exc:  # noqa: BLE001 - where forking is unsafe, capture here
+            except OSError as exc:
+                # Only "could not fork" (ForkError, an OSError: no memory for the page
+                # tables, a free-threaded build) is retried here. A child that crashed or
+                # hung on this heap says the walk itself failed: walking it again inside
+                # the app could take the app down, so that error is the reply.
+                if not isinstance(exc, getattr(heapsight._heapsight, "ForkError", ())):
+                    raise
                 reply["fork_error"] = f"{type(exc).__name__}: {exc}"
         if not reply["forked"]:
             # No "fork" field: the package's default (fork where safe); asked not to fork,
             # or the fork failed: in-process.
             default = request.get("fork") is None and "fork_error" not in reply
             if default or "fork" not in inspect.signature(heapsight.snapshot).parameters:
-                summary = heapsight.snapshot(path)
+                summary = heapsight.snapshot(path, values)
             else:
-                summary = heapsight.snapshot(path, fork=False)  # type: ignore[call-arg]
+                summary = heapsight.snapshot(path, values, fork=False)  # type: ignore[call-arg]
             reply["forked"] = summary.get("mode") == "fork"
         return {**reply, "path": path, "summary": summary, "rss_bytes": rss_bytes()}
 

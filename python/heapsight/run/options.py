@@ -52,6 +52,7 @@ class RunOptions:
     keep_dir: str | None
     app: list[str]
     report_out: str | None = None  # the HTML report (--report)
+    include_values: bool = False  # short string values and every dict key in snapshots
 
 
 def parse_drive(spec: str) -> Drive:
@@ -113,6 +114,7 @@ def parse(argv: Sequence[str]) -> RunOptions:
     parser.add_argument("--trace-alloc", action="store_true")
     parser.add_argument("--keep-dir")
     parser.add_argument("--report")
+    parser.add_argument("--include-values", action="store_true")
     ns = parser.parse_args(argv)
     if not app:
         raise UsageError("give the command that starts the app after `--`, e.g. "
@@ -150,5 +152,5 @@ def parse(argv: Sequence[str]) -> RunOptions:
         drives=drives, requests=ns.requests, warmup=warmup, rounds=ns.rounds,
         duration=ns.duration, interval=ns.interval, startup_timeout=ns.startup_timeout,
         timeout=ns.timeout, settle=ns.settle, json_out=ns.json, trace_alloc=ns.trace_alloc,
-        keep_dir=ns.keep_dir, app=app, report_out=ns.report,
+        keep_dir=ns.keep_dir, app=app, report_out=ns.report, include_values=ns.include_values,
     )

@@ -133,7 +133,8 @@ class Session:
             if agent.pid == agent_pid:
                 path = os.path.join(self.run_dir, f"{name}-{agent_pid}.hsnap")
                 try:
-                    self.app.request(agent, "snapshot", timeout=600.0, path=path)
+                    self.app.request(agent, "snapshot", timeout=600.0, path=path,
+                                     values=self.options.include_values)
                 except (OSError, RuntimeError, ValueError) as exc:
                     self.notes.append(f"snapshot of pid {agent_pid} failed: {exc}")
                     return None

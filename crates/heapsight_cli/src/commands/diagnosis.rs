@@ -52,6 +52,11 @@ pub struct DiagnosisOptions {
     /// under `run`, from the moment of attaching under `attach`).
     #[arg(long)]
     pub trace_alloc: bool,
+    /// Store short string values and every short dict key in the snapshots, so paths read
+    /// `._CACHE['/items/42']` instead of `._CACHE[<str len 9>]`. Off by default: heap
+    /// strings may hold secrets (tokens, passwords, personal data).
+    #[arg(long)]
+    pub include_values: bool,
 }
 
 /// The drives with their bodies and headers, in command-line order (clap keeps each
@@ -106,6 +111,9 @@ impl DiagnosisOptions {
         }
         if self.trace_alloc {
             out.push("--trace-alloc".to_owned());
+        }
+        if self.include_values {
+            out.push("--include-values".to_owned());
         }
     }
 }
