@@ -12,12 +12,13 @@
 //! (to popular interned strings, to nearby objects, or anywhere); a few per mille of
 //! objects are External roots, and about 1% of module trees are unreachable garbage.
 //!
-//! Measured 2026-11-29 on the shared 2-core KVM box (load average ~11, so wall time
-//! is ~3.5x CPU time), 10M nodes / 30M edges: graph view 3.3s CPU, dominators +
-//! retained sizes 11.2s CPU, BFS paths 1.8s CPU, shapes + accumulation points of the
-//! top 20 types 12.0s CPU, 100 single-object paths 0.02s CPU; peak RSS 1001 MiB above
-//! the 613 MiB snapshot (budget 80 B/node + 12 B/edge = 1106 MiB), 735 MiB after the
-//! dominators. Node numbering here is adversarial (40% of cross-links uniformly
+//! Measured 2026-11-29 21:49 UTC on the shared 2-core KVM box (load average ~3),
+//! 10M nodes / 30M edges: graph view 2.4s CPU, dominators + retained sizes 8.8s CPU,
+//! BFS paths + shapes of every node 4.3s CPU, shapes + accumulation points of the top
+//! 20 types 2.4s CPU (17.8s for the four; 24.0s for them at 57252eb, measured
+//! right after on the same box), 100 single-object paths 0.01s CPU; peak RSS 894 MiB
+//! above the 613 MiB snapshot (budget 80 B/node + 12 B/edge = 1106 MiB), 697 MiB after
+//! the dominators. Node numbering here is adversarial (40% of cross-links uniformly
 //! random), so every pass is memory-latency bound.
 
 use std::time::Instant;
