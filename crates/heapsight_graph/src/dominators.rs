@@ -69,7 +69,11 @@ impl DominatorTree {
         let mut parent: Vec<u32> = mem::with_capacity(count);
         order.push(NodeIdx(u32::MAX));
         parent.push(SUPER);
-        let mut stack: Vec<(u32, u32)> = Vec::new();
+        // DFS stack entries: (next edge position, end of the edge range, DFS number of
+        // the node). Keeping the end and the number here, not re-reading them from
+        // `offsets` and `pre`, matters: when the search comes back to a node after a
+        // deep subtree, those lines have long left the cache.
+        let mut stack: Vec<(u32, u32, u32)> = Vec::new();
 
         // Most edges lead to nodes already seen; asking a bitset (n/8 bytes, mostly
         // cache resident) instead of `pre` (4n bytes, a cache and TLB miss each time)
@@ -84,22 +88,24 @@ impl DominatorTree {
                 return;
             }
             seen[start / 64] |= 1 << (start % 64);
-            pre[start] = order.len() as u32;
+            let number = order.len() as u32;
+            pre[start] = number;
             order.push(NodeIdx(start as u32));
             parent.push(SUPER);
-            stack.push((start as u32, offsets[start] as u32));
+            stack.push((offsets[start] as u32, offsets[start + 1] as u32, number));
             while let Some(top) = stack.last_mut() {
-                let (u, pos) = *top;
-                if (pos as u64) < offsets[u as usize + 1] {
-                    top.1 += 1;
+                let (pos, end, u_number) = *top;
+                if pos < end {
+                    top.0 += 1;
                     let t = targets[pos as usize].index();
                     let bit = 1u64 << (t % 64);
                     if seen[t / 64] & bit == 0 {
                         seen[t / 64] |= bit;
-                        pre[t] = order.len() as u32;
+                        let number = order.len() as u32;
+                        pre[t] = number;
                         order.push(NodeIdx(t as u32));
-                        parent.push(pre[u as usize]);
-                        stack.push((t as u32, offsets[t] as u32));
+                        parent.push(u_number);
+                        stack.push((offsets[t] as u32, offsets[t + 1] as u32, number));
                     }
                 } else {
                     stack.pop();
