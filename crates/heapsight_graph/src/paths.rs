@@ -59,22 +59,27 @@ pub fn shortest_paths_from_roots(graph: &Graph) -> PathTree {
 }
 
 /// How the breadth-first search first reached a node.
-pub(crate) enum Reached {
+pub(crate) enum Reached<S> {
     /// The node is a root's; its path starts there.
     Root(RootIdx),
-    /// Over an edge (position in the edge columns) from this parent node.
-    Edge(u32, u32),
+    /// Over an edge (position in the edge columns) from a parent whose state is given.
+    Edge(S, u32),
 }
 
 /// The search of [`shortest_paths_from_roots`], calling `visit(node, how)` once for each
-/// node as it is reached: a parent always before its children.
-pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached)) -> PathTree {
+/// node as it is reached (a parent always before its children). What `visit` returns
+/// is the node's state, handed to the visits of its children: it rides in the queue,
+/// so the search never looks it up again at a random place.
+pub(crate) fn bfs_from_roots<S: Copy>(
+    graph: &Graph,
+    mut visit: impl FnMut(u32, Reached<S>) -> S,
+) -> PathTree {
     let n = graph.n_nodes();
     let snapshot = graph.snapshot();
     let offsets = &snapshot.edges.offsets;
     let targets = &snapshot.edges.targets;
     let mut parent = mem::filled(n, (UNREACHED, 0u32));
-    let mut queue: Vec<u32> = mem::with_capacity(n);
+    let mut queue: Vec<(u32, S)> = mem::with_capacity(n);
     let mut seen: Vec<u64> = mem::filled(n.div_ceil(64), 0u64);
     let prefs = graph.roots_by_preference();
     let mut next_root = 0;
@@ -87,14 +92,15 @@ pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached))
             if seen[node / 64] & (1 << (node % 64)) == 0 {
                 seen[node / 64] |= 1 << (node % 64);
                 parent[node] = (ROOT_MARK, r.0);
-                queue.push(node as u32);
-                visit(node as u32, Reached::Root(r));
+                let state = visit(node as u32, Reached::Root(r));
+                queue.push((node as u32, state));
             }
             next_root += 1;
         }
         let mut head = first_of_wave;
         while head < queue.len() {
-            let u = queue[head] as usize;
+            let (u, u_state) = queue[head];
+            let u = u as usize;
             head += 1;
             let start = offsets[u] as usize;
             let end = offsets[u + 1] as usize;
@@ -106,8 +112,8 @@ pub(crate) fn bfs_from_roots(graph: &Graph, mut visit: impl FnMut(u32, Reached))
                 if seen[t / 64] & bit == 0 {
                     seen[t / 64] |= bit;
                     parent[t] = (u as u32, pos as u32);
-                    queue.push(t as u32);
-                    visit(t as u32, Reached::Edge(u as u32, pos as u32));
+                    let state = visit(t as u32, Reached::Edge(u_state, pos as u32));
+                    queue.push((t as u32, state));
                 }
             }
         }

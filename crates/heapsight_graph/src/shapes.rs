@@ -470,13 +470,12 @@ pub fn shortest_paths_and_shapes(graph: &Graph) -> (PathTree, ShapeMemo) {
     let paths = crate::paths::bfs_from_roots(graph, |node, from| {
         let entry = match from {
             crate::paths::Reached::Root(root) => m.root_entry(snapshot, root),
-            crate::paths::Reached::Edge(parent, edge) => {
-                // Parents are reached before their children, so their shape is known.
-                let parent_entry = m.memo[parent as usize] - 1;
+            crate::paths::Reached::Edge(parent_entry, edge) => {
                 m.extend(snapshot, parent_entry, EdgeIdx(edge), NodeIdx(node))
             }
         };
         m.memo[node as usize] = entry + 1;
+        entry
     });
     (paths, m)
 }
