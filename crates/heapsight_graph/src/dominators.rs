@@ -14,8 +14,8 @@
 //! unreachable nodes into the reachable heap are ignored, so garbage never changes the
 //! dominators or retained sizes of live objects.
 //!
-//! Memory: 28 bytes per node are kept (numbering both ways, dominators, retained
-//! sizes, children). The computation peaks at about 32 bytes per node plus 4 per edge
+//! Memory: 20 bytes per node are kept (numbering both ways, dominators, retained
+//! sizes), 8 more once children are asked for. The computation peaks at about 32 bytes per node plus 4 per edge
 //! (predecessor lists renumbered in DFS order), plus a DFS stack of 8 bytes per level
 //! of depth; the big arrays ask for transparent huge pages (see `mem`).
 
@@ -45,10 +45,10 @@ pub struct DominatorTree {
     idom: Vec<u32>,
     /// DFS number -> retained bytes (shallow size of the whole dominated subtree).
     retained: Vec<u64>,
-    /// DFS number -> range in `children`.
-    child_offsets: Vec<u32>,
-    /// Dominated children (DFS numbers), each list in DFS order.
-    children: Vec<u32>,
+    /// Dominated children as a CSR over DFS numbers (offsets, then children in DFS
+    /// order), built on the first question about children: most analyses never ask,
+    /// and on a big heap it costs 8 bytes per node and a pass of random writes.
+    children: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
     /// Nodes with DFS numbers `1..=n_reachable` are reachable from real roots.
     n_reachable: u32,
 }
@@ -224,29 +224,12 @@ impl DominatorTree {
             retained[d] += retained[w];
         }
 
-        let mut child_offsets = mem::filled(count + 1, 0u32);
-        for &d in &idom[1..] {
-            child_offsets[d as usize + 1] += 1;
-        }
-        for i in 0..count {
-            child_offsets[i + 1] += child_offsets[i];
-        }
-        let mut children = mem::filled(count - 1, 0u32);
-        let mut cursor = child_offsets.clone();
-        for (w, &d) in idom.iter().enumerate().skip(1) {
-            let d = d as usize;
-            children[cursor[d] as usize] = w as u32;
-            cursor[d] += 1;
-        }
-        drop(cursor);
-
         DominatorTree {
             pre,
             order,
             idom,
             retained,
-            child_offsets,
-            children,
+            children: std::sync::OnceLock::new(),
             n_reachable,
         }
     }
@@ -282,10 +265,34 @@ impl DominatorTree {
         self.children_of_num(SUPER as usize)
     }
 
+    fn children_csr(&self) -> &(Vec<u32>, Vec<u32>) {
+        self.children.get_or_init(|| {
+            let count = self.idom.len();
+            let mut offsets = mem::filled(count + 1, 0u32);
+            for &d in &self.idom[1..] {
+                offsets[d as usize + 1] += 1;
+            }
+            for i in 0..count {
+                offsets[i + 1] += offsets[i];
+            }
+            // Filled from the back, each list comes out in DFS order; afterwards
+            // offsets[d] is back at d's start.
+            for i in 0..count {
+                offsets[i] = offsets[i + 1];
+            }
+            let mut children = mem::filled(count.saturating_sub(1), 0u32);
+            for w in (1..count).rev() {
+                let d = self.idom[w] as usize;
+                offsets[d] -= 1;
+                children[offsets[d] as usize] = w as u32;
+            }
+            (offsets, children)
+        })
+    }
+
     fn children_of_num(&self, w: usize) -> Vec<NodeIdx> {
-        let mut list: Vec<u32> = self.children
-            [self.child_offsets[w] as usize..self.child_offsets[w + 1] as usize]
-            .to_vec();
+        let (offsets, children) = self.children_csr();
+        let mut list: Vec<u32> = children[offsets[w] as usize..offsets[w + 1] as usize].to_vec();
         list.sort_unstable_by(|&a, &b| {
             self.retained[b as usize]
                 .cmp(&self.retained[a as usize])
