@@ -51,6 +51,11 @@ pub struct DominatorTree {
     children: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
     /// Nodes with DFS numbers `1..=n_reachable` are reachable from real roots.
     n_reachable: u32,
+    /// Per-number counters of `most_dominating`, kept between calls: callers ask about
+    /// many target sets in a row, and on a big heap a fresh array per call (above
+    /// malloc's mmap threshold) costs page faults and kernel zeroing comparable to the
+    /// pass itself. Empty until first needed; a concurrent call allocates its own.
+    scratch: std::sync::Mutex<Vec<u32>>,
 }
 
 impl DominatorTree {
@@ -231,6 +236,7 @@ impl DominatorTree {
             retained,
             children: std::sync::OnceLock::new(),
             n_reachable,
+            scratch: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -432,25 +438,30 @@ impl DominatorTree {
         // Counts stay below 2^31: there are fewer than 2^32 - 1 nodes, and a target
         // set of 2^31 distinct nodes would need more memory than this machine has.
         const TARGET: u32 = 1 << 31;
-        let mut below = vec![0u32; count];
+        let mut kept = self.scratch.try_lock().ok();
+        let mut own = Vec::new();
+        let below: &mut Vec<u32> = match kept.as_deref_mut() {
+            Some(v) => v,
+            None => &mut own,
+        };
+        below.clear();
+        below.resize(count, 0);
         for &t in nums {
             below[t as usize] = TARGET;
         }
+        // A node's count is final when the reverse pass reaches it (everything it
+        // dominates numbers above it), so the best is picked in the same pass. Going
+        // down, a strictly larger count wins: among equal counts the largest DFS
+        // number (the deepest) is kept.
+        let mut best: Option<(usize, u32)> = None;
         for w in (1..count).rev() {
             let b = below[w];
-            let d = self.idom[w] as usize;
-            below[d] += (b & !TARGET) + (b >> 31);
-        }
-        let mut best: Option<(usize, u32)> = None;
-        for (w, &b) in below.iter().enumerate().skip(1) {
             let c = b & !TARGET;
-            let better = match best {
-                None => c > 0,
-                Some((_, best_count)) => c >= best_count,
-            };
-            if better {
+            if c > 0 && best.is_none_or(|(_, best_count)| c > best_count) {
                 best = Some((w, c));
             }
+            let d = self.idom[w] as usize;
+            below[d] += c + (b >> 31);
         }
         best.map(|(w, c)| (self.order[w], u64::from(c)))
     }
