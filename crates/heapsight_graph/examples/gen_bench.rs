@@ -12,12 +12,12 @@
 //! (to popular interned strings, to nearby objects, or anywhere); a few per mille of
 //! objects are External roots, and about 1% of module trees are unreachable garbage.
 //!
-//! Measured 2026-11-29 21:49 UTC on the shared 2-core KVM box (load average ~3),
-//! 10M nodes / 30M edges: graph view 2.4s CPU, dominators + retained sizes 8.8s CPU,
-//! BFS paths + shapes of every node 4.3s CPU, shapes + accumulation points of the top
-//! 20 types 2.4s CPU (17.8s for the four; 24.0s for them at 57252eb, measured
-//! right after on the same box), 100 single-object paths 0.01s CPU; peak RSS 894 MiB
-//! above the 613 MiB snapshot (budget 80 B/node + 12 B/edge = 1106 MiB), 697 MiB after
+//! Measured 2026-11-29 22:04 UTC on the shared 2-core KVM box (load average ~2.2),
+//! 10M nodes / 30M edges: graph view 2.3s CPU, dominators + retained sizes 7.7s CPU,
+//! BFS paths + shapes of every node 3.3s CPU, shapes + accumulation points of the top
+//! 20 types 1.9s CPU (15.2s for the four; 19.6s for them at 57252eb, measured right
+//! after on the same box), 100 single-object paths 0.01s CPU; peak RSS 836 MiB above
+//! the 613 MiB snapshot (budget 80 B/node + 12 B/edge = 1106 MiB), 695 MiB after
 //! the dominators. Node numbering here is adversarial (40% of cross-links uniformly
 //! random), so every pass is memory-latency bound.
 
