@@ -10,31 +10,41 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyType};
 
 /// Capacities stored by CPython as a `Py_ssize_t`; `-1` means "no bound".
 const PROBE_A: isize = 0x1F2E_3D4C_5B6A_7988;
 const PROBE_B: isize = 0x0E1D_2C3B_4A59_6877;
 
 /// A type whose instances keep their capacity at a fixed offset.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct CapacityField {
-    pub ty: *mut ffi::PyTypeObject,
+    /// Held, so that the address compared during walks can never name another type.
+    ty: Py<PyType>,
     /// Byte offset of the `Py_ssize_t` capacity from the object start.
     pub offset: usize,
 }
 
 /// The bounded container types of this interpreter whose layout could be probed.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct BoundedTypes {
     fields: Vec<CapacityField>,
 }
 
 impl BoundedTypes {
+    /// The probed types, found once per process (the probe builds and drops a few
+    /// objects, which should not happen in every capture's pause).
+    pub fn get(py: Python<'_>) -> &'static BoundedTypes {
+        // PyOnceLock, not OnceLock: the probe runs Python code, which may let another
+        // thread take the GIL and block on the lock while this one waits for the GIL.
+        static PROBED: pyo3::sync::PyOnceLock<BoundedTypes> = pyo3::sync::PyOnceLock::new();
+        PROBED.get_or_init(py, || BoundedTypes::probe(py))
+    }
+
     /// Probes `functools._lru_cache_wrapper` and `collections.deque`. A type whose field
     /// cannot be located unambiguously is left out: its containers are then simply not
     /// known to be bounded.
-    pub fn probe(py: Python<'_>) -> BoundedTypes {
+    fn probe(py: Python<'_>) -> BoundedTypes {
         let lru = |maxsize: Option<isize>| -> PyResult<Bound<'_, PyAny>> {
             let kwargs = PyDict::new(py);
             kwargs.set_item("maxsize", maxsize)?;
@@ -62,7 +72,7 @@ impl BoundedTypes {
     pub fn field_of(&self, ty: *mut ffi::PyTypeObject) -> Option<usize> {
         self.fields
             .iter()
-            .find(|f| std::ptr::eq(f.ty, ty))
+            .find(|f| std::ptr::eq(f.ty.as_ptr() as *mut ffi::PyTypeObject, ty))
             .map(|f| f.offset)
     }
 }
@@ -84,8 +94,9 @@ fn probe_one<'py>(
     let a = make(Some(PROBE_A))?;
     let b = make(Some(PROBE_B))?;
     let unbounded = make(None)?;
-    let ty = a.get_type().as_ptr() as *mut ffi::PyTypeObject;
-    if !a.get_type().is(b.get_type()) || !a.get_type().is(unbounded.get_type()) {
+    let held = a.get_type();
+    let ty = held.as_ptr() as *mut ffi::PyTypeObject;
+    if !held.is(b.get_type()) || !held.is(unbounded.get_type()) {
         return Ok(None);
     }
     // SAFETY: a live type object.
@@ -110,5 +121,8 @@ fn probe_one<'py>(
         }
         offset += word;
     }
-    Ok(found.map(|offset| CapacityField { ty, offset }))
+    Ok(found.map(|offset| CapacityField {
+        ty: held.unbind(),
+        offset,
+    }))
 }

@@ -98,6 +98,15 @@ impl DeferredSizes {
         self.pending.push((slot, op));
     }
 
+    /// Reports every object as unsized (`None`) without running its `__sizeof__`: where
+    /// no Python code may run (a forked child). The references are left as they are: the
+    /// child that took them only exits.
+    pub fn estimate(self, mut report: impl FnMut(usize, Option<u64>)) {
+        for (slot, _) in self.pending {
+            report(slot, None);
+        }
+    }
+
     /// Runs `sys.getsizeof` on each object (after the walk) and reports `(slot, size)`;
     /// `None` when `__sizeof__` failed. Releases the references.
     pub fn resolve(

@@ -1,24 +1,20 @@
 //! Non-stop capture: the heap is walked in a forked child while the parent keeps serving.
 //!
-//! The parent holds the GIL only across `fork()` (copying its page tables), then releases
-//! it while it waits, so its other threads run on. The child starts with one thread, a
-//! byte-for-byte copy of the heap and the GIL held by that thread; it walks the copy with
-//! the ordinary capture, writes the file atomically, reports one line through a pipe and
-//! leaves with `_exit`: no atexit handler, no buffer flush, no Python at-fork hook (the
-//! fork does not go through `os.fork`, so the agent's `after_in_child` restart never runs).
+//! The parent holds the GIL for the capture's preparation (roots, thread names, the
+//! collector paused: [`walk::prepare`]) and `fork()` (copying its page tables), then
+//! releases it while it waits, so its other threads run on. The child starts with one
+//! thread, a byte-for-byte copy of the heap and the GIL held by that thread; it walks the
+//! copy, writes the file atomically, reports one line through a pipe and leaves with
+//! `_exit`: no atexit handler, no buffer flush, no Python at-fork hook (the fork does not
+//! go through `os.fork`, so the agent's `after_in_child` restart never runs).
 //!
 //! What the child may and may not do (it inherits locks that vanished threads may hold):
+//! - It runs no Python code and never releases the GIL ([`walk::AfterWalk::NoPython`]):
+//!   names are read from code objects, objects whose size needs a user `__sizeof__` keep
+//!   an estimated size, and no reference is dropped. A GIL release would wait on the
+//!   parent's threads that were waiting for the GIL at the fork, which do not exist here.
 //! - glibc `malloc` is fork-safe (its own atfork handlers), so Rust allocation is fine.
-//! - Python's allocator and object memory are protected by the GIL, which this thread
-//!   holds, so they are consistent.
-//! - The GIL itself is the trap. Threads of the parent that were waiting for it at the
-//!   fork are still registered waiters of its condition variable in the copy, so the
-//!   child's first GIL release (a `detach`, or the eval loop's periodic check) would hang:
-//!   [`GilState`] re-creates its mutexes and condition variables in the child. And a
-//!   copied "drop request" makes a release wait until another thread took the GIL, which
-//!   the child lacks: [`spawn_gil_relay`] gives it one.
-//! - The capture still runs a little Python in the child (thread names, user
-//!   `__sizeof__`, `sys._current_frames()`), as it does in-process.
+//! - Python object memory is consistent: the GIL was held by this thread at the fork.
 //! - Signals are blocked in the child: a Ctrl-C sent to the process group, or a SIGTERM
 //!   sent to the group by a process manager, must not run the app's Python handlers in it.
 
@@ -30,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError};
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -96,17 +91,12 @@ fn snapshot_fork<'py>(
             dir.display()
         )));
     }
-    let gil = GilState::locate(py).ok_or_else(|| {
-        ForkError::new_err(
-            "cannot find this interpreter's GIL state, which the snapshot child must reset \
-             (an unusual CPython build?); use fork=False to capture in-process",
-        )
-    })?;
     let parent_pid = std::process::id();
     let parent_rss = resident_set_bytes();
     let (read_end, write_end) = pipe()?;
     let cpu_before = thread_cpu_ms();
     let started = Instant::now();
+    let prepared = walk::prepare(py)?;
     // SAFETY: the GIL is held, so no other Python thread is mid-bytecode; the child runs
     // only `child_main`, which never returns.
     let pid = unsafe { libc::fork() };
@@ -114,10 +104,18 @@ fn snapshot_fork<'py>(
     let fork_error = (pid < 0).then(std::io::Error::last_os_error);
     if pid == 0 {
         drop(read_end);
-        // SAFETY: this process has one thread now, which holds the GIL.
-        unsafe { gil.reset_in_child() };
-        child_main(py, &path, include_values, parent_pid, parent_rss, write_end);
+        child_main(
+            py,
+            prepared,
+            &path,
+            include_values,
+            parent_pid,
+            parent_rss,
+            write_end,
+        );
     }
+    // Restarts the collector and drops the references the preparation took.
+    drop(prepared);
     let pause_ms = started.elapsed().as_secs_f64() * 1e3;
     // On a loaded machine the wall pause includes waiting for a CPU; this is the fork's
     // own cost (kernel time copying page tables).
@@ -249,6 +247,7 @@ fn resident_set_bytes() -> u64 {
 /// Everything the child does; never returns.
 fn child_main(
     py: Python<'_>,
+    prepared: walk::Prepared<'_>,
     path: &Path,
     include_values: bool,
     parent_pid: u32,
@@ -268,7 +267,7 @@ fn child_main(
     }
     let mut pipe = std::fs::File::from(report_fd);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        child_capture(py, path, include_values, parent_pid, parent_rss)
+        child_capture(py, prepared, path, include_values, parent_pid, parent_rss)
     }));
     let (code, line) = match result {
         Ok(Ok(fields)) => (exit_code::OK, format!("ok {fields}\n")),
@@ -295,16 +294,16 @@ type ChildFailure = (i32, &'static str, String);
 /// Walks and writes; returns the summary fields as `key=value` pairs.
 fn child_capture(
     py: Python<'_>,
+    prepared: walk::Prepared<'_>,
     path: &Path,
     include_values: bool,
     parent_pid: u32,
     parent_rss: u64,
 ) -> Result<String, ChildFailure> {
-    if std::env::var_os("HS_NO_RELAY").is_none() {
-        spawn_gil_relay();
-    }
     let started = Instant::now();
-    let mut snap = walk::capture(py, &CaptureOptions { include_values }).map_err(|e| {
+    let options = CaptureOptions { include_values };
+    let captured = walk::capture_prepared(py, prepared, &options, walk::AfterWalk::NoPython);
+    let mut snap = captured.map_err(|e| {
         (
             exit_code::CAPTURE_FAILED,
             "capture",
@@ -338,30 +337,6 @@ fn child_capture(
         snap.metadata.walk_ms,
         stats.file_bytes,
     ))
-}
-
-/// Starts a native thread that takes the GIL once and gives it back, then ends.
-///
-/// Why: CPython's GIL release waits, when a "drop request" is pending, until another
-/// thread has taken the GIL (forced switching). A request made by a parent's thread just
-/// before the fork is copied into the child, where no such thread exists, so the child's
-/// first release would wait forever. This thread is that other thread. Without a pending
-/// request it asks for one after the switch interval, the walker hands the GIL over at
-/// its next release, and it comes straight back. The relay runs no Python code.
-fn spawn_gil_relay() {
-    let relay = std::thread::Builder::new()
-        .name("heapsight-gil-relay".into())
-        .stack_size(256 * 1024)
-        .spawn(|| {
-            // SAFETY: a thread with no thread state may call PyGILState_Ensure; the
-            // matching Release deletes the state it created.
-            unsafe {
-                let state = ffi::PyGILState_Ensure();
-                ffi::PyGILState_Release(state);
-            }
-        });
-    // Without the relay the capture still works when no request was pending.
-    drop(relay);
 }
 
 // ------------------------------------------------------------------------------ parent
@@ -503,133 +478,4 @@ fn remove_orphan_temps(path: &Path, since: Instant) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-// --------------------------------------------------------------------------------- GIL
-
-/// The GIL's synchronisation objects, found in the parent and re-created in the child.
-///
-/// Why: threads of the parent that were waiting for the GIL at the fork are waiters of its
-/// condition variable and may hold its mutexes in the copy; the child's first GIL release
-/// would then wait for them forever (glibc condition variables with vanished waiters never
-/// complete a signal). `os.fork()` avoids this by re-creating the GIL in the child
-/// (`PyOS_AfterFork_Child`), but that also deletes the other threads' states (losing
-/// their frames from the snapshot) and runs Python at-fork hooks, so it is not used.
-///
-/// `struct _gil_runtime_state` is the same on CPython 3.9 to 3.14 with the GIL:
-/// `unsigned long interval; void *last_holder; int locked; unsigned long switch_number;
-/// pthread_cond_t cond; pthread_mutex_t mutex; pthread_cond_t switch_cond;
-/// pthread_mutex_t switch_mutex;`. It lives inside the exported `_PyRuntime` (directly up
-/// to 3.11, inside the main interpreter state embedded there since 3.12) and is found by
-/// its contents while this thread holds the GIL: the switch interval, this thread's state
-/// as last holder, and `locked == 1`. Exactly one match is required.
-#[derive(Clone, Copy)]
-struct GilState {
-    address: usize,
-}
-
-impl GilState {
-    const LAST_HOLDER: usize = 8;
-    const LOCKED: usize = 16;
-    const COND: usize = 32;
-
-    fn mutex() -> usize {
-        Self::COND + std::mem::size_of::<libc::pthread_cond_t>()
-    }
-
-    fn switch_cond() -> usize {
-        let end = Self::mutex() + std::mem::size_of::<libc::pthread_mutex_t>();
-        end.next_multiple_of(std::mem::align_of::<libc::pthread_cond_t>())
-    }
-
-    fn switch_mutex() -> usize {
-        Self::switch_cond() + std::mem::size_of::<libc::pthread_cond_t>()
-    }
-
-    /// Finds the GIL state; the GIL must be held. Cached: it never moves.
-    fn locate(py: Python<'_>) -> Option<GilState> {
-        static FOUND: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let interval_us = py
-            .import("sys")
-            .and_then(|sys| sys.call_method0("getswitchinterval"))
-            .and_then(|x| x.extract::<f64>())
-            .ok()
-            .map(|x| (x * 1e6).round() as u64)?;
-        // SAFETY: the GIL is held, so this thread has a state.
-        let holder = unsafe { ffi::PyThreadState_Get() } as u64;
-        // SAFETY: reads inside `_PyRuntime` (the cached address came from that range).
-        let matches = |at: usize| unsafe {
-            std::ptr::read_volatile(at as *const u64) == interval_us
-                && std::ptr::read_volatile((at + Self::LAST_HOLDER) as *const u64) == holder
-                && std::ptr::read_volatile((at + Self::LOCKED) as *const i32) == 1
-        };
-        if let Some(&address) = FOUND.get() {
-            return matches(address).then_some(GilState { address });
-        }
-        let (start, size) = runtime_symbol()?;
-        let end = start
-            .checked_add(size)?
-            .checked_sub(Self::switch_mutex() + 64)?;
-        let mut found = None;
-        let mut at = start.next_multiple_of(8);
-        while at <= end {
-            if matches(at) {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(at);
-            }
-            at += 8;
-        }
-        let address = found?;
-        let _ = FOUND.set(address);
-        Some(GilState { address })
-    }
-
-    /// Re-creates the mutexes and condition variables as CPython does (monotonic clock
-    /// for the timed waits), keeping the GIL held by this thread.
-    ///
-    /// # Safety
-    /// Only in the child right after fork, while it has a single thread.
-    unsafe fn reset_in_child(self) {
-        let at = |offset: usize| (self.address + offset) as *mut u8;
-        // SAFETY: the offsets are those of `_gil_runtime_state`, found by `locate`.
-        unsafe {
-            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            libc::pthread_condattr_init(&mut attr);
-            libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC);
-            for cond in [Self::COND, Self::switch_cond()] {
-                libc::pthread_cond_init(at(cond).cast(), &attr);
-            }
-            libc::pthread_condattr_destroy(&mut attr);
-            for mutex in [Self::mutex(), Self::switch_mutex()] {
-                libc::pthread_mutex_init(at(mutex).cast(), std::ptr::null());
-            }
-        }
-    }
-}
-
-/// Address and size of CPython's exported `_PyRuntime`.
-#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
-fn runtime_symbol() -> Option<(usize, usize)> {
-    const RTLD_DL_SYMENT: std::ffi::c_int = 1;
-    // SAFETY: dlsym/dladdr1 with a NUL-terminated name and valid out-pointers.
-    unsafe {
-        let address = libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr());
-        if address.is_null() {
-            return None;
-        }
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        let mut symbol: *mut std::ffi::c_void = std::ptr::null_mut();
-        if libc::dladdr1(address, &mut info, &mut symbol, RTLD_DL_SYMENT) == 0 || symbol.is_null() {
-            return None;
-        }
-        let symbol = &*(symbol as *const libc::Elf64_Sym);
-        Some((address as usize, symbol.st_size as usize))
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
-fn runtime_symbol() -> Option<(usize, usize)> {
-    None
 }

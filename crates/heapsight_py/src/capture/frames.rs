@@ -30,10 +30,17 @@ const F_FRAME_OFFSET: isize = 24;
 const PROBE_WORDS: usize = 96;
 
 impl LocalsLayout {
+    /// The layout, probed once per process (the probe compiles and calls a function).
+    pub fn get(py: Python<'_>) -> Option<LocalsLayout> {
+        // PyOnceLock: see `BoundedTypes::get`.
+        static PROBED: pyo3::sync::PyOnceLock<Option<LocalsLayout>> = pyo3::sync::PyOnceLock::new();
+        *PROBED.get_or_init(py, || LocalsLayout::probe(py))
+    }
+
     /// Finds the slots on a live frame whose locals are `a` then `b`; `None` when the
     /// interpreter is not one whose frames this module can read (3.14 stores tagged
     /// stack references) or the probe is ambiguous.
-    pub fn probe(py: Python<'_>) -> Option<LocalsLayout> {
+    fn probe(py: Python<'_>) -> Option<LocalsLayout> {
         let layout = shims::layout()?;
         if matches!(layout, Layout::V3_14) {
             return None;
@@ -130,25 +137,89 @@ unsafe fn local_slot_count(layout: Layout, code: *mut ffi::PyObject) -> Option<u
     }
 }
 
-/// Names of the local slots of `code`, in slot order; read after the walk.
-pub fn local_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>> {
-    // SAFETY: the code object is alive: nothing has been freed since the walk.
-    let code = unsafe { Bound::from_borrowed_ptr(py, code) };
-    if py.version_info() >= (3, 11) {
-        // 3.11+ merges argument cells into their argument's slot: the interpreter's own
-        // slot-to-name mapping is the only faithful one.
-        let mut names = Vec::new();
-        loop {
-            match code.call_method1("_varname_from_oparg", (names.len(),)) {
-                Ok(name) => names.push(name.extract().ok()?),
-                Err(_) => return Some(names),
+/// Which names of a code object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Names {
+    /// One per local slot of a frame, in slot order (locals, then cells, then free
+    /// variables; 3.11+ merges an argument that is also a cell into one slot).
+    LocalSlots,
+    /// `co_freevars`: one per cell of a closure tuple.
+    FreeVariables,
+}
+
+/// Offsets in `PyCodeObject` of the name tuples (from each version's `cpython/code.h`).
+enum NameFields {
+    /// 3.9/3.10: `co_varnames`, `co_cellvars`, `co_freevars`.
+    Separate {
+        varnames: isize,
+        cellvars: isize,
+        freevars: isize,
+    },
+    /// 3.11+: `co_localsplusnames`, with the free variables last, `co_nfreevars` of them.
+    Merged { names: isize, nfreevars: isize },
+}
+
+fn name_fields(layout: Layout) -> Option<NameFields> {
+    Some(match layout {
+        Layout::V3_9 | Layout::V3_10 => NameFields::Separate {
+            varnames: 72,
+            cellvars: 88,
+            freevars: 80,
+        },
+        Layout::V3_11 => NameFields::Merged {
+            names: 96,
+            nfreevars: 92,
+        },
+        Layout::V3_12 | Layout::V3_13 => NameFields::Merged {
+            names: 96,
+            nfreevars: 88,
+        },
+        Layout::V3_14 => return None,
+    })
+}
+
+/// Names of `code`, read from its own tuples: no Python code runs, so this serves in a
+/// forked child as well.
+///
+/// # Safety
+/// `code` a live code object; GIL held (or a forked child's single thread).
+pub unsafe fn code_names(code: *mut ffi::PyObject, which: Names) -> Option<Vec<String>> {
+    let fields = name_fields(shims::layout()?)?;
+    let base = code as *const u8;
+    // SAFETY: offsets of this version's PyCodeObject; every tuple is type-checked.
+    unsafe {
+        let tuple_names = |offset: isize| -> Option<Vec<String>> {
+            let tuple = shims::read_ptr::<ffi::PyObject>(base, offset);
+            if tuple.is_null() || ffi::PyTuple_Check(tuple) == 0 {
+                return None;
+            }
+            let n = usize::try_from(ffi::PyTuple_GET_SIZE(tuple)).ok()?;
+            let items = (*(tuple as *mut ffi::PyTupleObject)).ob_item.as_ptr();
+            (0..n)
+                .map(|i| shims::unicode_to_string(*items.add(i)))
+                .collect()
+        };
+        match (fields, which) {
+            (
+                NameFields::Separate {
+                    varnames,
+                    cellvars,
+                    freevars,
+                },
+                Names::LocalSlots,
+            ) => {
+                let mut names = tuple_names(varnames)?;
+                names.extend(tuple_names(cellvars)?);
+                names.extend(tuple_names(freevars)?);
+                Some(names)
+            }
+            (NameFields::Separate { freevars, .. }, Names::FreeVariables) => tuple_names(freevars),
+            (NameFields::Merged { names, .. }, Names::LocalSlots) => tuple_names(names),
+            (NameFields::Merged { names, nfreevars }, Names::FreeVariables) => {
+                let all = tuple_names(names)?;
+                let n = usize::try_from(*(base.offset(nfreevars) as *const i32)).ok()?;
+                Some(all[all.len().checked_sub(n)?..].to_vec())
             }
         }
     }
-    let mut names: Vec<String> = code.getattr("co_varnames").ok()?.extract().ok()?;
-    for field in ["co_cellvars", "co_freevars"] {
-        let more: Vec<String> = code.getattr(field).ok()?.extract().ok()?;
-        names.extend(more);
-    }
-    Some(names)
 }

@@ -146,7 +146,7 @@ impl FixedLabels {
 /// Type objects that the ffi does not export, fetched before the walk.
 struct KnownTypes {
     method: *mut ffi::PyTypeObject,
-    bounded: BoundedTypes,
+    bounded: &'static BoundedTypes,
 }
 
 /// What a type's instances look like to the walk, classified once per type: the per-object
@@ -1031,7 +1031,7 @@ struct PreWalk<'py> {
     threads: Vec<(u64, u64, String)>,
     interpreter: Vec<(&'static str, u64)>,
     method_type: *mut ffi::PyTypeObject,
-    bounded: BoundedTypes,
+    bounded: &'static BoundedTypes,
     locals_layout: Option<LocalsLayout>,
     /// The callers of the innermost frames, materialised and held until the walk ends.
     stack: Vec<Bound<'py, PyAny>>,
@@ -1117,8 +1117,8 @@ fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResul
             ("builtins", builtins.as_ptr() as u64),
         ],
         method_type,
-        bounded: BoundedTypes::probe(py),
-        locals_layout: LocalsLayout::probe(py),
+        bounded: BoundedTypes::get(py),
+        locals_layout: LocalsLayout::get(py),
         stack,
         stack_callers,
         metadata,
@@ -1138,17 +1138,25 @@ fn resident_set_bytes() -> u64 {
     pages * 4096
 }
 
-/// Free variable names of a code object, read after the walk (`co_freevars` is computed on
-/// 3.11+, so this runs a C getter: never during the walk).
-fn freevar_names(py: Python<'_>, code: *mut ffi::PyObject) -> Option<Vec<String>> {
-    // SAFETY: the code object is alive: nothing has been freed since the walk.
-    let code = unsafe { Bound::from_borrowed_ptr(py, code) };
-    code.getattr("co_freevars").ok()?.extract().ok()
-}
-
 /// Captures the whole heap (every gc-tracked object, frozen ones included, and the
 /// untracked objects they reference) as a snapshot.
 pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
+    capture_prepared(py, prepare(py)?, options, AfterWalk::MayRunPython)
+}
+
+/// Everything read before the walk, where Python code may run: roots, thread names, the
+/// probes, the collector paused, the gc lists opened. A fork capture prepares in the
+/// parent, so that the child runs no Python code at all.
+pub struct Prepared<'py> {
+    frames: Bound<'py, PyDict>,
+    pre: PreWalk<'py>,
+    version: (u8, u8),
+    pause: GcPause<'py>,
+    n_frozen: u64,
+    source: TrackedSource<'py>,
+}
+
+pub fn prepare(py: Python<'_>) -> PyResult<Prepared<'_>> {
     let sys = py.import("sys")?;
     // Materialises a frame object for every thread's innermost frame (3.11+ creates them
     // lazily): accepted, they are real frames of the process.
@@ -1162,6 +1170,43 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .call_method0("get_freeze_count")?
         .extract()?;
     let source = TrackedSource::open(&pause)?;
+    Ok(Prepared {
+        frames,
+        pre,
+        version,
+        pause,
+        n_frozen,
+        source,
+    })
+}
+
+/// What may happen once the walk is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterWalk {
+    /// In the process itself: user `__sizeof__` methods run, and the GIL is released
+    /// while the columns are finished.
+    MayRunPython,
+    /// In a forked child: no Python code, no GIL release (the threads that could take it
+    /// do not exist there), objects needing `__sizeof__` keep an estimated size, and
+    /// nothing Python-side is released (the child only exits).
+    NoPython,
+}
+
+/// The walk and the finishing steps on a prepared capture.
+pub fn capture_prepared(
+    py: Python<'_>,
+    prepared: Prepared<'_>,
+    options: &CaptureOptions,
+    after: AfterWalk,
+) -> PyResult<Snapshot> {
+    let Prepared {
+        frames,
+        pre,
+        version,
+        pause,
+        n_frozen,
+        source,
+    } = prepared;
 
     let walk_started = Instant::now();
     let mut strings = Interner::default();
@@ -1173,7 +1218,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         labels,
         known: KnownTypes {
             method: pre.method_type,
-            bounded: pre.bounded.clone(),
+            bounded: pre.bounded,
         },
         strings,
         label_cache: AddressMap::default(),
@@ -1266,12 +1311,15 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         types.address.push(ty as u64);
         types.name.push(walker.strings.intern_owned(name));
     }
+    // Names read from the code objects themselves (no Python call): the same in-process
+    // and in a forked child.
     let mut code_names: AddressMap<Vec<StrId>> = AddressMap::default();
     let mut closure_names = Vec::with_capacity(walker.closures.len());
     for (tuple, code) in std::mem::take(&mut walker.closures) {
         let strings = &mut walker.strings;
         let names = code_names.entry(code as usize).or_insert_with(|| {
-            freevar_names(py, code)
+            // SAFETY: the code object is alive: nothing has been freed since the walk.
+            unsafe { frames::code_names(code, frames::Names::FreeVariables) }
                 .unwrap_or_default()
                 .into_iter()
                 .map(|n| strings.intern_owned(n))
@@ -1283,7 +1331,8 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     for (frame, code) in std::mem::take(&mut walker.frame_codes) {
         let strings = &mut walker.strings;
         let names = local_names.entry(code as usize).or_insert_with(|| {
-            frames::local_names(py, code)
+            // SAFETY: as above.
+            unsafe { frames::code_names(code, frames::Names::LocalSlots) }
                 .unwrap_or_default()
                 .into_iter()
                 .map(|n| strings.intern_owned(n))
@@ -1296,10 +1345,14 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
     let deferred = std::mem::take(&mut walker.deferred);
     {
         let nodes = &mut walker.nodes;
-        deferred.resolve(py, |slot, size| match size {
+        let mut report = |slot: usize, size: Option<u64>| match size {
             Some(s) => nodes.size[slot] = s,
             None => nodes.flags[slot] |= node_flags::SIZE_ESTIMATED,
-        })?;
+        };
+        match after {
+            AfterWalk::MayRunPython => deferred.resolve(py, report)?,
+            AfterWalk::NoPython => deferred.estimate(&mut report),
+        }
     }
     let n_tracked_total = walker
         .nodes
@@ -1307,8 +1360,6 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         .iter()
         .filter(|f| **f & node_flags::GC_TRACKED != 0)
         .count() as u64;
-    drop(source);
-    drop(pause);
 
     let mut roots: Vec<PendingRoot> = Vec::new();
     for (name, address) in &pre.modules {
@@ -1335,7 +1386,7 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
             extra: 0,
         });
     }
-    let mut metadata = pre.metadata;
+    let mut metadata = pre.metadata.clone();
     metadata.n_gc_tracked = n_tracked_total;
     metadata.n_frozen = n_frozen;
     metadata.include_values = options.include_values;
@@ -1355,7 +1406,20 @@ pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
         metadata,
     };
     drop(walker);
-    drop(frames);
-    let snapshot = py.detach(move || raw.into_snapshot());
-    Ok(snapshot)
+    match after {
+        AfterWalk::MayRunPython => {
+            drop(source);
+            drop(pause);
+            drop(frames);
+            let snapshot = py.detach(move || raw.into_snapshot());
+            drop(pre);
+            Ok(snapshot)
+        }
+        AfterWalk::NoPython => {
+            // The child only exits: a released reference could run a finaliser, and
+            // re-enabling the collector is a Python call.
+            std::mem::forget((source, pause, frames, pre));
+            Ok(raw.into_snapshot())
+        }
+    }
 }
