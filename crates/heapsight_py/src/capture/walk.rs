@@ -370,7 +370,13 @@ impl Walker {
                     Some(text)
                         if self.include_values && text.chars().count() <= MAX_KEY_LABEL_LEN =>
                     {
-                        (LabelKind::KeyRepr, self.strings.intern_owned(quoted(&text)))
+                        (
+                            LabelKind::KeyRepr,
+                            self.strings.intern_owned(format!(
+                                "'{}'",
+                                heapsight_graph::escape_quoted(&text)
+                            )),
+                        )
                     }
                     _ => {
                         let len = ffi::PyUnicode_GET_LENGTH(key);
@@ -823,26 +829,6 @@ fn is_label_like(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'@' | b'-'))
-}
-
-/// A str key as Python's repr shows it: single quotes, backslash escapes for quotes,
-/// backslashes and control characters.
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
-    out
 }
 
 /// Bytes rendered like Python's repr body: printable ASCII kept, the rest `\xNN`.
@@ -1313,35 +1299,31 @@ pub fn capture_prepared(
     }
     // Names read from the code objects themselves (no Python call): the same in-process
     // and in a forked child.
-    let mut code_names: AddressMap<Vec<StrId>> = AddressMap::default();
     let mut closure_names = Vec::with_capacity(walker.closures.len());
-    for (tuple, code) in std::mem::take(&mut walker.closures) {
-        let strings = &mut walker.strings;
-        let names = code_names.entry(code as usize).or_insert_with(|| {
-            // SAFETY: the code object is alive: nothing has been freed since the walk.
-            unsafe { frames::code_names(code, frames::Names::FreeVariables) }
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| strings.intern_owned(n))
-                .collect()
-        });
-        closure_names.push((tuple, names.clone()));
+    for (holders, which) in [
+        (
+            std::mem::take(&mut walker.closures),
+            frames::Names::FreeVariables,
+        ),
+        (
+            std::mem::take(&mut walker.frame_codes),
+            frames::Names::LocalSlots,
+        ),
+    ] {
+        let mut by_code: AddressMap<Vec<StrId>> = AddressMap::default();
+        for (holder, code) in holders {
+            let strings = &mut walker.strings;
+            let names = by_code.entry(code as usize).or_insert_with(|| {
+                // SAFETY: the code object is alive: nothing has been freed since the walk.
+                unsafe { frames::code_names(code, which) }
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|n| strings.intern_owned(n))
+                    .collect()
+            });
+            closure_names.push((holder, names.clone()));
+        }
     }
-    let mut local_names: AddressMap<Vec<StrId>> = AddressMap::default();
-    for (frame, code) in std::mem::take(&mut walker.frame_codes) {
-        let strings = &mut walker.strings;
-        let names = local_names.entry(code as usize).or_insert_with(|| {
-            // SAFETY: as above.
-            unsafe { frames::code_names(code, frames::Names::LocalSlots) }
-                .unwrap_or_default()
-                .into_iter()
-                .map(|n| strings.intern_owned(n))
-                .collect()
-        });
-        closure_names.push((frame, names.clone()));
-    }
-    drop(code_names);
-    drop(local_names);
     let deferred = std::mem::take(&mut walker.deferred);
     {
         let nodes = &mut walker.nodes;
