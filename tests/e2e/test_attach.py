@@ -197,7 +197,6 @@ def test_fastapi_uvicorn_attach_snapshot_detach(servers: Servers, attach_base: P
                             "warning", "--timeout-keep-alive", "1", "fastapi_app:app"], port)
     base = f"http://127.0.0.1:{port}"
     out = tmp_path / "attach.json"
-    page = tmp_path / "attach.html"
     # Only the leaking endpoint (the Flask test checks that clean ones are told apart).
     result = heapsight_cli(["attach", str(server.pid), "--drive", f"GET:{base}/users/{{i}}",
                             *FAST, "--settle", "2.5", "--json", str(out)], attach_base)
