@@ -304,9 +304,9 @@ def leaky_snapshots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
 
 
 def _leaky_snapshots(tmp_path: Path) -> tuple[Path, Path]:
-    """Two snapshots of a process whose leak carries markup in its type name and in the
-    attribute name holding it. (A dict key like '<script>alert(1)</script>' is there too,
-    but keys that are not identifier-like never enter a snapshot, by design.)"""
+    """Two snapshots of a process whose leak carries markup in its type name, in the
+    attribute name holding it and in a dict key on the way (keys that are not names
+    enter a snapshot only with include_values, as the user opted in here)."""
     before, after = tmp_path / "before.hsnap", tmp_path / "after.hsnap"
     script = tmp_path / "xss_app.py"
     script.write_text(
@@ -318,12 +318,12 @@ def _leaky_snapshots(tmp_path: Path) -> tuple[Path, Path]:
         "    pass\n"
         "BOX = Box()\n"
         "setattr(BOX, NAME, {'<script>alert(1)</script>': []})\n"
-        "heapsight.snapshot(sys.argv[1])\n"
+        "heapsight.snapshot(sys.argv[1], include_values=True)\n"
         "for i in range(400):\n"
         "    getattr(BOX, NAME)[i] = Leaked()\n"
         "    getattr(BOX, NAME)['<script>alert(1)</script>'].append(Leaked())\n"
         "del i\n"
-        "heapsight.snapshot(sys.argv[2])\n"
+        "heapsight.snapshot(sys.argv[2], include_values=True)\n"
     )
     proc = subprocess.run([sys.executable, str(script), str(before), str(after)],
                           capture_output=True, text=True, timeout=60)
@@ -350,6 +350,7 @@ def test_heap_strings_are_shown_not_run(browser: Browser, tmp_path: Path,
     # The markup is there as visible text, in the tables and the graph.
     assert '<img src=x onerror="window.__heapsight_pwned=true">' in page["bodyText"]
     assert "<script>window.__heapsight_pwned=true;" in page["bodyText"]
+    assert "['<script>alert(1)</script>']" in page["bodyText"]
     # The graph shortens long names but shows the markup as text too.
     assert "__main__.<img src=x on" in page["graphText"], page["graphText"]
     assert ".<script>window.__heapsight" in page["graphText"]
