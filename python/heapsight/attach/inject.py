@@ -27,6 +27,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import heapsight
@@ -125,21 +126,26 @@ def _check_reachable(path: str, uid: int) -> None:
         parent = os.path.dirname(parent)
 
 
+_PREPARE_LOCK = threading.Lock()
+
+
 def prepare_dir(uid: int) -> str:
-    run_dir = attach_dir(uid)
-    if os.geteuid() != uid:
-        _check_reachable(run_dir, uid)
-    _private_dir(run_dir, uid)
-    for sub in ("agents", "errors", "inject", "sessions"):
-        _private_dir(os.path.join(run_dir, sub), uid)
-    lib = os.path.join(run_dir, "lib")
-    _private_dir(lib, uid)
-    link = os.path.join(lib, "heapsight")
-    if os.path.islink(link) and os.readlink(link) != PACKAGE_DIR:
-        os.unlink(link)  # another heapsight install attached before
-    if not os.path.lexists(link):
-        os.symlink(PACKAGE_DIR, link)
-    return run_dir
+    # `--all-workers` prepares from one thread per worker at once.
+    with _PREPARE_LOCK:
+        run_dir = attach_dir(uid)
+        if os.geteuid() != uid:
+            _check_reachable(run_dir, uid)
+        _private_dir(run_dir, uid)
+        for sub in ("agents", "errors", "inject", "sessions"):
+            _private_dir(os.path.join(run_dir, sub), uid)
+        lib = os.path.join(run_dir, "lib")
+        _private_dir(lib, uid)
+        link = os.path.join(lib, "heapsight")
+        if os.path.islink(link) and os.readlink(link) != PACKAGE_DIR:
+            os.unlink(link)  # another heapsight install attached before
+        if not os.path.lexists(link):
+            os.symlink(PACKAGE_DIR, link)
+        return run_dir
 
 
 def _ping(socket_path: str, pid: int) -> bool:

@@ -98,12 +98,43 @@ impl DeferredSizes {
         self.pending.push((slot, op));
     }
 
-    /// Reports every object as unsized (`None`) without running its `__sizeof__`: where
-    /// no Python code may run (a forked child). The references are left as they are: the
-    /// child that took them only exits.
-    pub fn estimate(self, mut report: impl FnMut(usize, Option<u64>)) {
-        for (slot, _) in self.pending {
-            report(slot, None);
+    /// Where no Python code may run (a forked child): sizes objects whose `__sizeof__` is
+    /// implemented in C (`io.BytesIO`, extension types: C code only, through
+    /// `sys.getsizeof`), and reports the others (a `__sizeof__` written in Python) as
+    /// unsized. The references are left as they are: the child that took them only exits.
+    pub fn resolve_native(self, mut report: impl FnMut(usize, Option<u64>)) {
+        // SAFETY: GIL held by this (only) thread; every pending object is alive.
+        unsafe {
+            let getsizeof = ffi::PySys_GetObject(c"getsizeof".as_ptr());
+            for (slot, op) in self.pending {
+                let ty = ffi::Py_TYPE(op) as *mut ffi::PyObject;
+                let method = ffi::PyObject_GetAttrString(ty, c"__sizeof__".as_ptr());
+                let native = !method.is_null()
+                    && ffi::PyObject_TypeCheck(method, &raw mut ffi::PyMethodDescr_Type) != 0;
+                if method.is_null() {
+                    ffi::PyErr_Clear();
+                } else {
+                    ffi::Py_DECREF(method);
+                }
+                if !native || getsizeof.is_null() {
+                    report(slot, None);
+                    continue;
+                }
+                let size = ffi::PyObject_CallOneArg(getsizeof, op);
+                if size.is_null() {
+                    ffi::PyErr_Clear();
+                    report(slot, None);
+                    continue;
+                }
+                let value = ffi::PyLong_AsSsize_t(size);
+                ffi::Py_DECREF(size);
+                if value < 0 {
+                    ffi::PyErr_Clear();
+                    report(slot, None);
+                } else {
+                    report(slot, Some(value as u64));
+                }
+            }
         }
     }
 

@@ -1173,8 +1173,9 @@ pub enum AfterWalk {
     /// while the columns are finished.
     MayRunPython,
     /// In a forked child: no Python code, no GIL release (the threads that could take it
-    /// do not exist there), objects needing `__sizeof__` keep an estimated size, and
-    /// nothing Python-side is released (the child only exits).
+    /// do not exist there), only C-implemented `__sizeof__` methods run (a Python one
+    /// leaves an estimated size), and nothing Python-side is released (the child only
+    /// exits).
     NoPython,
 }
 
@@ -1333,7 +1334,7 @@ pub fn capture_prepared(
         };
         match after {
             AfterWalk::MayRunPython => deferred.resolve(py, report)?,
-            AfterWalk::NoPython => deferred.estimate(&mut report),
+            AfterWalk::NoPython => deferred.resolve_native(&mut report),
         }
     }
     let n_tracked_total = walker
