@@ -30,6 +30,7 @@ this process: the agent's share of everything a request costs, HTTP parsing incl
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
@@ -188,6 +190,17 @@ def server_instructions(server: str, requests: int, with_agent: bool, workdir: P
     return sum(counts)
 
 
+def per_request(count: Callable[[int, bool], int], requests: int) -> dict[bool, float]:
+    """Instructions per request without and with the agent: runs of N and 3N requests,
+    so that start-up and imports cancel out."""
+    per = {}
+    for with_agent in (False, True):
+        small = count(requests, with_agent)
+        large = count(3 * requests, with_agent)
+        per[with_agent] = (large - small) / (2 * requests)
+    return per
+
+
 def main_server_instructions(requests: int) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind not found: apt-get install valgrind")
@@ -200,11 +213,8 @@ def main_server_instructions(requests: int) -> int:
             from run_overhead import STARLETTE_APP
 
             (workdir / "starlette_bench.py").write_text(STARLETTE_APP)
-            per = {}
-            for with_agent in (False, True):
-                small = server_instructions(server, requests, with_agent, workdir)
-                large = server_instructions(server, 3 * requests, with_agent, workdir)
-                per[with_agent] = (large - small) / (2 * requests)
+            per = per_request(functools.partial(server_instructions, server, workdir=workdir),
+                              requests)
         print(f"{server:<18} {per[False]:16,.0f} {per[True]:16,.0f} "
               f"{100 * (per[True] / per[False] - 1):+11.1f}%", flush=True)
     return 0
@@ -217,11 +227,7 @@ def main_instructions(requests: int) -> int:
     print(f"{'app':<10} {'plain instr/req':>16} {'agent instr/req':>16} {'per request':>12}")
     for which in ("flask", "starlette"):
         with tempfile.TemporaryDirectory(prefix="heapsight-bench-agent-") as run_dir:
-            per = {}
-            for with_agent in (False, True):
-                small = instructions(which, requests, with_agent, run_dir)
-                large = instructions(which, 3 * requests, with_agent, run_dir)
-                per[with_agent] = (large - small) / (2 * requests)
+            per = per_request(functools.partial(instructions, which, run_dir=run_dir), requests)
         print(f"{which:<10} {per[False]:16,.0f} {per[True]:16,.0f} "
               f"{100 * (per[True] / per[False] - 1):+11.1f}%")
     return 0
