@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYENV_ROOT ?= /root/.pyenv
 
-.PHONY: help demo install install-dev test test-rust test-python test-versions venv
+.PHONY: help demo install install-dev test test-rust test-python test-versions test-py314 venv
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,4 +42,7 @@ test-python: install-dev ## Python tests on the default interpreter
 test-versions: ## Capture tests on every other CPython found under $(PYENV_ROOT)
 	bash scripts/test-versions.sh
 
-test: test-rust test-python test-versions ## Install and run every test
+test-py314: ## Capture and attach tests on CPython 3.14 (Debian sid root made by debootstrap)
+	bash scripts/test-py314.sh
+
+test: test-rust test-python test-versions test-py314 ## Install and run every test

@@ -38,8 +38,20 @@ from heapsight.run.launcher import PACKAGE_DIR, AgentInfo
 ENV_ATTACH_DIR = "HEAPSIGHT_ATTACH_DIR"
 
 _PAYLOAD = '''\
-def _heapsight_attach(run_dir, fallback, status, trace_alloc):
+def _heapsight_attach(run_dir, fallback, status, trace_alloc, claim, script):
     import json, os, sys
+    if claim is not None:
+        # sys.remote_exec cannot be withdrawn: whichever side creates `claim` first decides
+        # whether the agent starts (this loader) or not (heapsight, which gave up waiting).
+        try:
+            os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError:
+            for path in (claim, script):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            return
     before = set(sys.modules)
     try:
         try:
@@ -75,7 +87,8 @@ def _heapsight_attach(run_dir, fallback, status, trace_alloc):
 
 # sys.remote_exec (3.14) runs this file in __main__'s namespace: no name may stay behind.
 try:
-    _heapsight_attach({run_dir!r}, {fallback!r}, {status!r}, {trace_alloc!r})
+    _heapsight_attach({run_dir!r}, {fallback!r}, {status!r}, {trace_alloc!r}, {claim!r},
+                      {script!r})
 finally:
     del _heapsight_attach
 '''
@@ -360,6 +373,32 @@ def _wait_status(target: Target, status: str, timeout: float) -> dict:
                           f"{target.pid}: {exc}") from None
 
 
+class _Withdrawn(Exception):
+    """heapsight gave up on a queued sys.remote_exec before the target ran it."""
+
+
+def _wait_remote_status(target: Target, status: str, claim: str, timeout: float) -> dict:
+    """`_wait_status` for a sys.remote_exec request, which stays queued in the target after
+    a timeout: heapsight then takes the claim, so that the loader, when it finally runs,
+    leaves the process as it was. If the loader took it first, it is starting the agent."""
+    try:
+        return _wait_status(target, status, timeout)
+    except AttachError as late:
+        if not alive(target.pid):
+            raise
+        try:
+            os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        except FileExistsError:
+            return _wait_status(target, status, timeout)  # claimed by the loader just now
+        except OSError:
+            raise late from None
+        raise _Withdrawn(
+            f"process {target.pid} ran no Python code within {timeout:.0f} s (its main "
+            "thread is blocked in a long call?), so the agent was not loaded. The request "
+            "stays queued in the process: when its main thread next runs Python code, the "
+            "loader sees that heapsight gave up and does nothing.") from None
+
+
 def inject(target: Target, timeout: float,
            trace_alloc: bool = False) -> tuple[AgentInfo, str, bool]:
     """Loads the agent into `target`; returns its AgentInfo, a note for the user, and
@@ -373,24 +412,37 @@ def inject(target: Target, timeout: float,
     token = f"{target.pid}-{secrets.token_hex(4)}"
     payload = os.path.join(run_dir, "inject", f"{token}.py")
     status = os.path.join(run_dir, "inject", f"{token}.json")
+    remote_exec = target.version >= (3, 14)
+    claim = os.path.join(run_dir, "inject", f"{token}.claim") if remote_exec else None
     # O_EXCL | O_NOFOLLOW: nothing planted under that name in the target user's directory
     # is followed or overwritten.
     fd = os.open(payload, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w") as f:
         f.write(_PAYLOAD.format(run_dir=run_dir, fallback=os.path.join(run_dir, "lib"),
-                                status=status, trace_alloc=trace_alloc))
+                                status=status, trace_alloc=trace_alloc, claim=claim,
+                                script=payload))
     os.chmod(payload, 0o644)  # whatever our umask: the target's user reads it
+    withdrawn = False
     try:
-        if target.version >= (3, 14):
+        if remote_exec:
             _remote_exec(target, payload)
+            result = _wait_remote_status(target, status, claim or "", timeout)
         else:
             _run_gdb(target, payload, timeout)
-        result = _wait_status(target, status, timeout)
+            result = _wait_status(target, status, timeout)
+    except _Withdrawn as gave_up:
+        withdrawn = True
+        raise AttachError(str(gave_up)) from None
     finally:
-        try:
-            os.unlink(payload)
-        except OSError:
-            pass
+        # A withdrawn sys.remote_exec script is still read by the target later; its loader
+        # removes it and the claim then.
+        if not withdrawn:
+            for path in (payload, claim):
+                if path is not None:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
     try:
         os.unlink(status)
     except OSError:

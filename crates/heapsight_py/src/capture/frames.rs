@@ -38,13 +38,9 @@ impl LocalsLayout {
     }
 
     /// Finds the slots on a live frame whose locals are `a` then `b`; `None` when the
-    /// interpreter is not one whose frames this module can read (3.14 stores tagged
-    /// stack references) or the probe is ambiguous.
+    /// interpreter is not one whose frames this module can read or the probe is ambiguous.
     fn probe(py: Python<'_>) -> Option<LocalsLayout> {
         let layout = shims::layout()?;
-        if matches!(layout, Layout::V3_14) {
-            return None;
-        }
         let globals = PyDict::new(py);
         // The unused locals make the frame larger than the words scanned.
         let source = format!(
@@ -71,7 +67,10 @@ impl LocalsLayout {
             // SAFETY: the probe frame has PROBE_WORDS + 2 local slots, so PROBE_WORDS + 1
             // words past its base are inside the frame.
             let (first, second) = unsafe { (*words.add(i), *words.add(i + 1)) };
-            if first == a.as_ptr() as usize && second == b.as_ptr() as usize {
+            let refers_to = |word: usize, object: &Bound<'_, PyDict>| {
+                shims::stack_ref_object(word) == Some(object.as_ptr())
+            };
+            if refers_to(first, &a) && refers_to(second, &b) {
                 if found.is_some() {
                     return None;
                 }
@@ -87,20 +86,21 @@ impl LocalsLayout {
         })
     }
 
-    /// The local slots of a frame object and its code object (for the names).
+    /// The local slots of a frame object, as raw words (decode each with
+    /// [`shims::stack_ref_object`]), and its code object (for the names).
     ///
     /// # Safety
     /// `frame` a live frame object; GIL held.
     pub unsafe fn slots(
         &self,
         frame: *mut ffi::PyObject,
-    ) -> Option<(&[*mut ffi::PyObject], *mut ffi::PyObject)> {
+    ) -> Option<(&[usize], *mut ffi::PyObject)> {
         // SAFETY: forwarded; the code object's counts size the slot array.
         unsafe {
             let code = shims::code_at(frame, shims::frame_code_location(self.layout))?;
             let count = local_slot_count(self.layout, code)?;
             let base = frame_base(frame, self.via_interpreter_frame)?;
-            let first = base.add(self.offset) as *const *mut ffi::PyObject;
+            let first = base.add(self.offset) as *const usize;
             Some((std::slice::from_raw_parts(first, count), code))
         }
     }
@@ -170,11 +170,10 @@ fn name_fields(layout: Layout) -> Option<NameFields> {
             names: 96,
             nfreevars: 92,
         },
-        Layout::V3_12 | Layout::V3_13 => NameFields::Merged {
+        Layout::V3_12 | Layout::V3_13 | Layout::V3_14 => NameFields::Merged {
             names: 96,
             nfreevars: 88,
         },
-        Layout::V3_14 => return None,
     })
 }
 

@@ -6,7 +6,7 @@
 //! points at the generation-0 list head, and the layout around that head is verified
 //! against what the `gc` module reports (thresholds, enabled, debug flags, the
 //! `generation0` pointer, the frozen count) before any ring is walked. When verification
-//! fails (other layouts such as 3.14's incremental collector, free-threaded builds), the
+//! fails (other layouts, such as free-threaded builds), the
 //! caller falls back to `gc.get_objects()` and finds frozen objects by closure.
 
 use std::collections::HashMap;
@@ -31,8 +31,18 @@ const GENERATION_BYTES: usize = 24;
 const N_GENERATIONS: usize = 3;
 /// Offset of `PyGC_Head *generation0` from the first generation's head (3.9 to 3.13).
 const GENERATION0_POINTER_OFFSET: usize = N_GENERATIONS * GENERATION_BYTES;
-/// Offset of `permanent_generation` from the first generation's head (3.9 to 3.13).
-const PERMANENT_OFFSET: usize = GENERATION0_POINTER_OFFSET + std::mem::size_of::<usize>();
+
+/// Offset of `permanent_generation` from the first generation's head. 3.9 to 3.13 keep a
+/// `generation0` pointer in between; 3.14 dropped it (its incremental collector named the
+/// three rings `young` and `old[2]`, and 3.14.x releases that reverted to generations kept
+/// the same offsets).
+fn permanent_offset(minor: u8) -> usize {
+    if minor >= 14 {
+        N_GENERATIONS * GENERATION_BYTES
+    } else {
+        GENERATION0_POINTER_OFFSET + std::mem::size_of::<usize>()
+    }
+}
 /// `int enabled` and `int debug` precede `generations` (after `trash_delete_later` and
 /// `trash_delete_nesting`): offsets counted back from the first generation's head.
 const ENABLED_BACK_OFFSET: usize = 12;
@@ -106,9 +116,10 @@ impl GcRings {
         if cfg!(Py_GIL_DISABLED) || (version.major, version.minor) < (3, 9) {
             return Ok(None);
         }
-        if (version.major, version.minor) > (3, 13) {
+        if (version.major, version.minor) > (3, 14) {
             return Ok(None);
         }
+        let has_generation0_pointer = version.minor < 14;
         let gc = &pause.gc;
         let thresholds: (i32, i32, i32) = gc.call_method0("get_threshold")?.extract()?;
         let debug: i32 = gc.call_method0("get_debug")?.extract()?;
@@ -129,8 +140,9 @@ impl GcRings {
                 return Ok(None);
             }
             let read_int = |addr: usize| *(addr as *const i32);
-            let generation0_ptr = *((head0 + GENERATION0_POINTER_OFFSET) as *const usize);
-            let layout_matches = generation0_ptr == head0
+            let generation0_matches = !has_generation0_pointer
+                || *((head0 + GENERATION0_POINTER_OFFSET) as *const usize) == head0;
+            let layout_matches = generation0_matches
                 && read_int(head0 - ENABLED_BACK_OFFSET) == i32::from(enabled)
                 && read_int(head0 - DEBUG_BACK_OFFSET) == debug
                 && read_int(head0 + 16) == thresholds.0
@@ -145,7 +157,7 @@ impl GcRings {
                     head0 + GENERATION_BYTES,
                     head0 + 2 * GENERATION_BYTES,
                 ],
-                permanent_head: head0 + PERMANENT_OFFSET,
+                permanent_head: head0 + permanent_offset(version.minor),
             }
         };
         drop(probe);

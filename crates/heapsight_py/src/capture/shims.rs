@@ -500,8 +500,12 @@ pub fn code_layout(layout: Layout) -> CodeLayout {
         Layout::V3_12 => CodeLayout::Adaptive {
             co_extra_offset: 184,
         },
-        Layout::V3_13 | Layout::V3_14 => CodeLayout::Adaptive {
+        Layout::V3_13 => CodeLayout::Adaptive {
             co_extra_offset: 192,
+        },
+        // 3.14 added `_co_unique_id` (a Py_ssize_t) before `_co_firsttraceable`.
+        Layout::V3_14 => CodeLayout::Adaptive {
+            co_extra_offset: 200,
         },
     }
 }
@@ -625,15 +629,28 @@ pub unsafe fn code_at(
                 if frame.is_null() {
                     return None;
                 }
-                read_ptr::<ffi::PyObject>(frame, code_in_frame)
+                stack_ref_object(read_ptr::<u8>(frame, code_in_frame) as usize)?
             }
             CodeLocation::Embedded {
                 frame_offset,
                 code_in_frame,
-            } => read_ptr::<ffi::PyObject>(base, frame_offset + code_in_frame),
+            } => stack_ref_object(read_ptr::<u8>(base, frame_offset + code_in_frame) as usize)?,
         };
         (!code.is_null() && type_of(code) == &raw mut ffi::PyCode_Type).then_some(code)
     }
+}
+
+/// The object a word of an interpreter frame refers to. 3.14 keeps `_PyStackRef`s there
+/// (`f_executable`, `localsplus`): bit 0 set marks a reference that owns no count (an
+/// immortal or borrowed object), both low bits set a tagged int that is no object at all.
+/// Earlier versions store plain, aligned pointers, which this leaves as they are.
+pub fn stack_ref_object(bits: usize) -> Option<*mut ffi::PyObject> {
+    const TAGGED_INT: usize = 0b11;
+    if bits & TAGGED_INT == TAGGED_INT {
+        return None;
+    }
+    let object = (bits & !TAGGED_INT) as *mut ffi::PyObject;
+    (!object.is_null()).then_some(object)
 }
 
 /// Bytes of a `_PyCodeObjectExtra` block (`ce_size` then `ce_size` pointers, the first of

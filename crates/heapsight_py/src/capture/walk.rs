@@ -614,8 +614,10 @@ impl Walker {
                     // Indices now, renamed `local 'name'` after the walk.
                     let locals = self.locals_layout;
                     if let Some((slots, code)) = locals.as_ref().and_then(|l| l.slots(op)) {
-                        for (i, &slot) in slots.iter().enumerate() {
-                            self.emit(slot, LabelKind::Index, i as u32);
+                        for (i, &word) in slots.iter().enumerate() {
+                            if let Some(slot) = super::shims::stack_ref_object(word) {
+                                self.emit(slot, LabelKind::Index, i as u32);
+                            }
                         }
                         self.frame_codes.push((op as u64, code));
                     }
