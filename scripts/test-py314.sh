@@ -24,7 +24,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 root=${HEAPSIGHT_PY314_ROOT:-$repo/target/py314-root}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=python3.14,python3.14-dev,python3.14-venv,gcc,libc6-dev,ca-certificates,procps
+# python3.13 and gdb: attaching from 3.14 to an older interpreter goes through gdb.
+packages=python3.14,python3.14-dev,python3.14-venv,python3.13,gdb,gcc,libc6-dev,ca-certificates,procps
 
 if [ ! -x "$root/usr/bin/python3.14" ]; then
   if ! command -v debootstrap >/dev/null; then
