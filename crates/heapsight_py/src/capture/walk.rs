@@ -8,11 +8,12 @@
 //!    (explicitly enumerated and labelled, then `tp_traverse` for what is left). A
 //!    reference to an address never seen appends a node (untracked leaves and containers;
 //!    frozen objects when the gc lists could not be read). Dedup of addresses is a sparse
-//!    bitmap ([`AddressSet`]), not a hash set or a sort.
+//!    bitmap ([`NodeSet`]), not a hash set or a sort; edges keep the 32-bit code it hands
+//!    out instead of a 64-bit address.
 //! 3. Right after the walk (GIL held): type names, closure variable names, then user
 //!    `__sizeof__` calls on objects that need them (the only Python code run).
-//! 4. Without the GIL: edge targets are mapped from addresses to node indices through the
-//!    bitmap ranks, refcounts are compared with in-degrees for external roots, and the
+//! 4. Without the GIL: edge targets are mapped from codes to node indices in place through
+//!    the bitmap's numbering, refcounts are compared with in-degrees for external roots, and the
 //!    columns become a `Snapshot`.
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::frames::{self, LocalsLayout};
 use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
+use super::nodeset::{CodeColumn, NodeSet, NumberedSet};
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
 
@@ -245,7 +247,6 @@ impl TypeInfo {
 /// Cache-key tags: objects are 8-aligned, so the low bits of an address can say what a
 /// cached label was computed for.
 const TAG_ATTR_NAME: usize = 0;
-const TAG_KEY: usize = 1;
 const TAG_KEY_TYPE: usize = 2;
 const TAG_C_NAME: usize = 3;
 
@@ -258,10 +259,13 @@ struct Walker {
     known: KnownTypes,
     strings: Interner,
     label_cache: AddressMap<StrId>,
+    /// Dict key labels by key object: the kind is cached with the id (the text need not be
+    /// rescanned for every entry).
+    key_cache: AddressMap<(LabelKind, StrId)>,
     types: TypeTable,
     /// Classification per type, indexed like `types`.
     type_info: Vec<TypeInfo>,
-    seen: AddressSet,
+    seen: NodeSet,
     nodes: Nodes,
     /// Objects of the permanent generation, when the gc rings were read and it is not empty.
     frozen_members: Option<AddressSet>,
@@ -270,10 +274,13 @@ struct Walker {
     listed_members: Option<AddressSet>,
     /// References the capture itself holds on specific objects (frames of `sys._current_frames()`).
     refs_held: AddressMap<isize>,
-    edge_addr: Vec<u64>,
+    /// Targets as [`NodeSet`] codes.
+    edge_code: CodeColumn,
     edge_kind: Vec<LabelKind>,
     edge_value: Vec<u32>,
     offsets: Vec<u64>,
+    /// Addresses of the current node's edges so far (matched against `tp_traverse`).
+    node_targets: Vec<u64>,
     deferred: DeferredSizes,
     sizer: NativeSizer,
     attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
@@ -300,11 +307,13 @@ impl Walker {
             return;
         }
         let address = target as usize;
-        if self.seen.insert(address) {
+        let (code, new) = self.seen.insert(address);
+        if new {
             prefetch(target);
             self.nodes.address.push(address as u64);
         }
-        self.edge_addr.push(address as u64);
+        self.edge_code.push(code);
+        self.node_targets.push(address as u64);
         self.edge_kind.push(kind);
         self.edge_value.push(value);
     }
@@ -353,13 +362,7 @@ impl Walker {
             let ty = ffi::Py_TYPE(key);
             let tp_flags = (*ty).tp_flags;
             if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
-                let cache_key = key as usize | TAG_KEY;
-                if let Some(id) = self.label_cache.get(&cache_key) {
-                    let kind = if is_label_like(&self.strings.strings[id.index()]) {
-                        LabelKind::Key
-                    } else {
-                        LabelKind::KeyRepr
-                    };
+                if let Some(&(kind, id)) = self.key_cache.get(&(key as usize)) {
                     return (kind, id.0);
                 }
                 let (kind, id) = match read_str(key) {
@@ -386,7 +389,7 @@ impl Walker {
                         )
                     }
                 };
-                self.label_cache.insert(cache_key, id);
+                self.key_cache.insert(key as usize, (kind, id));
                 return (kind, id.0);
             }
             if tp_flags & ffi::Py_TPFLAGS_LONG_SUBCLASS != 0 {
@@ -486,8 +489,7 @@ impl Walker {
         unsafe {
             let f = op as *mut ffi::PyFunctionObject;
             let l = &self.labels;
-            #[cfg_attr(not(Py_3_10), allow(unused_mut))]
-            let mut fields = vec![
+            let fields = [
                 ((*f).func_code, l.code),
                 ((*f).func_globals, l.globals),
                 ((*f).func_defaults, l.defaults),
@@ -499,11 +501,11 @@ impl Walker {
                 ((*f).func_dict, l.dict),
                 ((*f).func_module, l.module),
                 ((*f).func_annotations, l.annotations),
+                #[cfg(Py_3_10)]
+                ((*f).func_builtins, l.builtins),
+                #[cfg(Py_3_12)]
+                ((*f).func_typeparams, l.type_params),
             ];
-            #[cfg(Py_3_10)]
-            fields.push(((*f).func_builtins, l.builtins));
-            #[cfg(Py_3_12)]
-            fields.push(((*f).func_typeparams, l.type_params));
             for (target, label) in fields {
                 self.emit_attr(target, label);
             }
@@ -569,7 +571,7 @@ impl Walker {
     ) {
         // SAFETY: `op` live, `ty` its type; all reads follow CPython's layouts.
         unsafe {
-            let start = self.edge_addr.len();
+            self.node_targets.clear();
             let is_gc = if info.per_object_gc {
                 ffi::PyObject_IS_GC(op) != 0
             } else {
@@ -644,7 +646,7 @@ impl Walker {
             self.traverse_buf.clear();
             gc_lists::traverse_into(op, &mut self.traverse_buf);
             self.leftover_buf.clear();
-            let explicit = &self.edge_addr[start..];
+            let explicit = &self.node_targets[..];
             if explicit.len() <= LINEAR_DEDUP_LIMIT {
                 let mut used: u64 = 0;
                 for &target in &self.traverse_buf {
@@ -799,7 +801,7 @@ impl Walker {
                 });
             }
             self.edges_of(op, ty, info);
-            self.offsets.push(self.edge_addr.len() as u64);
+            self.offsets.push(self.edge_code.len() as u64);
             let nodes = &mut self.nodes;
             nodes.type_idx.push(type_idx);
             nodes.size.push(size);
@@ -857,62 +859,46 @@ struct PendingRoot {
 /// Everything the walk produced, free of Python pointers so it can leave the GIL.
 struct RawGraph {
     nodes: Nodes,
-    seen: AddressSet,
-    edge_addr: Vec<u64>,
+    seen: NodeSet,
+    edge_code: CodeColumn,
     edge_kind: Vec<LabelKind>,
     edge_value: Vec<u32>,
     offsets: Vec<u64>,
     strings: Vec<String>,
     types: Types,
-    /// Closure tuple address and the free variable names of its cells.
-    closure_names: Vec<(u64, Vec<StrId>)>,
+    /// Closure tuple (or frame) address and the index in `name_lists` of the names of its
+    /// cells (or local slots).
+    closure_names: Vec<(u64, u32)>,
+    name_lists: Vec<Vec<StrId>>,
     roots: Vec<PendingRoot>,
     bounds: Vec<heapsight_snapshot::Bound>,
     metadata: Metadata,
 }
 
-/// Node index by address after the walk.
-struct NodeLookup {
-    ranked: gc_lists::RankedAddresses,
-    /// Node index for each address rank; `u32::MAX` for excluded addresses.
-    node_of_rank: Vec<u32>,
-}
-
-impl NodeLookup {
-    #[inline]
-    fn node(&self, address: u64) -> Option<NodeIdx> {
-        let rank = self.ranked.rank(address as usize)?;
-        match self.node_of_rank[rank.0 as usize] {
-            u32::MAX => None,
-            n => Some(NodeIdx(n)),
-        }
-    }
-}
+/// A target that is not a node (the capture's own objects).
+const NO_NODE: u32 = u32::MAX;
 
 impl RawGraph {
     fn into_snapshot(self) -> Snapshot {
         let RawGraph {
             mut nodes,
             seen,
-            mut edge_addr,
+            mut edge_code,
             mut edge_kind,
             mut edge_value,
             mut offsets,
             strings,
             types,
             closure_names,
+            name_lists,
             roots,
             bounds,
             metadata,
         } = self;
         // The columns grew by doubling; give the slack back before the mapping buffers
         // are allocated (large blocks shrink in place, without copying).
-        for column in [
-            &mut edge_addr,
-            &mut nodes.address,
-            &mut nodes.size,
-            &mut nodes.length,
-        ] {
+        edge_code.shrink_to_fit();
+        for column in [&mut nodes.address, &mut nodes.size, &mut nodes.length] {
             column.shrink_to_fit();
         }
         nodes.type_idx.shrink_to_fit();
@@ -923,65 +909,98 @@ impl RawGraph {
         edge_value.shrink_to_fit();
         offsets.shrink_to_fit();
         let n = nodes.address.len();
-        let ranked = seen.into_ranked();
-        let mut node_of_rank = vec![u32::MAX; ranked.len()];
-        for (i, &a) in nodes.address.iter().enumerate() {
-            if let Some(rank) = ranked.rank(a as usize) {
-                node_of_rank[rank.0 as usize] = i as u32;
+        let (mut targets, holders, resolved_roots) = {
+            let numbered: NumberedSet = seen.into_numbered();
+            let mut node_of = vec![NO_NODE; numbered.len()];
+            for (i, &a) in nodes.address.iter().enumerate() {
+                if let Some(k) = numbered.number_of(a as usize) {
+                    node_of[k as usize] = i as u32;
+                }
             }
-        }
-        let lookup = NodeLookup {
-            ranked,
-            node_of_rank,
+            let target = |code: u64| {
+                numbered
+                    .number_of_code(code)
+                    .map_or(NO_NODE, |k| node_of[k as usize])
+            };
+            let node_at = |address: u64| {
+                numbered
+                    .number_of(address as usize)
+                    .map(|k| node_of[k as usize])
+                    .filter(|&t| t != NO_NODE)
+                    .map(NodeIdx)
+            };
+            // Resolved now so that the numbering is freed before the in-degrees exist.
+            let holders: Vec<(NodeIdx, u32)> = closure_names
+                .iter()
+                .filter_map(|&(address, names)| node_at(address).map(|t| (t, names)))
+                .collect();
+            let resolved_roots: Vec<Root> = roots
+                .iter()
+                .filter_map(|r| {
+                    node_at(r.address).map(|node| Root {
+                        kind: r.kind,
+                        node,
+                        name: r.name,
+                        extra: r.extra,
+                    })
+                })
+                .collect();
+            // Codes become node indices in place (a wide column, past 2^32 codes, is
+            // narrowed on the way).
+            let targets: Vec<u32> = match edge_code {
+                CodeColumn::Narrow(mut codes) => {
+                    for c in codes.iter_mut() {
+                        *c = target(u64::from(*c));
+                    }
+                    codes
+                }
+                CodeColumn::Wide(codes) => codes.into_iter().map(target).collect(),
+            };
+            (targets, holders, resolved_roots)
         };
-        // Map targets; drop edges to excluded objects, compacting the label columns in
-        // place (the write position never passes the read position).
-        let mut targets: Vec<NodeIdx> = Vec::with_capacity(edge_addr.len());
+        // Drop edges to excluded objects, compacting the columns in place (the write
+        // position never passes the read position).
         let mut in_degree = vec![0u32; n];
+        let mut w = 0usize;
         let mut read_start = 0usize;
         for node in 0..n {
             let read_end = offsets[node + 1] as usize;
             for e in read_start..read_end {
-                if let Some(t) = lookup.node(edge_addr[e]) {
-                    let w = targets.len();
+                let t = targets[e];
+                if t != NO_NODE {
+                    targets[w] = t;
                     edge_kind[w] = edge_kind[e];
                     edge_value[w] = edge_value[e];
-                    targets.push(t);
-                    in_degree[t.index()] = in_degree[t.index()].saturating_add(1);
+                    w += 1;
+                    let d = &mut in_degree[t as usize];
+                    *d = d.saturating_add(1);
                 }
             }
             read_start = read_end;
-            offsets[node + 1] = targets.len() as u64;
+            offsets[node + 1] = w as u64;
         }
-        drop(edge_addr);
-        edge_kind.truncate(targets.len());
-        edge_value.truncate(targets.len());
+        targets.truncate(w);
+        edge_kind.truncate(w);
+        edge_value.truncate(w);
+        // Same size and alignment: collected in place, no second buffer.
+        let targets: Vec<NodeIdx> = targets.into_iter().map(NodeIdx).collect();
         // Closure cells are named after the code's free variables, frame slots after the
         // code's locals.
-        for (tuple_address, names) in &closure_names {
-            if let Some(tuple) = lookup.node(*tuple_address) {
-                let range = offsets[tuple.index()] as usize..offsets[tuple.index() + 1] as usize;
-                for e in range {
-                    if edge_kind[e] == LabelKind::Index {
-                        if let Some(name) = names.get(edge_value[e] as usize) {
-                            edge_kind[e] = LabelKind::Local;
-                            edge_value[e] = name.0;
-                        }
+        for &(holder, list) in &holders {
+            let Some(names) = name_lists.get(list as usize) else {
+                continue;
+            };
+            let range = offsets[holder.index()] as usize..offsets[holder.index() + 1] as usize;
+            for e in range {
+                if edge_kind[e] == LabelKind::Index {
+                    if let Some(name) = names.get(edge_value[e] as usize) {
+                        edge_kind[e] = LabelKind::Local;
+                        edge_value[e] = name.0;
                     }
                 }
             }
         }
-        let mut out_roots: Vec<Root> = Vec::new();
-        for r in &roots {
-            if let Some(node) = lookup.node(r.address) {
-                out_roots.push(Root {
-                    kind: r.kind,
-                    node,
-                    name: r.name,
-                    extra: r.extra,
-                });
-            }
-        }
+        let mut out_roots = resolved_roots;
         let counts = nodes.flags.iter().zip(&nodes.refcount).zip(&in_degree);
         for (i, ((flags, &rc), &found)) in counts.enumerate() {
             if flags & node_flags::IMMORTAL == 0 && rc > found {
@@ -993,6 +1012,7 @@ impl RawGraph {
                 });
             }
         }
+        drop(in_degree);
         edge_kind.shrink_to_fit();
         edge_value.shrink_to_fit();
         Snapshot {
@@ -1211,17 +1231,19 @@ pub fn capture_prepared(
         },
         strings,
         label_cache: AddressMap::default(),
+        key_cache: AddressMap::default(),
         types: TypeTable::default(),
         type_info: Vec::new(),
-        seen: AddressSet::default(),
+        seen: NodeSet::default(),
         nodes: Nodes::default(),
         frozen_members: None,
         listed_members: None,
         refs_held: AddressMap::default(),
-        edge_addr: Vec::new(),
+        edge_code: CodeColumn::default(),
         edge_kind: Vec::new(),
         edge_value: Vec::new(),
         offsets: vec![0],
+        node_targets: Vec::new(),
         deferred: DeferredSizes::default(),
         sizer: NativeSizer::new(),
         attr_buf: Vec::new(),
@@ -1270,7 +1292,7 @@ pub fn capture_prepared(
     let mut next = 0usize;
     unsafe {
         source.for_each(|op, _| {
-            if walker.seen.insert(op as usize) {
+            if walker.seen.insert(op as usize).1 {
                 walker.nodes.address.push(op as u64);
             }
             while next < walker.nodes.address.len() {
@@ -1281,7 +1303,7 @@ pub fn capture_prepared(
     }
     // Running frames are untracked on 3.11+ and reachable from no object: seed them.
     for (_, frame, _) in &pre.threads {
-        if walker.seen.insert(*frame as usize) {
+        if walker.seen.insert(*frame as usize).1 {
             walker.nodes.address.push(*frame);
         }
     }
@@ -1302,7 +1324,8 @@ pub fn capture_prepared(
     }
     // Names read from the code objects themselves (no Python call): the same in-process
     // and in a forked child.
-    let mut closure_names = Vec::with_capacity(walker.closures.len());
+    let mut closure_names: Vec<(u64, u32)> = Vec::with_capacity(walker.closures.len());
+    let mut name_lists: Vec<Vec<StrId>> = Vec::new();
     for (holders, which) in [
         (
             std::mem::take(&mut walker.closures),
@@ -1313,18 +1336,21 @@ pub fn capture_prepared(
             frames::Names::LocalSlots,
         ),
     ] {
-        let mut by_code: AddressMap<Vec<StrId>> = AddressMap::default();
+        // One list per code object, shared by all its closures or frames.
+        let mut by_code: AddressMap<u32> = AddressMap::default();
         for (holder, code) in holders {
             let strings = &mut walker.strings;
-            let names = by_code.entry(code as usize).or_insert_with(|| {
+            let list = *by_code.entry(code as usize).or_insert_with(|| {
                 // SAFETY: the code object is alive: nothing has been freed since the walk.
-                unsafe { frames::code_names(code, which) }
+                let names = unsafe { frames::code_names(code, which) }
                     .unwrap_or_default()
                     .into_iter()
                     .map(|n| strings.intern_owned(n))
-                    .collect()
+                    .collect();
+                name_lists.push(names);
+                (name_lists.len() - 1) as u32
             });
-            closure_names.push((holder, names.clone()));
+            closure_names.push((holder, list));
         }
     }
     let deferred = std::mem::take(&mut walker.deferred);
@@ -1379,13 +1405,14 @@ pub fn capture_prepared(
     let raw = RawGraph {
         nodes: std::mem::take(&mut walker.nodes),
         seen: std::mem::take(&mut walker.seen),
-        edge_addr: std::mem::take(&mut walker.edge_addr),
+        edge_code: std::mem::take(&mut walker.edge_code),
         edge_kind: std::mem::take(&mut walker.edge_kind),
         edge_value: std::mem::take(&mut walker.edge_value),
         offsets: std::mem::take(&mut walker.offsets),
         strings: std::mem::take(&mut walker.strings.strings),
         types,
         closure_names,
+        name_lists,
         roots,
         bounds: std::mem::take(&mut walker.bounds),
         metadata,
