@@ -287,7 +287,8 @@ impl SnapshotDiff {
 
     /// How the new objects of the types that grew are held: for each of the first
     /// `limit` types of [`SnapshotDiff::grown`] that have new objects, the retainer
-    /// shapes of those objects in B (`paths` is B's shortest-path tree).
+    /// shapes of those objects in B (`paths` is B's shortest-path tree; the shapes it
+    /// carries when it comes from a `HeapIndex` are read, not recomputed).
     pub fn new_object_shapes(
         &self,
         after: &Snapshot,

@@ -34,8 +34,8 @@
 use std::collections::HashMap;
 
 use heapsight_graph::{
-    accumulation_point, path_steps, render_path, shortest_paths_from_roots, DominatorTree, Graph,
-    GraphError, PathTree, ShapeIndex,
+    accumulation_point, path_steps, render_path, DominatorTree, Graph, GraphError, GraphIndex,
+    PathTree, ShapeIndex, Threads,
 };
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, TypeIdx};
 use serde::Serialize;
@@ -95,23 +95,38 @@ pub struct HeapIndex<'s> {
     pub graph: Graph<'s>,
     /// Dominator tree and retained sizes.
     pub dominators: DominatorTree,
-    /// Shortest paths from the roots.
+    /// Shortest paths from the roots, with the retainer shape of every node they
+    /// reach ([`ShapeIndex::new`] on them reads those shapes).
     pub paths: PathTree,
 }
 
 impl<'s> HeapIndex<'s> {
     /// Validates `snapshot` and computes its reverse index, dominator tree and
-    /// shortest-path tree.
+    /// shortest-path tree with every node's shape, on two threads where the machine
+    /// has two cores (see [`GraphIndex`]).
     pub fn build(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
-        let graph = Graph::new(snapshot)?;
-        let dominators = DominatorTree::compute(&graph);
-        let paths = shortest_paths_from_roots(&graph);
+        HeapIndex::build_with(snapshot, Threads::available())
+    }
+
+    /// [`HeapIndex::build`] with the threading chosen by the caller; the results are
+    /// the same either way.
+    pub fn build_with(snapshot: &'s Snapshot, threads: Threads) -> Result<Self, GraphError> {
+        let GraphIndex {
+            graph,
+            dominators,
+            paths,
+        } = GraphIndex::build_with(snapshot, threads)?;
         Ok(HeapIndex {
             snapshot,
             graph,
             dominators,
             paths,
         })
+    }
+
+    /// A shape index reading the shapes computed with [`HeapIndex::paths`].
+    pub fn shape_index(&self) -> ShapeIndex<'_> {
+        ShapeIndex::new(self.snapshot, &self.paths)
     }
 }
 
@@ -500,7 +515,9 @@ pub fn find_suspects(
     with_points.retain(|((_, c), _)| !c.is_empty() && score(c) >= options.min_score);
     with_points.sort_by(|a, b| by_score(&a.0, &b.0));
     with_points.truncate(options.max_suspects);
-    let mut shape_index = ShapeIndex::new(snapshot, &index.paths);
+    // The shapes were computed with the paths (see `HeapIndex::build`): grouping the
+    // targets reads them and walks no path.
+    let mut shape_index = index.shape_index();
     with_points
         .into_iter()
         .enumerate()

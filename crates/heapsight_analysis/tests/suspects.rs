@@ -194,3 +194,24 @@ fn new_objects_of_grown_types_have_shapes() {
     // The buffer grew in place: no new objects, so no shapes for it.
     assert!(shapes.iter().all(|(name, _)| name != "bytearray"));
 }
+
+#[test]
+fn one_thread_and_two_threads_find_the_same_suspects() {
+    use heapsight_graph::Threads;
+    let a = scenario(false, 200);
+    let b = scenario(true, 200);
+    let diff = SnapshotDiff::compute(&a, &b);
+    let by = |threads| {
+        let index = HeapIndex::build_with(&b, threads).unwrap_or_else(|e| panic!("{e}"));
+        let suspects = find_suspects(&index, &diff, &SuspectOptions::default());
+        let shapes = diff.new_object_shapes(&b, &index.paths, 10);
+        (suspects, shapes)
+    };
+    let (one, two) = (by(Threads::One), by(Threads::Two));
+    assert!(!one.0.is_empty());
+    assert_eq!(one, two);
+    // The same as shapes computed on demand over a plain path tree.
+    let graph = heapsight_graph::Graph::new(&b).unwrap_or_else(|e| panic!("{e}"));
+    let plain = heapsight_graph::shortest_paths_from_roots(&graph);
+    assert_eq!(diff.new_object_shapes(&b, &plain, 10), one.1);
+}

@@ -2,8 +2,11 @@
 //! the graph analyses on it, printing seconds and peak RSS.
 //!
 //! ```text
-//! cargo run --release -p heapsight_graph --example gen_bench -- [nodes] [edges]
+//! cargo run --release -p heapsight_graph --example gen_bench -- [nodes] [edges] [--sequential]
 //! ```
+//!
+//! By default the index is built as the analysis builds it (`GraphIndex`, two threads);
+//! `--sequential` runs the same parts one after the other and times each.
 //!
 //! Shape of the heap: modules (Module roots) whose `__dict__` holds functions, classes,
 //! caches (dicts of app instances, some very large), lists and constants; instances hold
@@ -24,7 +27,8 @@
 use std::time::Instant;
 
 use heapsight_graph::{
-    accumulation_point, path_to_single, shortest_paths_and_shapes, DominatorTree, Graph, ShapeIndex,
+    accumulation_point, path_to_single, shortest_paths_and_shapes, DominatorTree, Graph,
+    GraphIndex, PathTree, ShapeIndex, ShapeMemo, Threads,
 };
 use heapsight_snapshot::model::{
     node_flags, LabelKind, NodeIdx, Root, RootKind, Snapshot, StrId, TypeIdx, NO_STR,
@@ -463,8 +467,8 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time of this thread so far, in seconds: wall time is noisy on a shared machine.
-fn cpu_seconds() -> f64 {
+/// CPU time of the calling thread so far, in seconds.
+fn thread_cpu_seconds() -> f64 {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
     let ns: u64 = text
         .split_whitespace()
@@ -474,10 +478,38 @@ fn cpu_seconds() -> f64 {
     ns as f64 / 1e9
 }
 
+/// CPU time of the whole process so far (every thread, ended ones included), in
+/// seconds: wall time is noisy on a shared machine, and the index runs on two threads.
+fn cpu_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; the call only writes into it.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        if rc == 0 {
+            return ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+        }
+    }
+    thread_cpu_seconds()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Wall and CPU seconds since a start point.
 struct Clock {
     wall: Instant,
     cpu: f64,
+    thread_cpu: f64,
 }
 
 impl Clock {
@@ -485,6 +517,7 @@ impl Clock {
         Clock {
             wall: Instant::now(),
             cpu: cpu_seconds(),
+            thread_cpu: thread_cpu_seconds(),
         }
     }
     fn lap(&self) -> String {
@@ -494,16 +527,32 @@ impl Clock {
             cpu_seconds() - self.cpu
         )
     }
+    /// CPU seconds of the calling thread, and of every other thread, since the start.
+    fn split(&self) -> (f64, f64) {
+        let own = thread_cpu_seconds() - self.thread_cpu;
+        (own, (cpu_seconds() - self.cpu - own).max(0.0))
+    }
 }
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// What the pipeline computed, however it was run.
+struct Computed<'s> {
+    graph: Graph<'s>,
+    dominators: DominatorTree,
+    paths: PathTree,
+    /// The shapes, when they came separately from the paths.
+    memo: Option<ShapeMemo>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).map_or(Ok(10_000_000), |a| a.parse())?;
-    let m: usize = args.get(2).map_or(Ok(30_000_000), |a| a.parse())?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let sequential = args.iter().any(|a| a == "--sequential");
+    args.retain(|a| a != "--sequential");
+    let n: usize = args.first().map_or(Ok(10_000_000), |a| a.parse())?;
+    let m: usize = args.get(1).map_or(Ok(30_000_000), |a| a.parse())?;
 
     let t = Instant::now();
     let snapshot = generate(n, m);
@@ -522,23 +571,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "RSS with the snapshot: {:.0} MiB (peak reset: {reset})",
         mib(base_kib)
     );
+    println!("load average before: {}", load_average());
 
     let total = Clock::start();
-    let t = Clock::start();
-    let graph = Graph::new(&snapshot)?;
-    println!("graph view (validate + reverse index): {}", t.lap());
-
-    let t = Clock::start();
-    let dominators = DominatorTree::compute(&graph);
-    println!("dominators + retained sizes: {}", t.lap());
-    let peak_after_dom = status_kib("VmHWM:");
-
-    let t = Clock::start();
-    // The shapes of every node are computed during the BFS (the top types cover nearly
-    // all nodes, so computing them on demand would visit them all anyway, in random order).
-    let (paths, shape_memo) = shortest_paths_and_shapes(&graph);
-    let t_paths = t.lap();
-    println!("shortest paths from roots (BFS) + shapes of all nodes: {t_paths}");
+    let (computed, peak_after_index, index_label) = if sequential {
+        // The parts of `GraphIndex::build_with(.., Threads::One)`, timed one by one.
+        let t = Clock::start();
+        let graph = Graph::new(&snapshot)?;
+        println!("graph view (validate + reverse index): {}", t.lap());
+        let t = Clock::start();
+        let dominators = DominatorTree::compute(&graph);
+        println!("dominators + retained sizes: {}", t.lap());
+        let peak = status_kib("VmHWM:");
+        let t = Clock::start();
+        let (paths, memo) = shortest_paths_and_shapes(&graph);
+        println!(
+            "shortest paths from roots (BFS) + shapes of all nodes: {}",
+            t.lap()
+        );
+        let computed = Computed {
+            graph,
+            dominators,
+            paths,
+            memo: Some(memo),
+        };
+        (computed, peak, "after dominators")
+    } else {
+        // What `heapsight report` and `run` do (`HeapIndex::build`).
+        let t = Clock::start();
+        let index = GraphIndex::build_with(&snapshot, Threads::Two)?;
+        let (own, helper) = t.split();
+        println!(
+            "graph index on 2 threads (validate; DFS beside the reverse index; dominators + \
+             retained sizes beside BFS paths + shapes of all nodes): {} \
+             (calling thread {own:.2}s cpu, helper threads {helper:.2}s cpu)",
+            t.lap()
+        );
+        let peak = status_kib("VmHWM:");
+        let GraphIndex {
+            graph,
+            dominators,
+            paths,
+        } = index;
+        let computed = Computed {
+            graph,
+            dominators,
+            paths,
+            memo: None,
+        };
+        (computed, peak, "after the index")
+    };
+    let Computed {
+        graph,
+        dominators,
+        paths,
+        memo,
+    } = computed;
 
     let t = Clock::start();
     let n_types = snapshot.types.len();
@@ -549,7 +637,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ranked: Vec<usize> = (0..n_types).collect();
     ranked.sort_by_key(|&t| std::cmp::Reverse(per_type[t].len()));
     let mut top_lines = Vec::new();
-    let mut shape_index = ShapeIndex::with_memo(&snapshot, &paths, shape_memo);
+    let mut shape_index = match memo {
+        Some(memo) => ShapeIndex::with_memo(&snapshot, &paths, memo),
+        None => ShapeIndex::new(&snapshot, &paths),
+    };
     let (mut shapes_s, mut points_s) = (0.0f64, 0.0f64);
     for &ty in ranked.iter().take(20) {
         let targets = &per_type[ty];
@@ -583,6 +674,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "shapes + accumulation points of the top 20 types: {} (cpu: shapes {shapes_s:.2}s, accumulation points {points_s:.2}s)",
         t.lap()
     );
+    println!(
+        "pipeline (index + dominators + retained sizes + paths + shapes of the top 20 types, {}): {}",
+        if sequential { "1 thread" } else { "2 threads" },
+        total.lap()
+    );
+    println!("load average after: {}", load_average());
     for line in top_lines.iter().take(6) {
         println!("{line}");
     }
@@ -613,7 +710,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "100 x path_to_single: {} ({found} found, mean length {:.1}); one full BFS: {t_paths}",
+        "100 x path_to_single: {} ({found} found, mean length {:.1})",
         t.lap(),
         total_len as f64 / found.max(1) as f64
     );
@@ -621,12 +718,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peak = status_kib("VmHWM:");
     let per_node = (peak.saturating_sub(base_kib) * 1024) as f64 / n as f64;
     println!(
-        "total analysis {}; peak RSS {:.0} MiB ({:.0} MiB above the snapshot; after dominators {:.0} MiB above); \
+        "total analysis {}; peak RSS {:.0} MiB ({:.0} MiB above the snapshot; {index_label} {:.0} MiB above); \
          {:.1} B/node above the snapshot with {:.1} edges/node",
         total.lap(),
         mib(peak),
         mib(peak.saturating_sub(base_kib)),
-        mib(peak_after_dom.saturating_sub(base_kib)),
+        mib(peak_after_index.saturating_sub(base_kib)),
         per_node,
         n_edges as f64 / n as f64
     );

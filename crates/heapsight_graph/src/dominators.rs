@@ -30,6 +30,14 @@ const SUPER: u32 = 0;
 const UNSEEN: u32 = u32::MAX;
 /// A predecessor the semidominator pass must ignore.
 const SKIPPED_PRED: u32 = u32::MAX;
+/// How many vertices ahead the semidominator pass prefetches predecessors' forest
+/// entries: about as many loads in flight as the CPU sustains, not so far that they
+/// are evicted before use.
+const SEMI_PREFETCH_AHEAD: usize = 4;
+/// Nodes (and predecessor entries) ahead the predecessor renumbering prefetches.
+const RENUMBER_PREFETCH_AHEAD: usize = 16;
+/// Children of a newly found node whose edge ranges the DFS prefetches.
+const DFS_PREFETCH_CHILDREN: usize = 6;
 
 /// Dominator tree over the nodes of a snapshot plus a virtual super-root.
 ///
@@ -58,16 +66,32 @@ pub struct DominatorTree {
     scratch: std::sync::Mutex<Vec<u32>>,
 }
 
-impl DominatorTree {
-    /// Computes dominators and retained sizes for the whole graph in O(m log n) time.
-    pub fn compute(graph: &Graph) -> DominatorTree {
+/// The depth-first numbering the dominator computation starts from. It reads forward
+/// edges and roots only, so it can run while the reverse index is being built.
+pub(crate) struct Dfs {
+    /// Node -> DFS number.
+    pre: Vec<u32>,
+    /// DFS number -> node; entry 0 (super-root) is unused.
+    order: Vec<NodeIdx>,
+    /// DFS number -> DFS number of the DFS parent.
+    parent: Vec<u32>,
+    /// Nodes with an edge from the super-root: real roots and attached unreachable nodes.
+    root_child: Vec<u64>,
+    /// Nodes with DFS numbers `1..=n_reachable` are reachable from real roots.
+    n_reachable: u32,
+}
+
+impl Dfs {
+    /// Numbers every node: first what the roots reach (roots in preference order),
+    /// then the unreachable rest as described in the module docs. Does not use the
+    /// graph's reverse index.
+    pub(crate) fn run(graph: &Graph) -> Dfs {
         let n = graph.n_nodes();
         let snapshot = graph.snapshot();
         let offsets = &snapshot.edges.offsets;
         let targets = &snapshot.edges.targets;
         let count = n + 1;
 
-        // Nodes with an edge from the super-root: real roots and attached unreachable nodes.
         let mut root_child = vec![0u64; n.div_ceil(64)];
         let mut pre = mem::filled(n, UNSEEN);
         let mut order: Vec<NodeIdx> = mem::with_capacity(count);
@@ -103,6 +127,15 @@ impl DominatorTree {
                 if pos < end {
                     top.0 += 1;
                     let t = targets[pos as usize].index();
+                    // The next sibling's edge range is read when the search comes back
+                    // here, which for the many leaves and small subtrees is soon:
+                    // start that random read now.
+                    if pos + 1 < end {
+                        let next = targets[pos as usize + 1].index();
+                        if seen[next / 64] & (1 << (next % 64)) == 0 {
+                            mem::prefetch(offsets, next);
+                        }
+                    }
                     let bit = 1u64 << (t % 64);
                     if seen[t / 64] & bit == 0 {
                         seen[t / 64] |= bit;
@@ -110,7 +143,16 @@ impl DominatorTree {
                         pre[t] = number;
                         order.push(NodeIdx(t as u32));
                         parent.push(u_number);
-                        stack.push((offsets[t] as u32, offsets[t + 1] as u32, number));
+                        let (first, end) = (offsets[t] as usize, offsets[t + 1] as usize);
+                        // Likewise for the first few children of the new node: their
+                        // ranges are read as soon as the search gets to them.
+                        for &c in &targets[first..end.min(first + DFS_PREFETCH_CHILDREN)] {
+                            let c = c.index();
+                            if seen[c / 64] & (1 << (c % 64)) == 0 {
+                                mem::prefetch(offsets, c);
+                            }
+                        }
+                        stack.push((first as u32, end as u32, number));
                     }
                 } else {
                     stack.pop();
@@ -132,6 +174,34 @@ impl DominatorTree {
         drop(seen);
         drop(stack);
         debug_assert_eq!(order.len(), count);
+        Dfs {
+            pre,
+            order,
+            parent,
+            root_child,
+            n_reachable,
+        }
+    }
+}
+
+impl DominatorTree {
+    /// Computes dominators and retained sizes for the whole graph in O(m log n) time.
+    pub fn compute(graph: &Graph) -> DominatorTree {
+        DominatorTree::finish(Dfs::run(graph), graph)
+    }
+
+    /// The rest of [`DominatorTree::compute`] after the DFS; needs the reverse index.
+    pub(crate) fn finish(dfs: Dfs, graph: &Graph) -> DominatorTree {
+        let Dfs {
+            pre,
+            order,
+            parent,
+            root_child,
+            n_reachable,
+        } = dfs;
+        let n = graph.n_nodes();
+        let snapshot = graph.snapshot();
+        let count = n + 1;
 
         // Predecessors in DFS-number space, grouped by number, so the semidominator
         // pass reads them sequentially instead of chasing node -> number lookups.
@@ -149,14 +219,24 @@ impl DominatorTree {
             pred_offsets[w + 1] += pred_offsets[w];
         }
         let mut pred_nums: Vec<u32> = mem::filled(pred_offsets[count] as usize, 0u32);
+        let (rev_offsets, rev) = graph.reverse_parts();
         for node in 0..n {
+            // Both lookups below are random reads; start those of a later node now.
+            if let Some(&ahead) = pre.get(node + RENUMBER_PREFETCH_AHEAD) {
+                mem::prefetch(&pred_offsets, ahead as usize);
+            }
             if is_root_child(node) {
                 continue;
             }
             let w = pre[node];
             let live = w <= n_reachable;
             let base = pred_offsets[w as usize] as usize;
-            for (k, (pred, _)) in graph.predecessors(NodeIdx(node as u32)).enumerate() {
+            let start = rev_offsets[node] as usize;
+            let end = rev_offsets[node + 1] as usize;
+            for (k, &(pred, _)) in rev[start..end].iter().enumerate() {
+                if let Some(&(later, _)) = rev.get(start + k + RENUMBER_PREFETCH_AHEAD) {
+                    mem::prefetch(&pre, later.index());
+                }
                 let v = pre[pred.index()];
                 pred_nums[base + k] = if live && v > n_reachable {
                     SKIPPED_PRED
@@ -179,6 +259,17 @@ impl DominatorTree {
         let mut semi: Vec<u32> = mem::filled(count, SUPER);
         let mut eval_stack: Vec<u32> = Vec::new();
         for w in (1..count).rev() {
+            // The forest entries of a later vertex's predecessors are random reads:
+            // start them now, so they arrive while this vertex is being worked on.
+            if let Some(ahead) = w.checked_sub(SEMI_PREFETCH_AHEAD) {
+                let start = pred_offsets[ahead] as usize;
+                let end = pred_offsets[ahead + 1] as usize;
+                for &v in &pred_nums[start..end] {
+                    if v as usize > ahead && v != SKIPPED_PRED {
+                        mem::prefetch(&forest, v as usize);
+                    }
+                }
+            }
             let mut s = parent[w];
             if is_root_child(order[w].index()) {
                 s = SUPER;

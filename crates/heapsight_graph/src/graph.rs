@@ -76,6 +76,15 @@ impl<'s> Graph<'s> {
     /// Builds the view in O(n + m). Validates the snapshot first, so that later
     /// lookups can index without surprises.
     pub fn new(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
+        let mut graph = Graph::without_reverse(snapshot)?;
+        graph.set_reverse(build_reverse(snapshot));
+        Ok(graph)
+    }
+
+    /// The view without its reverse index: forward edges and roots work, predecessor
+    /// questions answer nothing until [`Graph::set_reverse`]. Lets the index be built
+    /// on another thread while a forward-only pass (the dominators' DFS) runs.
+    pub(crate) fn without_reverse(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
         snapshot.validate()?;
         let n = snapshot.n_nodes();
         let m = snapshot.edges.len();
@@ -92,7 +101,6 @@ impl<'s> Graph<'s> {
         // Every pass over the graph reads these at random; see `mem`.
         mem::collapse_to_huge_pages(&snapshot.edges.offsets);
         mem::collapse_to_huge_pages(&snapshot.edges.targets);
-        let (rev_offsets, rev) = build_reverse(snapshot);
 
         let mut by_preference: Vec<RootIdx> =
             (0..snapshot.roots.len() as u32).map(RootIdx).collect();
@@ -111,11 +119,18 @@ impl<'s> Graph<'s> {
         }
         Ok(Graph {
             snapshot,
-            rev_offsets,
-            rev,
+            rev_offsets: Vec::new(),
+            rev: Vec::new(),
             root_of,
             roots_by_preference,
         })
+    }
+
+    /// Installs the reverse index made by [`build_reverse`] for this view's snapshot.
+    pub(crate) fn set_reverse(&mut self, (rev_offsets, rev): ReverseIndex) {
+        debug_assert_eq!(rev_offsets.len(), self.snapshot.n_nodes() + 1);
+        self.rev_offsets = rev_offsets;
+        self.rev = rev;
     }
 
     /// The snapshot this view reads.
@@ -130,7 +145,7 @@ impl<'s> Graph<'s> {
 
     /// Number of edges.
     pub fn n_edges(&self) -> usize {
-        self.rev.len()
+        self.snapshot.edges.len()
     }
 
     /// Outgoing edges of `node` as `(edge, target)`, in snapshot order.
@@ -157,6 +172,12 @@ impl<'s> Graph<'s> {
     /// Number of edges pointing at `node`.
     pub fn in_degree(&self, node: NodeIdx) -> usize {
         self.rev_range(node).len()
+    }
+
+    /// The reverse index as it is stored: `offsets[v]..offsets[v + 1]` are `v`'s
+    /// entries in the second slice. For passes over every node's predecessors.
+    pub(crate) fn reverse_parts(&self) -> (&[u32], &[(NodeIdx, EdgeIdx)]) {
+        (&self.rev_offsets, &self.rev)
     }
 
     fn rev_range(&self, node: NodeIdx) -> std::ops::Range<usize> {
@@ -211,9 +232,13 @@ impl<'s> Graph<'s> {
     }
 }
 
+/// Reverse offsets (one per node, plus the end) and (source, edge) per incoming edge.
+pub(crate) type ReverseIndex = (Vec<u32>, Vec<(NodeIdx, EdgeIdx)>);
+
 /// Counting sort of the edges by target. Filling from the back, sources descending,
-/// leaves each predecessor list ordered by source without a cursor array.
-fn build_reverse(snapshot: &Snapshot) -> (Vec<u32>, Vec<(NodeIdx, EdgeIdx)>) {
+/// leaves each predecessor list ordered by source without a cursor array. Needs a
+/// validated snapshot (see [`Graph::without_reverse`]).
+pub(crate) fn build_reverse(snapshot: &Snapshot) -> ReverseIndex {
     let n = snapshot.n_nodes();
     let edges = &snapshot.edges;
     let m = edges.len();

@@ -9,6 +9,8 @@
 //! - [`DominatorTree`]: immediate dominators and retained sizes from the super-root;
 //!   unreachable nodes are attached to the super-root (see [`dominators`]).
 //! - [`retainer_shapes`] and [`accumulation_point`]: how a set of objects is held.
+//! - [`GraphIndex`]: the view, dominator tree, paths and every node's shape of one
+//!   snapshot, built on two threads where there are two cores (what the analysis uses).
 //!
 //! Nothing here does I/O; every function is deterministic for a given snapshot.
 
@@ -18,6 +20,7 @@ pub mod dominators;
 pub mod error;
 pub mod graph;
 mod hash;
+pub mod index;
 mod mem;
 pub mod paths;
 pub mod render;
@@ -26,6 +29,7 @@ pub mod shapes;
 pub use dominators::DominatorTree;
 pub use error::GraphError;
 pub use graph::{root_tier, EdgeIdx, Graph, RootIdx};
+pub use index::{GraphIndex, Threads};
 pub use paths::{path_to_single, shortest_paths_from_roots, Path, PathTree};
 pub use render::{escape_quoted, path_steps, render_path, root_step, Step};
 pub use shapes::{

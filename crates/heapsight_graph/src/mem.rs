@@ -74,3 +74,20 @@ fn advise_huge_pages(ptr: *const u8, bytes: usize) {
 
 #[cfg(not(target_os = "linux"))]
 fn advise_huge_pages(_ptr: *const u8, _bytes: usize) {}
+
+/// Asks the CPU to start loading `items[i]` into the cache, for a random access the
+/// caller knows it will make soon: the passes here are bound by the latency of such
+/// accesses, and a load started a few iterations early overlaps with the work between.
+/// Out of range or off x86-64, nothing happens.
+#[inline(always)]
+pub(crate) fn prefetch<T>(items: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(item) = items.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint: it never faults, reads nothing into the
+        // program's state and writes nothing; the address is inside `items` anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((item as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (items, i);
+}

@@ -6,6 +6,7 @@ use heapsight_snapshot::model::NodeIdx;
 use crate::graph::{root_tier, EdgeIdx, Graph, RootIdx};
 use crate::hash::FastMap;
 use crate::mem;
+use crate::shapes::ShapeMemo;
 
 /// A path from a root to a node: `nodes[0]` is the root's node, `edges[i]` leads from
 /// `nodes[i]` to `nodes[i + 1]`, and the last node is the target.
@@ -42,12 +43,17 @@ const UNREACHED: u32 = u32::MAX;
 const ROOT_MARK: u32 = u32::MAX - 1;
 
 /// Shortest-path tree from the roots, computed once in O(n + m) by
-/// [`shortest_paths_from_roots`]. Costs 8 bytes per node.
+/// [`shortest_paths_from_roots`]. Costs 8 bytes per node (plus the shapes, when the
+/// tree comes from [`GraphIndex`](crate::GraphIndex)).
 pub struct PathTree {
     /// Per node: the previous node on its path, [`ROOT_MARK`] or [`UNREACHED`].
     /// and the edge from it (or the root index for a root). One array for both: the
     /// search writes them at random places, and one cache miss beats two.
     parent: Vec<(u32, u32)>,
+    /// The retainer shape of every reached node, when computed by the same search;
+    /// [`ShapeIndex::new`](crate::ShapeIndex::new) then reads them instead of
+    /// computing shapes on demand.
+    pub(crate) shapes: Option<ShapeMemo>,
 }
 
 /// Breadth-first search from all roots at once, tier by tier (see [`root_tier`]):
@@ -118,13 +124,22 @@ pub(crate) fn bfs_from_roots<S: Copy>(
             }
         }
     }
-    PathTree { parent }
+    PathTree {
+        parent,
+        shapes: None,
+    }
 }
 
 impl PathTree {
     /// Number of nodes covered (reached or not).
     pub fn n_nodes(&self) -> usize {
         self.parent.len()
+    }
+
+    /// Whether the shape of every reached node came with this tree (see
+    /// [`GraphIndex`](crate::GraphIndex)).
+    pub fn has_shapes(&self) -> bool {
+        self.shapes.is_some()
     }
 
     /// Whether some root reaches `node`.

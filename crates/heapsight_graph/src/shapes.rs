@@ -253,21 +253,42 @@ const TRIE_TOP: u32 = u32::MAX;
 /// long its path. Reuse one index for many target sets (e.g. the top types of a heap).
 ///
 /// Memory: 4 bytes per node (allocated zeroed, so pages never asked for stay free)
-/// plus about 30 bytes per distinct shape prefix (trie entry, lookup slot, group slot).
+/// plus about 30 bytes per distinct shape prefix (trie entry, lookup slot, group slot);
+/// none of it when the path tree brought its shapes along (then only the group slots).
 pub struct ShapeIndex<'a> {
     snapshot: &'a Snapshot,
     paths: &'a PathTree,
-    m: ShapeMemo,
+    m: Memo<'a>,
     walk: Vec<(NodeIdx, EdgeIdx)>,
     /// Per trie entry: first group of `top_shapes`' current call with that shape, or
     /// [`NO_GROUP`]; reset after each call.
     group_of_entry: Vec<u32>,
 }
 
+/// The memo a [`ShapeIndex`] works with: its own, or the complete one of a path tree
+/// (read only: every reached node already has its shape).
+enum Memo<'a> {
+    Own(ShapeMemo),
+    Shared(&'a ShapeMemo),
+}
+
+impl Memo<'_> {
+    fn get(&self) -> &ShapeMemo {
+        match self {
+            Memo::Own(m) => m,
+            Memo::Shared(m) => m,
+        }
+    }
+}
+
 /// The shape of every node reached so far, as entries of a trie of shape prefixes.
 /// Filled on demand by [`ShapeIndex`], or for every node at once by
 /// [`shortest_paths_and_shapes`] during its breadth-first search.
+#[derive(Clone)]
 pub struct ShapeMemo {
+    /// Every node the search reached has its shape: a node left at [`MEMO_UNKNOWN`]
+    /// is unreached, and nothing needs to be computed (or written) later.
+    complete: bool,
     /// Per node: trie entry + 1, [`MEMO_UNKNOWN`] or [`MEMO_UNREACHED`].
     memo: Vec<u32>,
     /// Trie entries: (parent entry or [`TRIE_TOP`], atom id).
@@ -293,6 +314,7 @@ const NO_GROUP: u32 = u32::MAX;
 /// usually one cache miss: the whole key sits in the slot (hashbrown would read a
 /// control byte and a bucket elsewhere), and a slot is 12 bytes instead of 25. Millions
 /// of lookups on a big heap make this the cost of computing shapes.
+#[derive(Clone)]
 struct EntryTable {
     /// Slots `[parent, atom id, entry]`; `entry == EMPTY_SLOT` marks a free slot.
     slots: Vec<[u32; 3]>,
@@ -361,6 +383,7 @@ impl ShapeMemo {
     /// An empty memo for `n` nodes.
     fn new(n: usize) -> Self {
         ShapeMemo {
+            complete: false,
             memo: vec![MEMO_UNKNOWN; n],
             trie: Vec::new(),
             atoms: Vec::new(),
@@ -477,22 +500,32 @@ pub fn shortest_paths_and_shapes(graph: &Graph) -> (PathTree, ShapeMemo) {
         m.memo[node as usize] = entry + 1;
         entry
     });
+    m.complete = true;
     (paths, m)
 }
 
 impl<'a> ShapeIndex<'a> {
-    /// An empty index over `paths` (shapes are computed on demand).
+    /// An index over `paths`: it reads the shapes `paths` came with (a tree from
+    /// [`GraphIndex`](crate::GraphIndex)), or else computes shapes on demand.
     pub fn new(snapshot: &'a Snapshot, paths: &'a PathTree) -> Self {
-        ShapeIndex::with_memo(snapshot, paths, ShapeMemo::new(paths.n_nodes()))
+        let m = match &paths.shapes {
+            Some(shared) => Memo::Shared(shared),
+            None => Memo::Own(ShapeMemo::new(paths.n_nodes())),
+        };
+        ShapeIndex::with(snapshot, paths, m)
     }
 
     /// An index over `paths` starting from shapes already computed for them, by
     /// [`shortest_paths_and_shapes`] (which returned both).
     pub fn with_memo(snapshot: &'a Snapshot, paths: &'a PathTree, memo: ShapeMemo) -> Self {
+        ShapeIndex::with(snapshot, paths, Memo::Own(memo))
+    }
+
+    fn with(snapshot: &'a Snapshot, paths: &'a PathTree, m: Memo<'a>) -> Self {
         ShapeIndex {
             snapshot,
             paths,
-            m: memo,
+            m,
             walk: Vec::new(),
             group_of_entry: Vec::new(),
         }
@@ -500,42 +533,28 @@ impl<'a> ShapeIndex<'a> {
 
     /// The trie entry of `node`'s shape; `None` if no root reaches it.
     fn entry_of(&mut self, node: NodeIdx) -> Option<u32> {
-        let mut memo = *self.m.memo.get(node.index())?;
-        let mut walk = std::mem::take(&mut self.walk);
-        walk.clear();
-        let mut cur = node;
-        // Climb to the first node whose shape is known (or to the path's root).
-        while memo == MEMO_UNKNOWN {
-            match self.paths.parent(cur) {
-                Some((up, edge)) => {
-                    walk.push((cur, edge));
-                    cur = up;
-                    memo = self.m.memo[cur.index()];
-                }
-                None => {
-                    memo = match self.paths.root_of_path(cur) {
-                        Some(root) => self.m.root_entry(self.snapshot, root) + 1,
-                        None => MEMO_UNREACHED,
-                    };
-                    self.m.memo[cur.index()] = memo;
-                }
-            }
+        let shared = self.m.get();
+        let memo = *shared.memo.get(node.index())?;
+        if shared.complete {
+            return (memo != MEMO_UNKNOWN && memo != MEMO_UNREACHED).then(|| memo - 1);
         }
-        while let Some((down, edge)) = walk.pop() {
-            if memo != MEMO_UNREACHED {
-                memo = self.m.extend(self.snapshot, memo - 1, edge, down) + 1;
-            }
-            self.m.memo[down.index()] = memo;
+        // Only complete memos are shared; should one ever be incomplete, filling it
+        // needs a copy of our own.
+        if let Memo::Shared(shared) = self.m {
+            self.m = Memo::Own(shared.clone());
         }
-        self.walk = walk;
-        (memo != MEMO_UNREACHED).then(|| memo - 1)
+        let Memo::Own(m) = &mut self.m else {
+            return None;
+        };
+        entry_on_demand(self.snapshot, self.paths, m, &mut self.walk, node, memo)
     }
 
     fn steps_of_entry(&self, entry: u32) -> Vec<ShapeStep> {
         let mut atoms = Vec::new();
         let mut cur = entry;
-        while let Some(&(parent, a)) = self.m.trie.get(cur as usize) {
-            atoms.push(self.m.atoms[a as usize]);
+        let m = self.m.get();
+        while let Some(&(parent, a)) = m.trie.get(cur as usize) {
+            atoms.push(m.atoms[a as usize]);
             cur = parent;
         }
         atoms
@@ -592,7 +611,8 @@ impl<'a> ShapeIndex<'a> {
                 continue;
             }
             if self.group_of_entry.len() <= entry as usize {
-                self.group_of_entry.resize(self.m.trie.len(), NO_GROUP);
+                self.group_of_entry
+                    .resize(self.m.get().trie.len(), NO_GROUP);
             }
             let first = self.group_of_entry[entry as usize];
             let mut g = first;
@@ -665,6 +685,44 @@ impl<'a> ShapeIndex<'a> {
         });
         report
     }
+}
+
+/// [`ShapeIndex::entry_of`] for a memo still being filled: climbs `node`'s path to the
+/// first node with a known shape, then fills in the shapes on the way back down.
+fn entry_on_demand(
+    snapshot: &Snapshot,
+    paths: &PathTree,
+    m: &mut ShapeMemo,
+    walk: &mut Vec<(NodeIdx, EdgeIdx)>,
+    node: NodeIdx,
+    mut memo: u32,
+) -> Option<u32> {
+    walk.clear();
+    let mut cur = node;
+    // Climb to the first node whose shape is known (or to the path's root).
+    while memo == MEMO_UNKNOWN {
+        match paths.parent(cur) {
+            Some((up, edge)) => {
+                walk.push((cur, edge));
+                cur = up;
+                memo = m.memo[cur.index()];
+            }
+            None => {
+                memo = match paths.root_of_path(cur) {
+                    Some(root) => m.root_entry(snapshot, root) + 1,
+                    None => MEMO_UNREACHED,
+                };
+                m.memo[cur.index()] = memo;
+            }
+        }
+    }
+    while let Some((down, edge)) = walk.pop() {
+        if memo != MEMO_UNREACHED {
+            memo = m.extend(snapshot, memo - 1, edge, down) + 1;
+        }
+        m.memo[down.index()] = memo;
+    }
+    (memo != MEMO_UNREACHED).then(|| memo - 1)
 }
 
 /// Groups `targets` by the shape of their shortest path from a root (see
