@@ -78,7 +78,8 @@ cp "$host_ca" "$root/etc/ssl/host-ca.crt"
 
 # Tests to run: the capture tests (as on every other interpreter) and attach, whose 3.14
 # path is sys.remote_exec (PEP 768) instead of gdb.
-tests=(test_capture.py test_shims.py test_api.py test_fork_snapshot.py e2e/test_attach.py)
+tests=(test_capture.py test_shims.py test_api.py test_layout_headers.py test_fork_snapshot.py
+       e2e/test_attach.py)
 [ $# -gt 0 ] && tests=("$@")
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/opt/cargo/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR=/src/target/py314 \

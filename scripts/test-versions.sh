@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pyenv_root=${PYENV_ROOT:-/root/.pyenv}
-capture_tests=(tests/test_capture.py tests/test_shims.py tests/test_api.py)
+capture_tests=(tests/test_capture.py tests/test_shims.py tests/test_api.py tests/test_layout_headers.py)
 existing=()
 for t in "${capture_tests[@]}"; do [ -f "$t" ] && existing+=("$t"); done
 ran=0

@@ -14,6 +14,7 @@ fn _heapsight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(cli_host::run_cli, m)?)?;
     capture::register(m)?;
+    m.add_function(wrap_pyfunction!(capture::shims::_layout_facts, m)?)?;
     api::register(m)?;
     analyze::register(m)?;
     html::register(m)?;

@@ -222,3 +222,43 @@ pub unsafe fn code_names(code: *mut ffi::PyObject, which: Names) -> Option<Vec<S
         }
     }
 }
+
+/// The frame and code-object offsets this module and the walk read, named as the C fields
+/// are (see `shims::layout_facts`); the first local slot is the probed one.
+pub fn layout_facts(py: Python<'_>, layout: Layout) -> Vec<(&'static str, usize)> {
+    let mut facts = Vec::new();
+    let old_frames = matches!(layout, Layout::V3_9 | Layout::V3_10);
+    // The walk reads `f_back` as word 3 (3.9/3.10) or word 2 of the frame object.
+    let f_back = if old_frames { 3 } else { 2 } * std::mem::size_of::<usize>();
+    if old_frames {
+        facts.push(("PyFrameObject.f_back", f_back));
+    } else {
+        facts.push(("struct _frame.f_back", f_back));
+        facts.push(("struct _frame.f_frame", F_FRAME_OFFSET.unsigned_abs()));
+    }
+    match name_fields(layout) {
+        Some(NameFields::Separate {
+            varnames,
+            cellvars,
+            freevars,
+        }) => facts.extend([
+            ("PyCodeObject.co_varnames", varnames.unsigned_abs()),
+            ("PyCodeObject.co_cellvars", cellvars.unsigned_abs()),
+            ("PyCodeObject.co_freevars", freevars.unsigned_abs()),
+        ]),
+        Some(NameFields::Merged { names, nfreevars }) => facts.extend([
+            ("PyCodeObject.co_localsplusnames", names.unsigned_abs()),
+            ("PyCodeObject.co_nfreevars", nfreevars.unsigned_abs()),
+        ]),
+        None => {}
+    }
+    if let Some(locals) = LocalsLayout::get(py) {
+        let field = if old_frames {
+            "PyFrameObject.f_localsplus"
+        } else {
+            "_PyInterpreterFrame.localsplus"
+        };
+        facts.push((field, locals.offset));
+    }
+    facts
+}

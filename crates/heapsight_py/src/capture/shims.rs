@@ -977,6 +977,133 @@ pub const MANAGED_DICT_OFFSET: isize = -3 * POINTER_SIZE as isize;
 /// 3.11: byte offset of the managed values pointer.
 pub const MANAGED_VALUES_OFFSET_3_11: isize = -4 * POINTER_SIZE as isize;
 
+// ---------------------------------------------------------------------------------------
+// Checking the facts above against the interpreter's own headers
+
+/// The struct offsets and sizes hard-coded above for `layout`, named as the C fields are.
+/// `tests/layout/offsets.c`, compiled against the running interpreter's headers, prints the
+/// same names; `tests/test_layout_headers.py` compares the two on every interpreter.
+pub fn layout_facts(layout: Layout) -> Vec<(&'static str, usize)> {
+    let at = |offset: isize| offset.unsigned_abs();
+    let mut facts = match code_layout(layout) {
+        CodeLayout::Classic {
+            co_code_offset,
+            cellvars_offset,
+            cell2arg_offset,
+            co_extra_offset,
+            opcache_offset,
+            opcache_size_offset,
+            ..
+        } => vec![
+            ("PyCodeObject.co_code", at(co_code_offset)),
+            ("PyCodeObject.co_cellvars", at(cellvars_offset)),
+            ("PyCodeObject.co_cell2arg", at(cell2arg_offset)),
+            ("PyCodeObject.co_extra", at(co_extra_offset)),
+            ("PyCodeObject.co_opcache", at(opcache_offset)),
+            ("PyCodeObject.co_opcache_size", at(opcache_size_offset)),
+        ],
+        CodeLayout::Adaptive { co_extra_offset } => {
+            vec![("PyCodeObject.co_extra", at(co_extra_offset))]
+        }
+    };
+    let frame_fields = code_frame_fields(layout);
+    facts.push((
+        "PyCodeObject.co_stacksize",
+        at(frame_fields.stacksize_offset),
+    ));
+    if let Some((cellvars, freevars)) = frame_fields.cell_and_free_tuples {
+        facts.push(("PyCodeObject.co_nlocals", at(frame_fields.locals_offset)));
+        facts.push(("PyCodeObject.co_cellvars", at(cellvars)));
+        facts.push(("PyCodeObject.co_freevars", at(freevars)));
+    } else {
+        facts.push((
+            "PyCodeObject.co_nlocalsplus",
+            at(frame_fields.locals_offset),
+        ));
+    }
+    match frame_code_location(layout) {
+        CodeLocation::Direct(offset) => facts.push(("PyFrameObject.f_code", at(offset))),
+        CodeLocation::ViaFrame {
+            frame_pointer,
+            code_in_frame,
+        } => {
+            facts.push(("struct _frame.f_frame", at(frame_pointer)));
+            let field = match layout {
+                Layout::V3_11 | Layout::V3_12 => "_PyInterpreterFrame.f_code",
+                _ => "_PyInterpreterFrame.f_executable",
+            };
+            facts.push((field, at(code_in_frame)));
+        }
+        CodeLocation::Embedded { .. } => {}
+    }
+    match generator_code_location(layout) {
+        Some(CodeLocation::Direct(offset)) => facts.push(("PyGenObject.gi_code", at(offset))),
+        Some(CodeLocation::Embedded { frame_offset, .. }) => {
+            facts.push(("PyGenObject.gi_iframe", at(frame_offset)))
+        }
+        _ => {}
+    }
+    if dict_keys_layout(layout) == DictKeysLayout::Compact {
+        facts.extend([
+            ("PyDictKeysObject.dk_log2_size", 8),
+            ("PyDictKeysObject.dk_log2_index_bytes", 9),
+            ("PyDictKeysObject.dk_kind", 10),
+            ("PyDictKeysObject.dk_usable", 16),
+            ("PyDictKeysObject.dk_nentries", 24),
+            ("PyDictKeysObject.dk_indices", 32),
+        ]);
+    }
+    facts.extend([
+        ("sizeof(PyTypeObject)", type_object_size(layout)),
+        ("PyHeapTypeObject.ht_name", heap_type_names_offset(layout)),
+        ("PyHeapTypeObject.ht_slots", heap_type_slots_offset(layout)),
+        (
+            "PyHeapTypeObject.ht_qualname",
+            heap_type_qualname_offset(layout),
+        ),
+        (
+            "PyHeapTypeObject.ht_cached_keys",
+            heap_type_cached_keys_offset(layout),
+        ),
+        ("PyASCIIObject.length", UNICODE_LENGTH_OFFSET),
+        ("PyASCIIObject.state", UNICODE_STATE_OFFSET),
+        ("PyDictObject.ma_keys", at(DICT_KEYS_OFFSET)),
+        ("PyDictObject.ma_values", at(DICT_VALUES_OFFSET)),
+    ]);
+    let unicode = unicode_layout(layout);
+    facts.extend([
+        ("sizeof(PyASCIIObject)", unicode.ascii_size),
+        ("sizeof(PyCompactUnicodeObject)", unicode.compact_size),
+        ("sizeof(PyUnicodeObject)", unicode.legacy_size),
+        (
+            "PyCompactUnicodeObject.utf8_length",
+            unicode.utf8_length_offset,
+        ),
+        ("PyCompactUnicodeObject.utf8", unicode.utf8_offset),
+        ("PyUnicodeObject.data", unicode.legacy_data_offset),
+    ]);
+    if let Some((wstr, wstr_length)) = unicode.wstr {
+        facts.push(("PyASCIIObject.wstr", wstr));
+        facts.push(("PyCompactUnicodeObject.wstr_length", wstr_length));
+        facts.push(("PyLongObject.ob_digit", LONG_DIGITS_OFFSET));
+    } else {
+        facts.push(("PyLongObject.long_value.ob_digit", LONG_DIGITS_OFFSET));
+    }
+    facts
+}
+
+/// `layout_facts` of the running interpreter, plus what the capture reads elsewhere: the
+/// frame fields of `frames` and the walk (`f_back`, the probed first local slot).
+#[pyo3::pyfunction]
+pub fn _layout_facts(py: pyo3::Python<'_>) -> Vec<(&'static str, usize)> {
+    let Some(layout) = layout() else {
+        return Vec::new();
+    };
+    let mut facts = layout_facts(layout);
+    facts.extend(super::frames::layout_facts(py, layout));
+    facts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
