@@ -373,11 +373,11 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
             budget_mib = (RUST_BYTES_PER_NODE * nodes + RUST_BYTES_PER_EDGE * edges) / 2**20
             lines.append(f"| graph | {nodes:,} nodes, {edges:,} edges | |")
             if "dominators_wall_s" in rust:
-                # Retained sizes from a loaded snapshot need the reverse index and the tree.
+                # Retained sizes from a loaded snapshot need the graph view and the tree.
                 wall = rust["index_wall_s"] + rust["dominators_wall_s"]
                 cpu = rust["index_cpu_s"] + rust["dominators_cpu_s"]
                 lines.append(
-                    f"| reverse index + dominators + retained sizes | {wall:.2f} s wall "
+                    f"| graph view + dominators + retained sizes | {wall:.2f} s wall "
                     f"({cpu:.2f} s cpu; dominators alone {rust['dominators_wall_s']:.2f} s) | "
                     f"wall {_verdict(wall < RUST_SECONDS_GOAL, f'< {RUST_SECONDS_GOAL:g} s')}; "
                     f"cpu {_verdict(cpu < RUST_SECONDS_GOAL, f'< {RUST_SECONDS_GOAL:g} s')} |"
@@ -390,8 +390,8 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
                         f"helper threads {rust['helper_threads_cpu_s']:.2f} s"
                     )
                 lines.append(
-                    "| index on 2 threads (reverse index beside the DFS, then dominators + "
-                    "retained sizes beside BFS paths + shapes) | "
+                    "| index on 2 threads (dominators + retained sizes beside BFS paths + "
+                    "shapes) | "
                     f"{rust['threaded_index_wall_s']:.2f} s wall "
                     f"({rust['threaded_index_cpu_s']:.2f} s cpu{split}) | |"
                 )
@@ -416,12 +416,12 @@ def report(rust: dict[str, Any] | None, real: dict[str, Any] | None, n_objects: 
                 )
             if "analysis_wall_s" in rust:
                 lines.append(
-                    "| whole analysis (+ BFS paths, shapes, 100 single paths) | "
+                    "| whole analysis (+ reverse index and 100 single paths) | "
                     f"{rust['analysis_wall_s']:.2f} s wall ({rust['analysis_cpu_s']:.2f} s cpu) | |"
                 )
             if "above_snapshot_mib" in rust:
-                # The goal covers the dominator computation (reverse index + tree); the
-                # peak of the whole analysis (BFS, shapes) is shown beside it.
+                # Peak after the index (after the dominators alone with --sequential),
+                # and of the whole analysis (+ reverse index for the single paths).
                 dom = rust["above_snapshot_after_dominators_mib"]
                 what = (
                     "index (dominators, paths, shapes)"

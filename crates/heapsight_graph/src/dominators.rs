@@ -15,11 +15,12 @@
 //! dominators or retained sizes of live objects.
 //!
 //! Memory: 20 bytes per node are kept (numbering both ways, dominators, retained
-//! sizes), 8 more once children are asked for. The computation peaks at about 32 bytes per node plus 4 per edge
-//! (predecessor lists renumbered in DFS order), plus a DFS stack of 8 bytes per level
-//! of depth; the big arrays ask for transparent huge pages (see `mem`).
+//! sizes), 8 more once children are asked for. The computation peaks at about 32 bytes
+//! per node plus 4 per edge (predecessor lists in DFS order, built from the forward
+//! edges: the graph's reverse index is not needed), plus a DFS stack of 12 bytes per
+//! level of depth; the big arrays ask for transparent huge pages (see `mem`).
 
-use heapsight_snapshot::model::NodeIdx;
+use heapsight_snapshot::model::{NodeIdx, Snapshot};
 
 use crate::graph::Graph;
 use crate::mem;
@@ -34,8 +35,8 @@ const SKIPPED_PRED: u32 = u32::MAX;
 /// entries: about as many loads in flight as the CPU sustains, not so far that they
 /// are evicted before use.
 const SEMI_PREFETCH_AHEAD: usize = 4;
-/// Nodes (and predecessor entries) ahead the predecessor renumbering prefetches.
-const RENUMBER_PREFETCH_AHEAD: usize = 16;
+/// Edges ahead the predecessor lists' passes prefetch their targets' entries.
+const PRED_PREFETCH_AHEAD: usize = 16;
 /// Children of a newly found node whose edge ranges the DFS prefetches.
 const DFS_PREFETCH_CHILDREN: usize = 6;
 
@@ -66,9 +67,8 @@ pub struct DominatorTree {
     scratch: std::sync::Mutex<Vec<u32>>,
 }
 
-/// The depth-first numbering the dominator computation starts from. It reads forward
-/// edges and roots only, so it can run while the reverse index is being built.
-pub(crate) struct Dfs {
+/// The depth-first numbering the dominator computation starts from.
+struct Dfs {
     /// Node -> DFS number.
     pre: Vec<u32>,
     /// DFS number -> node; entry 0 (super-root) is unused.
@@ -83,9 +83,8 @@ pub(crate) struct Dfs {
 
 impl Dfs {
     /// Numbers every node: first what the roots reach (roots in preference order),
-    /// then the unreachable rest as described in the module docs. Does not use the
-    /// graph's reverse index.
-    pub(crate) fn run(graph: &Graph) -> Dfs {
+    /// then the unreachable rest as described in the module docs.
+    fn run(graph: &Graph) -> Dfs {
         let n = graph.n_nodes();
         let snapshot = graph.snapshot();
         let offsets = &snapshot.edges.offsets;
@@ -186,12 +185,22 @@ impl Dfs {
 
 impl DominatorTree {
     /// Computes dominators and retained sizes for the whole graph in O(m log n) time.
+    /// Reads forward edges only, so a [`Graph::lazy`] view never builds its reverse
+    /// index for it.
     pub fn compute(graph: &Graph) -> DominatorTree {
-        DominatorTree::finish(Dfs::run(graph), graph)
+        DominatorTree::compute_with(graph, || in_degrees(graph.snapshot()))
     }
 
-    /// The rest of [`DominatorTree::compute`] after the DFS; needs the reverse index.
-    pub(crate) fn finish(dfs: Dfs, graph: &Graph) -> DominatorTree {
+    /// [`DominatorTree::compute`], taking the [`in_degrees`] of the snapshot from
+    /// `in_degree` once the DFS is done: another thread may have counted them.
+    pub(crate) fn compute_with(graph: &Graph, in_degree: impl FnOnce() -> Vec<u32>) -> Self {
+        let dfs = Dfs::run(graph);
+        let in_degree = in_degree();
+        DominatorTree::finish(dfs, &in_degree, graph)
+    }
+
+    /// The rest of [`DominatorTree::compute`] after the DFS.
+    fn finish(dfs: Dfs, in_degree: &[u32], graph: &Graph) -> DominatorTree {
         let Dfs {
             pre,
             order,
@@ -205,40 +214,48 @@ impl DominatorTree {
 
         // Predecessors in DFS-number space, grouped by number, so the semidominator
         // pass reads them sequentially instead of chasing node -> number lookups.
-        // Roots need none (their semidominator is the super-root), and an edge from
-        // garbage into the live heap is stored as SKIPPED_PRED: it must not change
-        // live dominators.
+        // Built straight from the forward edges (no reverse index needed): counted per
+        // target node, then filled by a counting sort on the target's number. Roots need
+        // none (their semidominator is the super-root), and an edge from garbage into
+        // the live heap is stored as SKIPPED_PRED: it must not change live dominators.
         let is_root_child = |node: usize| root_child[node / 64] & (1 << (node % 64)) != 0;
+        let offsets = &snapshot.edges.offsets;
+        let targets = &snapshot.edges.targets;
         let mut pred_offsets: Vec<u32> = mem::filled(count + 1, 0u32);
         for node in 0..n {
             if !is_root_child(node) {
-                pred_offsets[pre[node] as usize + 1] = graph.in_degree(NodeIdx(node as u32)) as u32;
+                pred_offsets[pre[node] as usize + 1] = in_degree[node];
             }
         }
         for w in 0..count {
             pred_offsets[w + 1] += pred_offsets[w];
         }
+        // Turn starts into ends; the fill below, from the back with sources descending,
+        // brings each back to its start and leaves each list ordered by source node.
+        for w in 0..count {
+            pred_offsets[w] = pred_offsets[w + 1];
+        }
         let mut pred_nums: Vec<u32> = mem::filled(pred_offsets[count] as usize, 0u32);
-        let (rev_offsets, rev) = graph.reverse_parts();
-        for node in 0..n {
-            // Both lookups below are random reads; start those of a later node now.
-            if let Some(&ahead) = pre.get(node + RENUMBER_PREFETCH_AHEAD) {
-                mem::prefetch(&pred_offsets, ahead as usize);
-            }
-            if is_root_child(node) {
-                continue;
-            }
-            let w = pre[node];
-            let live = w <= n_reachable;
-            let base = pred_offsets[w as usize] as usize;
-            let start = rev_offsets[node] as usize;
-            let end = rev_offsets[node + 1] as usize;
-            for (k, &(pred, _)) in rev[start..end].iter().enumerate() {
-                if let Some(&(later, _)) = rev.get(start + k + RENUMBER_PREFETCH_AHEAD) {
-                    mem::prefetch(&pre, later.index());
+        for source in (0..n).rev() {
+            let v = pre[source];
+            let garbage = v > n_reachable;
+            let (first, end) = (offsets[source] as usize, offsets[source + 1] as usize);
+            for pos in (first..end).rev() {
+                // Two random reads per edge, the second depending on the first: start
+                // the first for a later edge, and the second for an edge between, whose
+                // first read was started earlier and has arrived.
+                if let Some(later) = pos.checked_sub(PRED_PREFETCH_AHEAD) {
+                    mem::prefetch(&pre, targets[later].index());
+                    let nearer = targets[later + PRED_PREFETCH_AHEAD / 2].index();
+                    mem::prefetch(&pred_offsets, pre[nearer] as usize);
                 }
-                let v = pre[pred.index()];
-                pred_nums[base + k] = if live && v > n_reachable {
+                let t = targets[pos].index();
+                if is_root_child(t) {
+                    continue;
+                }
+                let w = pre[t] as usize;
+                pred_offsets[w] -= 1;
+                pred_nums[pred_offsets[w] as usize] = if garbage && w <= n_reachable as usize {
                     SKIPPED_PRED
                 } else {
                     v
@@ -556,6 +573,21 @@ impl DominatorTree {
         }
         best.map(|(w, c)| (self.order[w], u64::from(c)))
     }
+}
+
+/// Number of edges pointing at each node: the first pass of the predecessor lists of
+/// [`DominatorTree::compute`]. Reads only the edge targets, nothing of the DFS, so
+/// [`GraphIndex`](crate::GraphIndex) counts them on its helper thread during the DFS.
+pub(crate) fn in_degrees(snapshot: &Snapshot) -> Vec<u32> {
+    let targets = &snapshot.edges.targets;
+    let mut in_degree: Vec<u32> = mem::filled(snapshot.n_nodes(), 0u32);
+    for (pos, t) in targets.iter().enumerate() {
+        if let Some(later) = targets.get(pos + PRED_PREFETCH_AHEAD) {
+            mem::prefetch(&in_degree, later.index());
+        }
+        in_degree[t.index()] += 1;
+    }
+    in_degree
 }
 
 /// Per-DFS-number state of the path-compressed forest of the semidominator pass.

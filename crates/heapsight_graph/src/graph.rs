@@ -1,6 +1,8 @@
 //! The graph view over a [`Snapshot`]: forward edges straight from the snapshot's CSR,
 //! plus a compact reverse index and a per-node root lookup.
 
+use std::sync::OnceLock;
+
 use heapsight_snapshot::model::{LabelKind, NodeIdx, Root, RootKind, Snapshot};
 
 use crate::error::GraphError;
@@ -56,16 +58,14 @@ fn root_kind_rank(kind: RootKind) -> u8 {
 
 /// Read-only graph view of a snapshot with predecessor lookup.
 ///
-/// Memory beyond the snapshot: 4 bytes per node for the reverse offsets, 4 for the
-/// root lookup, and 8 bytes per edge (predecessor + edge position).
+/// Memory beyond the snapshot: 4 bytes per node for the root lookup; with the reverse
+/// index, 4 bytes per node more for its offsets and 8 bytes per edge (predecessor +
+/// edge position).
 pub struct Graph<'s> {
     snapshot: &'s Snapshot,
-    /// `rev_offsets[v]..rev_offsets[v + 1]` are the positions in `rev` of the edges
-    /// pointing at `v`, ordered by source node.
-    rev_offsets: Vec<u32>,
-    /// (source, edge position) per incoming edge. One array, not two: building it
-    /// writes each entry at a random place, and one cache miss beats two.
-    rev: Vec<(NodeIdx, EdgeIdx)>,
+    /// The reverse index: built by [`Graph::new`], or on the first predecessor
+    /// question for a view made by [`Graph::lazy`].
+    reverse: OnceLock<ReverseIndex>,
     /// Per node, the preferred root naming it ([`NO_ROOT`] if none).
     root_of: Vec<u32>,
     /// Root indices in preference order (tier, kind, snapshot order), one per distinct node.
@@ -76,15 +76,15 @@ impl<'s> Graph<'s> {
     /// Builds the view in O(n + m). Validates the snapshot first, so that later
     /// lookups can index without surprises.
     pub fn new(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
-        let mut graph = Graph::without_reverse(snapshot)?;
-        graph.set_reverse(build_reverse(snapshot));
+        let graph = Graph::lazy(snapshot)?;
+        graph.reverse();
         Ok(graph)
     }
 
-    /// The view without its reverse index: forward edges and roots work, predecessor
-    /// questions answer nothing until [`Graph::set_reverse`]. Lets the index be built
-    /// on another thread while a forward-only pass (the dominators' DFS) runs.
-    pub(crate) fn without_reverse(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
+    /// Like [`Graph::new`], but the reverse index (8 bytes per edge, a pass of random
+    /// writes) is built on the first predecessor question, if one comes: dominators,
+    /// paths from the roots and shapes never ask one.
+    pub fn lazy(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
         snapshot.validate()?;
         let n = snapshot.n_nodes();
         let m = snapshot.edges.len();
@@ -119,18 +119,14 @@ impl<'s> Graph<'s> {
         }
         Ok(Graph {
             snapshot,
-            rev_offsets: Vec::new(),
-            rev: Vec::new(),
+            reverse: OnceLock::new(),
             root_of,
             roots_by_preference,
         })
     }
 
-    /// Installs the reverse index made by [`build_reverse`] for this view's snapshot.
-    pub(crate) fn set_reverse(&mut self, (rev_offsets, rev): ReverseIndex) {
-        debug_assert_eq!(rev_offsets.len(), self.snapshot.n_nodes() + 1);
-        self.rev_offsets = rev_offsets;
-        self.rev = rev;
+    fn reverse(&self) -> &ReverseIndex {
+        self.reverse.get_or_init(|| build_reverse(self.snapshot))
     }
 
     /// The snapshot this view reads.
@@ -166,7 +162,8 @@ impl<'s> Graph<'s> {
         &self,
         node: NodeIdx,
     ) -> impl ExactSizeIterator<Item = (NodeIdx, EdgeIdx)> + '_ {
-        self.rev[self.rev_range(node)].iter().copied()
+        let range = self.rev_range(node);
+        self.reverse().rev[range].iter().copied()
     }
 
     /// Number of edges pointing at `node`.
@@ -174,15 +171,10 @@ impl<'s> Graph<'s> {
         self.rev_range(node).len()
     }
 
-    /// The reverse index as it is stored: `offsets[v]..offsets[v + 1]` are `v`'s
-    /// entries in the second slice. For passes over every node's predecessors.
-    pub(crate) fn reverse_parts(&self) -> (&[u32], &[(NodeIdx, EdgeIdx)]) {
-        (&self.rev_offsets, &self.rev)
-    }
-
     fn rev_range(&self, node: NodeIdx) -> std::ops::Range<usize> {
         let i = node.index();
-        match (self.rev_offsets.get(i), self.rev_offsets.get(i + 1)) {
+        let offsets = &self.reverse().offsets;
+        match (offsets.get(i), offsets.get(i + 1)) {
             (Some(&a), Some(&b)) => a as usize..b as usize,
             _ => 0..0,
         }
@@ -232,13 +224,20 @@ impl<'s> Graph<'s> {
     }
 }
 
-/// Reverse offsets (one per node, plus the end) and (source, edge) per incoming edge.
-pub(crate) type ReverseIndex = (Vec<u32>, Vec<(NodeIdx, EdgeIdx)>);
+/// Incoming edges grouped by target.
+struct ReverseIndex {
+    /// `offsets[v]..offsets[v + 1]` are the positions in `rev` of the edges pointing
+    /// at `v`, ordered by source node.
+    offsets: Vec<u32>,
+    /// (source, edge position) per incoming edge. One array, not two: building it
+    /// writes each entry at a random place, and one cache miss beats two.
+    rev: Vec<(NodeIdx, EdgeIdx)>,
+}
 
 /// Counting sort of the edges by target. Filling from the back, sources descending,
 /// leaves each predecessor list ordered by source without a cursor array. Needs a
-/// validated snapshot (see [`Graph::without_reverse`]).
-pub(crate) fn build_reverse(snapshot: &Snapshot) -> ReverseIndex {
+/// validated snapshot (see [`Graph::lazy`]).
+fn build_reverse(snapshot: &Snapshot) -> ReverseIndex {
     let n = snapshot.n_nodes();
     let edges = &snapshot.edges;
     let m = edges.len();
@@ -264,5 +263,5 @@ pub(crate) fn build_reverse(snapshot: &Snapshot) -> ReverseIndex {
         }
     }
     // After the fill, offsets[v] is v's start; offsets[n] still holds m.
-    (offsets, rev)
+    ReverseIndex { offsets, rev }
 }

@@ -1,30 +1,31 @@
 //! Everything the analyses need from one snapshot, computed on two threads when the
 //! machine has two cores.
 //!
-//! The work splits into two independent chains that only share the (read-only)
-//! snapshot: the dominator tree (DFS numbering, then predecessors, semidominators,
-//! immediate dominators, retained sizes) and the shortest paths from the roots with
-//! the retainer shape of every node (one BFS). The dominators' DFS reads forward
-//! edges only, so it also runs beside the building of the reverse index, which the
-//! rest of the dominator computation needs. With two threads:
+//! The work splits into two independent parts that share only the (read-only)
+//! snapshot and root lookup: the dominator tree (DFS numbering, predecessor lists,
+//! semidominators, immediate dominators, retained sizes) and the shortest paths from
+//! the roots with the retainer shape of every node (one BFS). Neither needs the graph's
+//! reverse index, so it is not built unless someone asks for predecessors later
+//! ([`Graph::lazy`]). With two threads:
 //!
 //! ```text
-//! calling thread:  validate ─ DFS ──────────┬─ predecessors, semidominators, idoms, sizes
-//! helper thread:              reverse index ┘  BFS paths + shapes
+//! calling thread:  validate, roots ─┬─ DFS ────────┬─ predecessor lists, semidominators, ─┬─
+//!                                   │              │  idoms, retained sizes               │
+//! helper thread:                    └─ in-degrees ─┴─ BFS paths + shapes ─────────────────┘
 //! ```
 //!
 //! Results are identical whichever way it runs: each part is the same deterministic
-//! code. Peak memory is the sum of what the two chains hold at once (see
-//! `bench/RESULTS.md`), still within 80 bytes per node plus 12 per edge on the
-//! benchmark heap.
+//! code. Peak memory is the sum of what the two parts hold at once (see
+//! `bench/RESULTS.md`).
 
+use std::sync::mpsc;
 use std::thread;
 
 use heapsight_snapshot::model::Snapshot;
 
-use crate::dominators::{Dfs, DominatorTree};
+use crate::dominators::{in_degrees, DominatorTree};
 use crate::error::GraphError;
-use crate::graph::{build_reverse, Graph};
+use crate::graph::Graph;
 use crate::paths::PathTree;
 use crate::shapes::{shortest_paths_and_shapes, ShapeIndex};
 
@@ -50,7 +51,8 @@ impl Threads {
 /// The graph view, dominator tree and shortest-path tree (with every node's retainer
 /// shape) of one snapshot.
 pub struct GraphIndex<'s> {
-    /// Forward and reverse edges.
+    /// Forward edges and roots; the reverse index is built on the first predecessor
+    /// question ([`Graph::lazy`]).
     pub graph: Graph<'s>,
     /// Dominator tree and retained sizes.
     pub dominators: DominatorTree,
@@ -69,39 +71,33 @@ impl<'s> GraphIndex<'s> {
     /// [`GraphIndex::build`] with the threading chosen by the caller. A helper thread
     /// the system refuses to start is replaced by doing its work in the calling thread.
     pub fn build_with(snapshot: &'s Snapshot, threads: Threads) -> Result<Self, GraphError> {
-        let mut graph = Graph::without_reverse(snapshot)?;
+        let graph = Graph::lazy(snapshot)?;
         let (dominators, paths) = match threads {
-            Threads::One => {
-                graph.set_reverse(build_reverse(snapshot));
-                let dominators = DominatorTree::compute(&graph);
-                (dominators, paths_with_shapes(&graph))
-            }
-            Threads::Two => {
-                let (dfs, reverse) = thread::scope(|s| {
-                    let helper = thread::Builder::new()
-                        .name("heapsight-reverse-index".into())
-                        .spawn_scoped(s, || build_reverse(snapshot));
-                    let dfs = Dfs::run(&graph);
-                    let reverse = match helper {
-                        Ok(handle) => join(handle),
-                        Err(_) => build_reverse(snapshot),
-                    };
-                    (dfs, reverse)
-                });
-                graph.set_reverse(reverse);
+            Threads::One => (DominatorTree::compute(&graph), paths_with_shapes(&graph)),
+            Threads::Two => thread::scope(|s| {
+                // The helper first counts in-degrees, which the dominators need right
+                // after their DFS, then searches the paths.
+                let (degrees_tx, degrees_rx) = mpsc::sync_channel(1);
                 let graph = &graph;
-                thread::scope(|s| {
-                    let helper = thread::Builder::new()
-                        .name("heapsight-paths".into())
-                        .spawn_scoped(s, || paths_with_shapes(graph));
-                    let dominators = DominatorTree::finish(dfs, graph);
-                    let paths = match helper {
-                        Ok(handle) => join(handle),
-                        Err(_) => paths_with_shapes(graph),
-                    };
-                    (dominators, paths)
-                })
-            }
+                let helper = thread::Builder::new()
+                    .name("heapsight-paths".into())
+                    .spawn_scoped(s, move || {
+                        // A closed channel means the calling thread is unwinding.
+                        let _ = degrees_tx.send(in_degrees(snapshot));
+                        paths_with_shapes(graph)
+                    });
+                let dominators = DominatorTree::compute_with(graph, || {
+                    // Counted here if the helper never started or died before sending.
+                    degrees_rx.recv().unwrap_or_else(|_| in_degrees(snapshot))
+                });
+                let paths = match helper {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(_) => paths_with_shapes(graph),
+                };
+                (dominators, paths)
+            }),
         };
         Ok(GraphIndex {
             graph,
@@ -120,11 +116,4 @@ fn paths_with_shapes(graph: &Graph) -> PathTree {
     let (mut paths, memo) = shortest_paths_and_shapes(graph);
     paths.shapes = Some(memo);
     paths
-}
-
-/// The helper's result; a panic in it is passed on to the caller as it was.
-fn join<T>(handle: thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
