@@ -207,13 +207,6 @@ impl CodeColumn {
         }
     }
 
-    pub fn reserve(&mut self, additional: usize) {
-        match self {
-            CodeColumn::Narrow(v) => v.reserve(additional),
-            CodeColumn::Wide(v) => v.reserve(additional),
-        }
-    }
-
     pub fn shrink_to_fit(&mut self) {
         match self {
             CodeColumn::Narrow(v) => v.shrink_to_fit(),

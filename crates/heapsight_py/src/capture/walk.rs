@@ -51,10 +51,25 @@ const MAX_STACK_DEPTH: usize = 10_000;
 /// Longest dict key stored as a label.
 const MAX_KEY_LABEL_LEN: usize = 64;
 /// Nodes and edges of the last capture in this process. The next one reserves that much
-/// (plus a margin) up front: once glibc has raised its mmap threshold after freeing a
-/// large block, the columns grow inside the heap by copying (`_int_realloc`: 3% of a
-/// capture in a profile), and reserved pages that are never touched cost no memory.
+/// (plus a margin) up front, and never less than [`COLUMN_FLOOR_BYTES`] per column: once
+/// glibc has raised its mmap threshold after freeing a large block (anything that freed a
+/// `gc.get_objects()` list did), columns below it grow inside the heap by copying
+/// (`_int_realloc`: 3% of a capture in a profile) and leave the old copies resident (9 of
+/// 79 bytes per node of peak memory on the benchmark heap). Reserved pages that are never
+/// touched cost no memory.
 static LAST_SHAPE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// glibc's largest dynamic mmap threshold (64-bit): a block this big is always mapped on
+/// its own, so it grows by `mremap`, without copying, and goes back to the system when
+/// freed.
+const COLUMN_FLOOR_BYTES: usize = 32 << 20;
+
+/// Reserves room for `len` entries in all, at least [`COLUMN_FLOOR_BYTES`] worth; a
+/// refused reservation only means the column grows as it goes.
+fn reserve_column<T>(column: &mut Vec<T>, len: usize) {
+    let floor = COLUMN_FLOOR_BYTES / std::mem::size_of::<T>().max(1);
+    let _ = column.try_reserve_exact(len.max(floor).saturating_sub(column.len()));
+}
 
 /// How many discovered objects wait (their headers prefetched) before being processed.
 const WALK_LAG: usize = 32;
@@ -312,17 +327,20 @@ struct Walker {
 impl Walker {
     fn reserve(&mut self, nodes: usize, edges: usize) {
         let n = &mut self.nodes;
-        n.address.reserve(nodes);
-        n.type_idx.reserve(nodes);
-        n.size.reserve(nodes);
-        n.flags.reserve(nodes);
-        n.refcount.reserve(nodes);
-        n.name.reserve(nodes);
-        n.length.reserve(nodes);
-        self.offsets.reserve(nodes);
-        self.edge_code.reserve(edges);
-        self.edge_kind.reserve(edges);
-        self.edge_value.reserve(edges);
+        reserve_column(&mut n.address, nodes);
+        reserve_column(&mut n.type_idx, nodes);
+        reserve_column(&mut n.size, nodes);
+        reserve_column(&mut n.flags, nodes);
+        reserve_column(&mut n.refcount, nodes);
+        reserve_column(&mut n.name, nodes);
+        reserve_column(&mut n.length, nodes);
+        reserve_column(&mut self.offsets, nodes);
+        match &mut self.edge_code {
+            CodeColumn::Narrow(v) => reserve_column(v, edges),
+            CodeColumn::Wide(v) => reserve_column(v, edges),
+        }
+        reserve_column(&mut self.edge_kind, edges);
+        reserve_column(&mut self.edge_value, edges);
     }
 
     #[inline]
