@@ -16,14 +16,16 @@
 //! (to popular interned strings, to nearby objects, or anywhere); a few per mille of
 //! objects are External roots, and about 1% of module trees are unreachable garbage.
 //!
-//! Measured 2026-11-29 22:04 UTC on the shared 2-core KVM box (load average ~2.2),
-//! 10M nodes / 30M edges: graph view 2.3s CPU, dominators + retained sizes 7.7s CPU,
-//! BFS paths + shapes of every node 3.3s CPU, shapes + accumulation points of the top
-//! 20 types 1.9s CPU (15.2s for the four; 19.6s for them at 57252eb, measured right
-//! after on the same box), 100 single-object paths 0.01s CPU; peak RSS 836 MiB above
-//! the 613 MiB snapshot (budget 80 B/node + 12 B/edge = 1106 MiB), 695 MiB after
-//! the dominators. Node numbering here is adversarial (40% of cross-links uniformly
-//! random), so every pass is memory-latency bound.
+//! Measured 2026-11-30 00:47-00:51 UTC at 8a1e3d1 on the shared 2-core KVM box (load
+//! average 3.0-3.7 throughout: other builds and tests), 10M nodes / 30M edges, three
+//! rounds: the pipeline (index + top-20 shapes and accumulation points) took
+//! 18.1-25.6s wall / 16.0-18.1s CPU on two threads and 15.2-18.5s wall / 13.3-15.0s CPU
+//! with `--sequential`, against 18.1-24.2s wall / 15.3-19.2s CPU at 6aa0996 run
+//! alternately (goal < 15 s, not met on this loaded box; see bench/RESULTS.md). Peak
+//! RSS 740 MiB above the 613 MiB snapshot after the two-thread index, 817 MiB for the
+//! whole run (budget 80 B/node + 12 B/edge = 1106 MiB). Node numbering here is
+//! adversarial (40% of cross-links uniformly random), so every pass is memory-latency
+//! bound.
 
 use std::time::Instant;
 
