@@ -41,11 +41,34 @@ pub enum Threads {
 impl Threads {
     /// [`Threads::Two`] when the process may run on two cores or more.
     pub fn available() -> Threads {
-        match thread::available_parallelism() {
-            Ok(n) if n.get() >= 2 => Threads::Two,
-            _ => Threads::One,
+        if cores_allowed() >= 2 {
+            Threads::Two
+        } else {
+            Threads::One
         }
     }
+}
+
+/// Cores the process may run on, from its CPU affinity mask: one system call, where
+/// `std::thread::available_parallelism` also reads cgroup files (this crate does no
+/// I/O). A CPU quota below the mask is not seen; it only makes two threads share time.
+#[cfg(target_os = "linux")]
+fn cores_allowed() -> usize {
+    // SAFETY: `cpu_set_t` is a plain bit array, valid when zeroed; sched_getaffinity
+    // writes at most `size_of::<cpu_set_t>()` bytes into it, and CPU_COUNT only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            usize::try_from(libc::CPU_COUNT(&set)).unwrap_or(1)
+        } else {
+            1
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cores_allowed() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The graph view, dominator tree and shortest-path tree (with every node's retainer

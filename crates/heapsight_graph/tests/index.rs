@@ -134,3 +134,12 @@ fn empty_snapshot() {
         assert_eq!(index.paths.path_to(NodeIdx(0)), None);
     }
 }
+
+#[test]
+fn this_machine_has_a_threading_answer() {
+    // Whatever the affinity mask, the default build works and matches the parts.
+    let threads = Threads::available();
+    assert!(matches!(threads, Threads::One | Threads::Two));
+    let s = random_snapshot(&mut Rng::new(3), 50, 120, 3);
+    assert_matches_parts(&s, &GraphIndex::build(&s).expect("valid snapshot"));
+}
