@@ -83,3 +83,25 @@ def test_watch_attribution_finds_the_route_that_explains_growth() -> None:
     ranked = diagnose.attribute_by_mix(points, "app.Session")
     assert [route for route, _ in ranked] == ["GET /login"]
     assert ranked[0][1] == pytest.approx(2 * login, rel=0.01)
+
+
+def test_the_worker_snapshotted_is_where_the_leak_grew_not_the_busiest() -> None:
+    """Worker 1 served the leaking requests (app.Leak +10 a round); worker 2 gained more
+    objects in all (5,000 dicts of churn, flat over the rounds so not a leak)."""
+    points = []
+    for i in range(11):
+        census = {1: {"app.Leak": (100 + 10 * i, 0), "dict": (5000, 0)},
+                  2: {"app.Leak": (100, 0), "dict": (5000 if i == 0 else 10000, 0)}}
+        points.append(Point(x=i * 10, time=float(i), census=census, rss={}, requests={}))
+    phase = Phase(label="GET /x", points=points, requests_sent=100)
+    baseline, final = points[0], points[-1]
+    assert diagnose.worker_to_snapshot([phase], baseline, final, [1, 2], "requests",
+                                       settled=False) == 1
+    # Nothing leaks: the worker that grew most.
+    flat = Phase(label="GET /y", points=[baseline, baseline], requests_sent=10)
+    assert diagnose.worker_to_snapshot([flat], baseline, baseline, [1, 2], "requests",
+                                       settled=False) == 1
+    assert diagnose.worker_to_snapshot([phase], baseline, final, [2], "requests",
+                                       settled=False) == 2
+    assert diagnose.worker_to_snapshot([phase], baseline, final, [3], "requests",
+                                       settled=False) is None

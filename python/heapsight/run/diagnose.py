@@ -48,6 +48,26 @@ def gc_objects(point: Point, pids: set[int]) -> int:
     return sum(c for pid in pids for c, _ in point.census.get(pid, {}).values())
 
 
+def worker_to_snapshot(phases: list[Phase], baseline: Point, final: Point,
+                       candidates: list[int], x_unit: str, settled: bool) -> int | None:
+    """The worker to snapshot again: the one where the types the series call leaking grew
+    most, then the one that gained the most gc objects. With several workers the leaking
+    requests may all have gone to one while another gained more objects in all, from
+    churn that the snapshots would then show instead of the leak."""
+    leaking = {v["type"] for phase in phases
+               for v in phase_verdict(phase, x_unit, final if settled else None)["assessed"]
+               if v["kind"] == "leak" and v.get("type")}
+    present = [pid for pid in candidates if pid in final.census and pid in baseline.census]
+
+    def growth(pid: int) -> tuple[int, int]:
+        pids = {pid}
+        leaked = sum(total(final, pids, name)[0] - total(baseline, pids, name)[0]
+                     for name in leaking)
+        return leaked, gc_objects(final, pids) - gc_objects(baseline, pids)
+
+    return max(present, key=growth) if present else None
+
+
 def common_pids(points: list[Point]) -> set[int]:
     pids = set(points[0].census)
     for point in points[1:]:

@@ -168,7 +168,7 @@ class Session:
         for port in ports:
             self.progress.show(f"waiting for 127.0.0.1:{port}")
             wait_for_port(port, options.startup_timeout, self._running, self._stop)
-        agents = self._wait_for_agents()
+        self._wait_for_agents()
         driver = Driver(self.deadline, self._running)
         try:
             next_index = {d.label: 0 for d in options.drives}
@@ -176,9 +176,10 @@ class Session:
                 self._show(f"warm-up {drive.label}")
                 next_index[drive.label] += driver.send(drive, 0, options.warmup, self._stop)
             self.baseline = self.census_all(0)
-            agents = self._agents()
-            served = [a for a in agents if sum(self.baseline.requests.get(a.pid, {}).values())]
-            for agent in served or agents:
+            # Every process, not only those that served the warm-up: a worker whose
+            # keep-alive connection closed meanwhile (uvicorn's 5 s) hands the measured
+            # requests, and so the leak, to another one, and the diff needs its baseline.
+            for agent in self._agents():
                 self._show(f"snapshot of pid {agent.pid} after warm-up")
                 path = self.snapshot(agent.pid, "before")
                 if path:
@@ -296,15 +297,9 @@ class Session:
     def _worker_that_grew_most(self) -> int | None:
         if self.baseline is None or self.final is None:
             return None
-        best, best_growth = None, None
-        for pid in self.before_snapshots:
-            if pid not in self.final.census or pid not in self.baseline.census:
-                continue
-            grown = (diagnose.gc_objects(self.final, {pid})
-                     - diagnose.gc_objects(self.baseline, {pid}))
-            if best_growth is None or grown > best_growth:
-                best, best_growth = pid, grown
-        return best
+        return diagnose.worker_to_snapshot(
+            self.phases, self.baseline, self.final, list(self.before_snapshots),
+            "requests" if self.options.drives else "seconds", self.settled)
 
     def _result(self, report: dict[str, Any], worker: int | None,
                 after_path: str | None) -> dict[str, Any]:
