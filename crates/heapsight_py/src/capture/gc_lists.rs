@@ -16,6 +16,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use super::nodeset::NodeSet;
+
 /// `PyGC_Head` of the default (GIL) build, 3.9 to 3.14: it sits right before the object.
 #[repr(C)]
 struct GcHead {
@@ -264,7 +266,7 @@ impl<'py> TrackedSource<'py> {
 /// # Safety
 /// GIL held, gc disabled, no Python object created or freed until the result is used.
 pub unsafe fn tracked_closure(listed: &[*mut ffi::PyObject]) -> Vec<*mut ffi::PyObject> {
-    let mut seen = AddressSet::default();
+    let mut seen = NodeSet::default();
     for &op in listed {
         seen.insert(op as usize);
     }
@@ -278,7 +280,7 @@ pub unsafe fn tracked_closure(listed: &[*mut ffi::PyObject]) -> Vec<*mut ffi::Py
         for &target in &targets {
             // Untracked containers are walked too: they may hold tracked frozen objects.
             // SAFETY: `target` was just reported by tp_traverse, so it is live.
-            if unsafe { ffi::PyObject_IS_GC(target) } != 0 && seen.insert(target as usize) {
+            if unsafe { ffi::PyObject_IS_GC(target) } != 0 && seen.insert(target as usize).1 {
                 // SAFETY: as above.
                 if unsafe { is_gc_tracked(target) } {
                     found.push(target);
@@ -347,181 +349,3 @@ impl Hasher for AddressHasher {
 
 /// Hash map keyed by addresses (object or type pointers).
 pub type AddressMap<V> = HashMap<usize, V, BuildHasherDefault<AddressHasher>>;
-
-/// Objects are at least 16 bytes and at least 8-aligned, so one bit per 8-byte granule
-/// identifies an object by its address.
-const GRANULE_SHIFT: u32 = 3;
-/// Addresses are grouped into 64 KiB pages, each with a bitmap of its granules.
-const PAGE_SHIFT: u32 = 16;
-const WORDS_PER_PAGE: usize = 1 << (PAGE_SHIFT - GRANULE_SHIFT - 6);
-
-struct PageBits {
-    bits: [u64; WORDS_PER_PAGE],
-    /// Set bits in the earlier words of this page (filled by [`AddressSet::rank`]).
-    word_prefix: [u32; WORDS_PER_PAGE],
-    /// Set bits in all pages at lower addresses.
-    base: u32,
-}
-
-/// A set of object addresses as sparse bitmaps: insertion is a page lookup and a bit test,
-/// and once complete every member gets its rank in address order in O(1). Much cheaper
-/// than hashing or sorting millions of addresses, and ~2 bytes per object on a dense heap.
-#[derive(Default)]
-pub struct AddressSet {
-    page_slot: AddressMap<u32>,
-    pages: Vec<PageBits>,
-    last_page: usize,
-    last_slot: u32,
-    has_last: bool,
-    len: usize,
-}
-
-/// Position of an address in an [`AddressSet`] counted in address order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddressRank(pub u32);
-
-impl AddressSet {
-    #[inline]
-    fn slot_of(&mut self, page: usize) -> usize {
-        if self.has_last && self.last_page == page {
-            return self.last_slot as usize;
-        }
-        let next = self.pages.len() as u32;
-        let slot = *self.page_slot.entry(page).or_insert(next);
-        if slot == next {
-            self.pages.push(PageBits {
-                bits: [0; WORDS_PER_PAGE],
-                word_prefix: [0; WORDS_PER_PAGE],
-                base: 0,
-            });
-        }
-        self.last_page = page;
-        self.last_slot = slot;
-        self.has_last = true;
-        slot as usize
-    }
-
-    #[inline]
-    fn split(address: usize) -> (usize, usize, u64) {
-        let granule = address >> GRANULE_SHIFT;
-        let within = granule & ((1 << (PAGE_SHIFT - GRANULE_SHIFT)) - 1);
-        (address >> PAGE_SHIFT, within >> 6, 1u64 << (within & 63))
-    }
-
-    /// Inserts `address`; true when it was not there yet.
-    #[inline]
-    pub fn insert(&mut self, address: usize) -> bool {
-        let (page, word, bit) = Self::split(address);
-        let slot = self.slot_of(page);
-        let w = &mut self.pages[slot].bits[word];
-        if *w & bit != 0 {
-            return false;
-        }
-        *w |= bit;
-        self.len += 1;
-        true
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    #[inline]
-    pub fn contains(&self, address: usize) -> bool {
-        let (page, word, bit) = Self::split(address);
-        match self.page_slot.get(&page) {
-            Some(slot) => self.pages[*slot as usize].bits[word] & bit != 0,
-            None => false,
-        }
-    }
-
-    /// Freezes the set so members can be ranked in address order.
-    pub fn into_ranked(mut self) -> RankedAddresses {
-        let mut order: Vec<(usize, u32)> = self.page_slot.iter().map(|(p, s)| (*p, *s)).collect();
-        order.sort_unstable();
-        let mut running = 0u32;
-        for (_, slot) in &order {
-            let page = &mut self.pages[*slot as usize];
-            page.base = running;
-            let mut within = 0u32;
-            for w in 0..WORDS_PER_PAGE {
-                page.word_prefix[w] = within;
-                within += page.bits[w].count_ones();
-            }
-            running += within;
-        }
-        RankedAddresses { set: self }
-    }
-}
-
-/// An [`AddressSet`] whose members have ranks.
-pub struct RankedAddresses {
-    set: AddressSet,
-}
-
-impl RankedAddresses {
-    pub fn len(&self) -> usize {
-        self.set.len
-    }
-
-    /// Rank of `address` in address order, or `None` when it is not a member.
-    #[inline]
-    pub fn rank(&self, address: usize) -> Option<AddressRank> {
-        let (page, word, bit) = AddressSet::split(address);
-        let slot = match self.set.page_slot.get(&page) {
-            Some(s) => *s as usize,
-            None => return None,
-        };
-        let p = &self.set.pages[slot];
-        let w = p.bits[word];
-        if w & bit == 0 {
-            return None;
-        }
-        let below = (w & (bit - 1)).count_ones();
-        Some(AddressRank(p.base + p.word_prefix[word] + below))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn address_set_dedupes_and_ranks_in_address_order() {
-        let mut set = AddressSet::default();
-        let addrs = [
-            0x7f00_0010_0040usize,
-            0x1000,
-            0x7f00_0010_0010,
-            0x1010,
-            0x5555_0000_0008,
-        ];
-        for a in addrs {
-            assert!(set.insert(a));
-        }
-        assert!(!set.insert(0x1000));
-        assert!(!set.insert(0x1010));
-        assert_eq!(set.len(), 5);
-        let ranked = set.into_ranked();
-        let mut sorted = addrs;
-        sorted.sort_unstable();
-        for (i, a) in sorted.iter().enumerate() {
-            assert_eq!(ranked.rank(*a), Some(AddressRank(i as u32)));
-        }
-        assert_eq!(ranked.rank(0x2000), None);
-    }
-
-    #[test]
-    fn address_set_handles_dense_pages() {
-        let mut set = AddressSet::default();
-        let base = 0x10_0000usize;
-        for i in 0..20_000usize {
-            set.insert(base + i * 16);
-        }
-        let ranked = set.into_ranked();
-        for i in (0..20_000usize).step_by(997) {
-            assert_eq!(ranked.rank(base + i * 16), Some(AddressRank(i as u32)));
-        }
-    }
-}

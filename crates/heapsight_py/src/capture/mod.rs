@@ -17,8 +17,6 @@ pub mod census;
 pub mod debug;
 pub mod fork;
 pub mod frames;
-// `AddressSet`'s ranking is no longer used since the walk numbers nodes with `nodeset`.
-#[allow(dead_code)]
 pub mod gc_lists;
 pub mod nodeset;
 pub mod shims;

@@ -94,6 +94,11 @@ impl NodeSet {
         ((u64::from(slot) << GRANULE_BITS) | granule as u64, new)
     }
 
+    /// Whether `address` was inserted.
+    pub fn contains(&self, address: usize) -> bool {
+        self.code_of(address).is_some()
+    }
+
     /// The code of a member, `None` for an address never inserted.
     pub fn code_of(&self, address: usize) -> Option<Code> {
         let slot = self.find_slot(address >> PAGE_SHIFT)?;

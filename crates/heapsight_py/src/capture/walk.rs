@@ -32,7 +32,7 @@ use super::attrs;
 use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::frames::{self, LocalsLayout};
-use super::gc_lists::{self, AddressMap, AddressSet, GcPause, TrackedSource};
+use super::gc_lists::{self, AddressMap, GcPause, TrackedSource};
 use super::nodeset::{CodeColumn, NodeSet, NumberedSet};
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
@@ -292,10 +292,10 @@ struct Walker {
     seen: NodeSet,
     nodes: Nodes,
     /// Objects of the permanent generation, when the gc rings were read and it is not empty.
-    frozen_members: Option<AddressSet>,
+    frozen_members: Option<NodeSet>,
     /// Objects listed by `gc.get_objects()` when that is the source: each holds one extra
     /// reference from the list, and tracked objects outside it are the frozen ones.
-    listed_members: Option<AddressSet>,
+    listed_members: Option<NodeSet>,
     /// References the capture itself holds on specific objects (frames of `sys._current_frames()`).
     refs_held: AddressMap<isize>,
     /// Targets as [`NodeSet`] codes.
@@ -1319,13 +1319,13 @@ pub fn capture_prepared(
     // create and free no Python object.
     match &source {
         TrackedSource::Rings(rings) if n_frozen > 0 => {
-            let mut frozen = AddressSet::default();
+            let mut frozen = NodeSet::default();
             unsafe { rings.for_each_permanent(|op| _ = frozen.insert(op as usize)) };
             walker.frozen_members = Some(frozen);
         }
         TrackedSource::Rings(_) => {}
         TrackedSource::Listed(_) => {
-            let mut listed = AddressSet::default();
+            let mut listed = NodeSet::default();
             unsafe { source.for_each(|op, _| _ = listed.insert(op as usize)) };
             walker.listed_members = Some(listed);
         }
