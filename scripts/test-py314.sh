@@ -23,6 +23,13 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 root=${HEAPSIGHT_PY314_ROOT:-$repo/target/py314-root}
+mkdir -p "$(dirname "$root")"
+# One run at a time per root: a second would mount over the first one's /proc and /tmp.
+exec 9>"$root.lock"
+if ! flock -n 9; then
+  echo "== another run uses $root; waiting for it"
+  flock 9
+fi
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3.13 and gdb: attaching from 3.14 to an older interpreter goes through gdb.
 packages=python3.14,python3.14-dev,python3.14-venv,python3.13,gdb,gcc,libc6-dev,ca-certificates,procps
@@ -34,7 +41,6 @@ if [ ! -x "$root/usr/bin/python3.14" ]; then
   fi
   echo "== making a Debian sid root with CPython 3.14 in $root (once; about 2 minutes)"
   rm -rf "$root.partial"
-  mkdir -p "$(dirname "$root")"
   # Into a side directory first: an interrupted debootstrap never looks like a ready root.
   debootstrap --variant=minbase --include="$packages" sid "$root.partial" "$mirror" \
     >"$repo/target/py314-debootstrap.log" 2>&1 || {
@@ -46,6 +52,10 @@ if [ ! -x "$root/usr/bin/python3.14" ]; then
   mv "$root.partial" "$root"
 fi
 
+# Mounts left behind by a run that was killed: the lock is ours, so none is in use.
+awk -v under="$root/" 'index($2, under) == 1 { print $2 }' /proc/mounts | sort -r |
+  while read -r stale; do umount -l "$stale" 2>/dev/null || true; done
+
 mounted=()
 cleanup() {
   local i
@@ -54,6 +64,7 @@ cleanup() {
   done
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 bind() {  # bind SRC DEST-inside-root
   mkdir -p "$root$2"
   mount --bind "$1" "$root$2"
@@ -76,10 +87,10 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 host_ca=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 cp "$host_ca" "$root/etc/ssl/host-ca.crt"
 
-# Tests to run: the capture tests (as on every other interpreter) and attach, whose 3.14
-# path is sys.remote_exec (PEP 768) instead of gdb.
+# Tests to run: the capture tests (as on every other interpreter), attach, whose 3.14
+# path is sys.remote_exec (PEP 768) instead of gdb, and `run` on real servers.
 tests=(test_capture.py test_shims.py test_api.py test_layout_headers.py test_fork_snapshot.py
-       e2e/test_attach.py)
+       e2e/test_attach.py e2e/test_run.py)
 [ $# -gt 0 ] && tests=("$@")
 chroot "$root" /usr/bin/env -i HOME=/root PATH=/opt/cargo/bin:/usr/bin:/bin:/usr/sbin:/sbin \
   RUSTUP_HOME=/opt/rustup CARGO_HOME=/opt/cargo CARGO_TARGET_DIR=/src/target/py314 \
@@ -88,12 +99,8 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/opt/cargo/bin:/usr/bin:/bin:/usr
   CARGO_HTTP_CAINFO=/etc/ssl/host-ca.crt \
   /bin/bash -euo pipefail -c '
     venv=/opt/venv-3.14
-    if [ ! -f $venv/.ready ]; then
-      rm -rf $venv
-      python3.14 -m venv $venv
-      $venv/bin/pip install -q "maturin>=1.7,<2" pytest objgraph flask gunicorn fastapi uvicorn
-      touch $venv/.ready
-    fi
+    [ -x $venv/bin/python ] || python3.14 -m venv $venv
+    $venv/bin/pip install -q "maturin>=1.7,<2" -r /src/tests/requirements.txt
     echo "== CPython $($venv/bin/python -c "import sys; print(sys.version.split()[0])") (Debian sid, chroot)"
     cd /src
     rm -rf target/wheels-3.14
@@ -106,4 +113,4 @@ chroot "$root" /usr/bin/env -i HOME=/root PATH=/opt/cargo/bin:/usr/bin:/bin:/usr
     else
       $venv/bin/python -m pytest -q -p no:cacheprovider "$@"
     fi
-  ' py314 "${tests[@]}"
+  ' py314 "${tests[@]}" 9>&-
