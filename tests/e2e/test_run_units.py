@@ -97,6 +97,19 @@ def test_the_worker_snapshotted_is_where_the_leak_grew_not_the_busiest() -> None
     baseline, final = points[0], points[-1]
     assert diagnose.worker_to_snapshot([phase], baseline, final, [1, 2], "requests",
                                        settled=False) == 1
+    # Worker 2 also leaks, a little less, but it served no warm-up: its snapshots would
+    # hold what its first requests loaded, so the warm worker 1 is preferred...
+    requests = {1: {"GET /x": 50}}
+    for i, point in enumerate(points):
+        point.census[2]["app.Leak"] = (100 + 9 * i, 0)
+    baseline.requests.update(requests)
+    assert diagnose.worker_to_snapshot([phase], baseline, final, [1, 2], "requests",
+                                       settled=False) == 1
+    # ... unless the leak did not grow in it at all (its requests went elsewhere).
+    for point in points:
+        point.census[1]["app.Leak"] = (100, 0)
+    assert diagnose.worker_to_snapshot([phase], baseline, final, [1, 2], "requests",
+                                       settled=False) == 2
     # Nothing leaks: the worker that grew most.
     flat = Phase(label="GET /y", points=[baseline, baseline], requests_sent=10)
     assert diagnose.worker_to_snapshot([flat], baseline, baseline, [1, 2], "requests",

@@ -50,22 +50,25 @@ def gc_objects(point: Point, pids: set[int]) -> int:
 
 def worker_to_snapshot(phases: list[Phase], baseline: Point, final: Point,
                        candidates: list[int], x_unit: str, settled: bool) -> int | None:
-    """The worker to snapshot again: the one where the types the series call leaking grew
-    most, then the one that gained the most gc objects. With several workers the leaking
-    requests may all have gone to one while another gained more objects in all, from
-    churn that the snapshots would then show instead of the leak."""
+    """The worker to snapshot again: where the types the series call leaking grew most,
+    preferring a worker that served the warm-up (a cold one's snapshots also hold what its
+    first requests loaded once: modules, classes, caches), then the one that gained the
+    most gc objects. With several workers the leaking requests may all have gone to one,
+    while another gained more objects in all from churn the snapshots would then show."""
     leaking = {v["type"] for phase in phases
                for v in phase_verdict(phase, x_unit, final if settled else None)["assessed"]
                if v["kind"] == "leak" and v.get("type")}
     present = [pid for pid in candidates if pid in final.census and pid in baseline.census]
 
-    def growth(pid: int) -> tuple[int, int]:
+    def preference(pid: int) -> tuple[bool, int, int]:
         pids = {pid}
         leaked = sum(total(final, pids, name)[0] - total(baseline, pids, name)[0]
                      for name in leaking)
-        return leaked, gc_objects(final, pids) - gc_objects(baseline, pids)
+        warm = sum(baseline.requests.get(pid, {}).values()) > 0
+        return (warm and leaked > 0, leaked,
+                gc_objects(final, pids) - gc_objects(baseline, pids))
 
-    return max(present, key=growth) if present else None
+    return max(present, key=preference) if present else None
 
 
 def common_pids(points: list[Point]) -> set[int]:
