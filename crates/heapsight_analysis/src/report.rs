@@ -196,7 +196,7 @@ pub fn build_report_with_index(
     series: &[Series],
     options: &ReportOptions,
 ) -> Result<Report, AnalysisError> {
-    let snapshot = after.snapshot;
+    let snapshot = after.graph.snapshot();
     let verdicts = series
         .iter()
         .map(|s| assess(s, &options.verdict))
@@ -306,7 +306,7 @@ fn heap_change(
 /// both in the list, the ancestor is dropped when the descendant retains at least 90%
 /// of it, since the descendant says more precisely where the memory is.
 fn dominator_table(index: &HeapIndex, diff: &SnapshotDiff, top_n: usize) -> Vec<DominatorEntry> {
-    let snapshot = index.snapshot;
+    let snapshot = index.graph.snapshot();
     let dom = &index.dominators;
     let total = dom.total_size().max(1);
     let pool = dom.top_retained(top_n.saturating_mul(4));

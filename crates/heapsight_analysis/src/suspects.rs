@@ -33,10 +33,7 @@
 
 use std::collections::HashMap;
 
-use heapsight_graph::{
-    accumulation_point, path_steps, render_path, DominatorTree, Graph, GraphError, GraphIndex,
-    PathTree, ShapeIndex, Threads,
-};
+use heapsight_graph::{accumulation_point, path_steps, render_path, DominatorTree, ShapeIndex};
 use heapsight_snapshot::model::{LabelKind, NodeIdx, RootKind, Snapshot, TypeIdx};
 use serde::Serialize;
 
@@ -87,48 +84,10 @@ pub fn is_byproduct(type_name: &str) -> bool {
     BYPRODUCT_TYPES.contains(&type_name)
 }
 
-/// Graph structures of one snapshot, built once and shared by the analyses.
-pub struct HeapIndex<'s> {
-    /// The indexed snapshot.
-    pub snapshot: &'s Snapshot,
-    /// Forward and reverse edges.
-    pub graph: Graph<'s>,
-    /// Dominator tree and retained sizes.
-    pub dominators: DominatorTree,
-    /// Shortest paths from the roots, with the retainer shape of every node they
-    /// reach ([`ShapeIndex::new`] on them reads those shapes).
-    pub paths: PathTree,
-}
-
-impl<'s> HeapIndex<'s> {
-    /// Validates `snapshot` and computes its reverse index, dominator tree and
-    /// shortest-path tree with every node's shape, on two threads where the machine
-    /// has two cores (see [`GraphIndex`]).
-    pub fn build(snapshot: &'s Snapshot) -> Result<Self, GraphError> {
-        HeapIndex::build_with(snapshot, Threads::available())
-    }
-
-    /// [`HeapIndex::build`] with the threading chosen by the caller; the results are
-    /// the same either way.
-    pub fn build_with(snapshot: &'s Snapshot, threads: Threads) -> Result<Self, GraphError> {
-        let GraphIndex {
-            graph,
-            dominators,
-            paths,
-        } = GraphIndex::build_with(snapshot, threads)?;
-        Ok(HeapIndex {
-            snapshot,
-            graph,
-            dominators,
-            paths,
-        })
-    }
-
-    /// A shape index reading the shapes computed with [`HeapIndex::paths`].
-    pub fn shape_index(&self) -> ShapeIndex<'_> {
-        ShapeIndex::new(self.snapshot, &self.paths)
-    }
-}
+/// Graph structures of one snapshot, built once and shared by the analyses: the graph
+/// view, dominator tree and shortest-path tree with every node's shape
+/// ([`GraphIndex::build`] computes them on two threads where the machine has two cores).
+pub use heapsight_graph::GraphIndex as HeapIndex;
 
 /// Tuning of the suspect search. Defaults are the documented behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -309,7 +268,7 @@ impl Candidate {
 /// Per node of B: its anchor (see the module docs) or [`NO_ANCHOR`], and whether it is
 /// transient (a thread root, or new and dominated by a transient node).
 fn anchors_of_new_objects(index: &HeapIndex, diff: &SnapshotDiff) -> (Vec<u32>, Vec<bool>) {
-    let snapshot = index.snapshot;
+    let snapshot = index.graph.snapshot();
     let dom = &index.dominators;
     let n = snapshot.n_nodes();
     let mut anchor = vec![NO_ANCHOR; n];
@@ -387,7 +346,7 @@ pub fn find_suspects(
     diff: &SnapshotDiff,
     options: &SuspectOptions,
 ) -> Vec<Suspect> {
-    let snapshot = index.snapshot;
+    let snapshot = index.graph.snapshot();
     let dom = &index.dominators;
     let (anchor, transient) = anchors_of_new_objects(index, diff);
     let mut candidates: HashMap<TypeIdx, Candidate> = HashMap::new();
@@ -553,7 +512,7 @@ fn bounded_holder(
     point: Option<NodeIdx>,
     near_on_path: Vec<NodeIdx>,
 ) -> Option<BoundedHolder> {
-    let snapshot = index.snapshot;
+    let snapshot = index.graph.snapshot();
     let bounded = |node: NodeIdx| {
         snapshot
             .bounds
@@ -604,7 +563,7 @@ fn point_at(
     let steps = index
         .paths
         .path_to(node)
-        .map(|p| path_steps(index.snapshot, &p))
+        .map(|p| path_steps(index.graph.snapshot(), &p))
         .unwrap_or_default();
     heapsight_graph::AccumulationPoint {
         node,
@@ -702,7 +661,7 @@ fn describe(
     options: &SuspectOptions,
     found: Found,
 ) -> Suspect {
-    let snapshot = index.snapshot;
+    let snapshot = index.graph.snapshot();
     let Found {
         rank,
         type_idx: t,
