@@ -228,8 +228,8 @@ pub unsafe fn code_names(code: *mut ffi::PyObject, which: Names) -> Option<Vec<S
 pub fn layout_facts(py: Python<'_>, layout: Layout) -> Vec<(&'static str, usize)> {
     let mut facts = Vec::new();
     let old_frames = matches!(layout, Layout::V3_9 | Layout::V3_10);
-    // The walk reads `f_back` as word 3 (3.9/3.10) or word 2 of the frame object.
-    let f_back = if old_frames { 3 } else { 2 } * std::mem::size_of::<usize>();
+    let version = py.version_info();
+    let f_back = shims::frame_back_offset((version.major, version.minor));
     if old_frames {
         facts.push(("PyFrameObject.f_back", f_back));
     } else {

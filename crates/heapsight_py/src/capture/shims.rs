@@ -596,6 +596,16 @@ pub fn frame_code_location(layout: Layout) -> CodeLocation {
     }
 }
 
+/// Byte offset of `f_back` in a frame object: after `PyObject_VAR_HEAD` on 3.9/3.10, after
+/// `PyObject_HEAD` from 3.11.
+pub fn frame_back_offset(version: (u8, u8)) -> usize {
+    if version >= (3, 11) {
+        2 * POINTER_SIZE
+    } else {
+        3 * POINTER_SIZE
+    }
+}
+
 /// Generators only have their own `__sizeof__` from 3.11 (`None` before).
 pub fn generator_code_location(layout: Layout) -> Option<CodeLocation> {
     match layout {

@@ -647,8 +647,10 @@ impl Walker {
                     self.emit_attr(*fields.add(3), self.labels.self_);
                 }
                 Shape::Frame => {
-                    let back_slot = if self.version >= (3, 11) { 2 } else { 3 };
-                    let mut f_back = *(op as *mut *mut ffi::PyObject).add(back_slot);
+                    let mut f_back = super::shims::read_ptr::<ffi::PyObject>(
+                        op as *const u8,
+                        super::shims::frame_back_offset(self.version) as isize,
+                    );
                     if f_back.is_null() {
                         if let Some(&caller) = self.frame_callers.get(&(op as usize)) {
                             f_back = caller as usize as *mut ffi::PyObject;
