@@ -7,7 +7,7 @@ use crate::encode::ColumnSink;
 use crate::error::FormatError;
 use crate::layout::{Section, BOUNDS_SECTION_ID};
 use crate::model::{
-    Bound, Edges, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
+    Bound, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
 };
 use crate::varint::{put_varint, unzigzag, zigzag, ByteReader, ReadError};
 use crate::Snapshot;
@@ -43,7 +43,7 @@ pub fn refcount_code(refcount: u32) -> u64 {
     u64::from(refcount.wrapping_add(1))
 }
 
-fn refcount_from_code(code: u32) -> u32 {
+pub(crate) fn refcount_from_code(code: u32) -> u32 {
     code.wrapping_sub(1)
 }
 
@@ -53,7 +53,7 @@ pub fn str_id_code(id: StrId) -> u64 {
     u64::from(id.0.wrapping_add(1))
 }
 
-fn str_id_from_code(code: u32) -> StrId {
+pub(crate) fn str_id_from_code(code: u32) -> StrId {
     StrId(code.wrapping_sub(1))
 }
 
@@ -62,14 +62,19 @@ pub fn label_code(kind: LabelKind, value: u32) -> u64 {
     (u64::from(value) << LABEL_KIND_BITS) | kind as u64
 }
 
+/// The label a [`label_code`] stands for; `None` for a code no label has.
+pub(crate) fn label_of_code(code: u64) -> Option<(LabelKind, u32)> {
+    let kind = LabelKind::from_u8((code & ((1 << LABEL_KIND_BITS) - 1)) as u8)?;
+    let value = u32::try_from(code >> LABEL_KIND_BITS).ok()?;
+    Some((kind, value))
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-pub fn encode_metadata(snap: &Snapshot) -> Vec<u8> {
-    let counts = SnapshotCounts::of(snap);
-    let m = &snap.metadata;
+pub fn encode_metadata(counts: SnapshotCounts, m: &Metadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     for count in [
         counts.n_strings,
@@ -195,20 +200,23 @@ impl TargetBases {
     }
 }
 
+/// `degrees` and `node_types` give each node's edge count and type, in node order.
 pub fn encode_targets(
-    edges: &Edges,
-    node_types: &[TypeIdx],
+    targets: &[NodeIdx],
+    degrees: impl Iterator<Item = u64>,
+    node_types: impl Iterator<Item = u32>,
     n_types: usize,
     sink: &mut ColumnSink<'_>,
 ) -> io::Result<()> {
     let mut bases = TargetBases::new(n_types);
-    for ((source, range), type_idx) in edges.offsets.windows(2).enumerate().zip(node_types) {
+    let mut start = 0usize;
+    for ((source, degree), type_idx) in degrees.enumerate().zip(node_types) {
         let source = source as i64;
         let mut previous = source;
-        let node_targets = &edges.targets[range[0] as usize..range[1] as usize];
-        for (position, node) in node_targets.iter().enumerate() {
+        let end = start.saturating_add(degree as usize).min(targets.len());
+        for (position, node) in targets[start..end].iter().enumerate() {
             let target = i64::from(node.0);
-            let slot = TargetBases::slot(type_idx.0, position);
+            let slot = TargetBases::slot(type_idx, position);
             let candidates = bases.bases(source, previous, slot);
             let mut best = (zigzag(target - candidates[0]), 0u64);
             for (selector, base) in candidates.iter().enumerate().skip(1) {
@@ -221,6 +229,7 @@ pub fn encode_targets(
             bases.record(node.0, slot);
             previous = target;
         }
+        start = end;
     }
     Ok(())
 }
@@ -585,14 +594,12 @@ pub fn decode_labels(
     let mut values = Vec::with_capacity(count);
     for i in 0..count {
         let code = r.varint()?;
-        let kind = LabelKind::from_u8((code & ((1 << LABEL_KIND_BITS) - 1)) as u8);
-        let value = u32::try_from(code >> LABEL_KIND_BITS).ok();
-        match (kind, value) {
-            (Some(kind), Some(value)) => {
+        match label_of_code(code) {
+            Some((kind, value)) => {
                 kinds.push(kind);
                 values.push(value);
             }
-            _ => return Err(r.corrupt(format!("label code {code} of edge {i} is invalid"))),
+            None => return Err(r.corrupt(format!("label code {code} of edge {i} is invalid"))),
         }
     }
     r.finish()?;

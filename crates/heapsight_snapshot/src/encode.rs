@@ -4,12 +4,14 @@
 use std::io::{self, Seek, SeekFrom, Write};
 
 use crate::columns;
+use crate::columns::SnapshotCounts;
 use crate::error::FormatError;
 use crate::layout::{
     encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FORMAT_VERSION,
     SECTION_HEADER_LEN,
 };
-use crate::model::{node_flags, Snapshot};
+use crate::model::{node_flags, Bound, Metadata, Root, Snapshot, StringTable, Types};
+use crate::packed::PackedSnapshot;
 use crate::varint::{put_varint, MAX_VARINT_LEN};
 use zstd::zstd_safe::{CCtx, CParameter};
 
@@ -64,6 +66,14 @@ pub fn encode(snap: &Snapshot) -> Result<Vec<u8>, FormatError> {
     Ok(out.into_inner())
 }
 
+/// Encodes a packed snapshot into memory.
+pub fn encode_packed(snap: &PackedSnapshot) -> Result<Vec<u8>, FormatError> {
+    check_packed_writable(snap)?;
+    let mut out = io::Cursor::new(Vec::new());
+    write_unchecked(&mut out, snap).map_err(|e| FormatError::io("writing the snapshot", e))?;
+    Ok(out.into_inner())
+}
+
 /// Writes a snapshot to any seekable writer (section headers are patched in after each
 /// section's payload). Prefer [`crate::write_file`] for files: it writes atomically.
 pub fn write_to<W: Write + Seek>(out: &mut W, snap: &Snapshot) -> Result<WriteStats, FormatError> {
@@ -99,6 +109,25 @@ pub(crate) fn check_writable(snap: &Snapshot) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// [`check_writable`] for a packed snapshot.
+pub(crate) fn check_packed_writable(snap: &PackedSnapshot) -> Result<(), FormatError> {
+    snap.validate()
+        .map_err(|detail| FormatError::InvalidSnapshot { detail })?;
+    let counts = snap.counts();
+    for (count, what) in [
+        (counts.n_strings, "strings"),
+        (counts.n_types, "types"),
+        (counts.n_nodes, "nodes"),
+    ] {
+        if count >= u64::from(u32::MAX) {
+            return Err(FormatError::InvalidSnapshot {
+                detail: format!("{count} {what} exceed the 2^32 - 1 limit of the format"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The first node flagged `HAS_VALUE` in a snapshot that did not opt into values.
 pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
     if snap.metadata.include_values {
@@ -110,9 +139,111 @@ pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
         .position(|f| f & node_flags::HAS_VALUE != 0)
 }
 
+/// What the writer needs from a snapshot, whichever form it is held in.
+pub(crate) trait Writable {
+    fn counts(&self) -> SnapshotCounts;
+    fn metadata(&self) -> &Metadata;
+    fn strings(&self) -> &StringTable;
+    fn types(&self) -> &Types;
+    fn roots(&self) -> &[Root];
+    fn bounds(&self) -> &[Bound];
+    /// The payload of one per-node or per-edge section (address to labels).
+    fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()>;
+}
+
+impl Writable for Snapshot {
+    fn counts(&self) -> SnapshotCounts {
+        SnapshotCounts::of(self)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+    fn strings(&self) -> &StringTable {
+        &self.strings
+    }
+    fn types(&self) -> &Types {
+        &self.types
+    }
+    fn roots(&self) -> &[Root] {
+        &self.roots
+    }
+    fn bounds(&self) -> &[Bound] {
+        &self.bounds
+    }
+    fn column(&self, section: Section, s: &mut ColumnSink<'_>) -> io::Result<()> {
+        let nodes = &self.nodes;
+        let edges = &self.edges;
+        match section {
+            Section::NodeAddress => columns::encode_addresses(&nodes.address, s),
+            Section::NodeType => s.varints(nodes.type_idx.iter().map(|t| u64::from(t.0))),
+            Section::NodeSize => s.varints(nodes.size.iter().copied()),
+            Section::NodeFlags => s.bytes(&nodes.flags),
+            Section::NodeRefcount => {
+                s.varints(nodes.refcount.iter().map(|r| columns::refcount_code(*r)))
+            }
+            Section::NodeName => s.varints(nodes.name.iter().map(|n| columns::str_id_code(*n))),
+            Section::NodeLength => s.varints(nodes.length.iter().copied()),
+            Section::EdgeDegrees => s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0])),
+            Section::EdgeTargets => columns::encode_targets(
+                &edges.targets,
+                edges.offsets.windows(2).map(|w| w[1] - w[0]),
+                nodes.type_idx.iter().map(|t| t.0),
+                self.types.len(),
+                s,
+            ),
+            Section::EdgeLabels => s.varints(
+                edges
+                    .label_kinds
+                    .iter()
+                    .zip(&edges.label_values)
+                    .map(|(kind, value)| columns::label_code(*kind, *value)),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Writable for PackedSnapshot {
+    fn counts(&self) -> SnapshotCounts {
+        PackedSnapshot::counts(self)
+    }
+    fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+    fn strings(&self) -> &StringTable {
+        &self.strings
+    }
+    fn types(&self) -> &Types {
+        &self.types
+    }
+    fn roots(&self) -> &[Root] {
+        &self.roots
+    }
+    fn bounds(&self) -> &[Bound] {
+        &self.bounds
+    }
+    fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+        PackedSnapshot::column(self, section, sink)
+    }
+}
+
+/// The per-node and per-edge sections, in file order.
+const COLUMN_SECTIONS: [Section; 10] = [
+    Section::NodeAddress,
+    Section::NodeType,
+    Section::NodeSize,
+    Section::NodeFlags,
+    Section::NodeRefcount,
+    Section::NodeName,
+    Section::NodeLength,
+    Section::EdgeDegrees,
+    Section::EdgeTargets,
+    Section::EdgeLabels,
+];
+
 pub(crate) fn write_unchecked<W: Write + Seek>(
     out: &mut W,
-    snap: &Snapshot,
+    snap: &impl Writable,
 ) -> io::Result<WriteStats> {
     let header = encode_file_header(FORMAT_VERSION);
     out.write_all(&header)?;
@@ -125,57 +256,25 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
         sections.push(write_section(out, &mut context, which, fill)?);
         Ok(())
     };
-    let nodes = &snap.nodes;
-    let edges = &snap.edges;
+    let counts = snap.counts();
     section(out, Section::Metadata, &mut |s| {
-        s.bytes(&columns::encode_metadata(snap))
+        s.bytes(&columns::encode_metadata(counts, snap.metadata()))
     })?;
     section(out, Section::Strings, &mut |s| {
-        columns::encode_strings(&snap.strings, s)
+        columns::encode_strings(snap.strings(), s)
     })?;
     section(out, Section::Types, &mut |s| {
-        columns::encode_types(&snap.types, s)
+        columns::encode_types(snap.types(), s)
     })?;
-    section(out, Section::NodeAddress, &mut |s| {
-        columns::encode_addresses(&nodes.address, s)
-    })?;
-    section(out, Section::NodeType, &mut |s| {
-        s.varints(nodes.type_idx.iter().map(|t| u64::from(t.0)))
-    })?;
-    section(out, Section::NodeSize, &mut |s| {
-        s.varints(nodes.size.iter().copied())
-    })?;
-    section(out, Section::NodeFlags, &mut |s| s.bytes(&nodes.flags))?;
-    section(out, Section::NodeRefcount, &mut |s| {
-        s.varints(nodes.refcount.iter().map(|r| columns::refcount_code(*r)))
-    })?;
-    section(out, Section::NodeName, &mut |s| {
-        s.varints(nodes.name.iter().map(|n| columns::str_id_code(*n)))
-    })?;
-    section(out, Section::NodeLength, &mut |s| {
-        s.varints(nodes.length.iter().copied())
-    })?;
-    section(out, Section::EdgeDegrees, &mut |s| {
-        s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0]))
-    })?;
-    section(out, Section::EdgeTargets, &mut |s| {
-        columns::encode_targets(edges, &nodes.type_idx, snap.types.len(), s)
-    })?;
-    section(out, Section::EdgeLabels, &mut |s| {
-        s.varints(
-            edges
-                .label_kinds
-                .iter()
-                .zip(&edges.label_values)
-                .map(|(kind, value)| columns::label_code(*kind, *value)),
-        )
-    })?;
+    for which in COLUMN_SECTIONS {
+        section(out, which, &mut |s| snap.column(which, s))?;
+    }
     section(out, Section::Roots, &mut |s| {
-        columns::encode_roots(&snap.roots, s)
+        columns::encode_roots(snap.roots(), s)
     })?;
-    if !snap.bounds.is_empty() {
+    if !snap.bounds().is_empty() {
         section(out, Section::Optional(BOUNDS_SECTION_ID), &mut |s| {
-            columns::encode_bounds(&snap.bounds, s)
+            columns::encode_bounds(snap.bounds(), s)
         })?;
     }
     out.write_all(&SectionHeader::end_marker().encode())?;
@@ -183,8 +282,8 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
     let file_bytes = out.stream_position()?;
     Ok(WriteStats {
         file_bytes,
-        n_nodes: snap.nodes.len() as u64,
-        n_edges: snap.edges.len() as u64,
+        n_nodes: counts.n_nodes,
+        n_edges: counts.n_edges,
         sections,
     })
 }

@@ -5,6 +5,8 @@
 //! `docs/snapshot-format.md`.
 //!
 //! - [`write_file`] / [`read_file`]: atomic write, fully validating read.
+//! - [`write_packed_file`]: the capture's write, from a [`PackedSnapshot`] (the file's own
+//!   payloads, built as the heap is walked).
 //! - [`encode`] / [`decode`]: the same, in memory.
 //! - [`read_metadata`]: header and metadata only, for `heapsight info`.
 //! - [`write_atomic`]: the same atomic replace for any other output (reports).
@@ -16,12 +18,14 @@ mod error;
 mod file;
 pub mod layout;
 pub mod model;
+mod packed;
 mod varint;
 
 pub use columns::SnapshotCounts;
 pub use decode::{decode, SnapshotInfo};
-pub use encode::{encode, write_to, SectionSize, WriteStats, COMPRESSION_LEVEL};
+pub use encode::{encode, encode_packed, write_to, SectionSize, WriteStats, COMPRESSION_LEVEL};
 pub use error::{ForeignKind, FormatError};
-pub use file::{read_file, read_metadata, write_atomic, write_file};
+pub use file::{read_file, read_metadata, write_atomic, write_file, write_packed_file};
 pub use layout::{Section, FORMAT_VERSION};
 pub use model::*;
+pub use packed::{AddressColumn, PackedColumn, PackedNode, PackedNodes, PackedSnapshot};

@@ -1,0 +1,501 @@
+//! A snapshot held as the file's own section payloads, for the capture.
+//!
+//! The capture appends each node's columns and each edge's label as it goes, already
+//! encoded the way the file stores them (varints, deltas). That keeps a node at about a
+//! dozen bytes until the file is written, where a [`Snapshot`] needs over sixty, and
+//! makes writing a matter of compressing bytes that already exist. Only the edge targets
+//! stay a plain column: they are numbered after the walk. [`PackedSnapshot::into_snapshot`]
+//! turns the payloads into a `Snapshot` with the reader's own decoders.
+
+use std::io;
+
+use crate::columns::{self, SnapshotCounts};
+use crate::encode::ColumnSink;
+use crate::error::FormatError;
+use crate::layout::Section;
+use crate::model::{
+    node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, Snapshot, StrId,
+    StringTable, TypeIdx, Types, NO_STR,
+};
+use crate::varint::{put_varint, zigzag, ByteReader};
+
+/// Addresses are stored shifted by this many bits: every Python object is 8-aligned, and
+/// the shift is fixed before the first address is known (the in-memory writer picks the
+/// widest shift all addresses share, so the two files may differ by that choice alone).
+const ADDRESS_SHIFT: u32 = 3;
+
+/// Varints appended one at a time: a column's section payload as it grows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackedColumn {
+    bytes: Vec<u8>,
+    len: u64,
+}
+
+impl PackedColumn {
+    #[inline]
+    pub fn push(&mut self, value: u64) {
+        put_varint(&mut self.bytes, value);
+        self.len += 1;
+    }
+
+    /// Values held.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The encoded bytes: the section payload.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Reserves room for `additional` more bytes; a refused reservation only means the
+    /// column grows as it goes.
+    pub fn try_reserve_bytes(&mut self, additional: usize) {
+        let _ = self.bytes.try_reserve_exact(additional);
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
+    /// The values in order. The bytes were written by `push`, so they always decode; the
+    /// iteration stops at the first undecodable byte all the same rather than panic.
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        let mut reader = ByteReader::new(&self.bytes);
+        std::iter::from_fn(move || reader.varint().ok())
+    }
+
+    /// The same column with the value at each listed position replaced; `patches` sorted
+    /// by position. Positions past the end are ignored.
+    pub fn patched(self, patches: &[(u64, u64)]) -> PackedColumn {
+        if patches.is_empty() {
+            return self;
+        }
+        let mut out = PackedColumn {
+            bytes: Vec::with_capacity(self.bytes.len() + patches.len() * 4),
+            len: 0,
+        };
+        let mut pending = patches.iter().peekable();
+        for (position, value) in self.values().enumerate() {
+            let mut value = value;
+            while let Some(&&(at, replacement)) = pending.peek() {
+                if at > position as u64 {
+                    break;
+                }
+                if at == position as u64 {
+                    value = replacement;
+                }
+                pending.next();
+            }
+            out.push(value);
+        }
+        out
+    }
+}
+
+/// Node addresses as the address section stores them: a shift byte, then zigzag deltas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressColumn {
+    column: PackedColumn,
+    previous: u64,
+    /// An address that the shift would have cut: the column is unusable (never happens
+    /// with Python objects; refused when written rather than stored wrong).
+    misaligned: bool,
+}
+
+impl Default for AddressColumn {
+    fn default() -> Self {
+        AddressColumn {
+            column: PackedColumn {
+                bytes: vec![ADDRESS_SHIFT as u8],
+                len: 0,
+            },
+            previous: 0,
+            misaligned: false,
+        }
+    }
+}
+
+impl AddressColumn {
+    #[inline]
+    pub fn push(&mut self, address: u64) {
+        self.misaligned |= address & ((1 << ADDRESS_SHIFT) - 1) != 0;
+        let scaled = address >> ADDRESS_SHIFT;
+        self.column
+            .push(zigzag(scaled.wrapping_sub(self.previous) as i64));
+        self.previous = scaled;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.column.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.column.is_empty()
+    }
+}
+
+/// One node's columns, appended once its edges are known.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedNode {
+    pub address: u64,
+    pub type_idx: TypeIdx,
+    pub size: u64,
+    pub flags: u8,
+    pub refcount: u32,
+    pub name: StrId,
+    pub length: u64,
+    /// Edges appended (with [`PackedNodes::push_label`]) since the previous node.
+    pub degree: u64,
+}
+
+/// The per-node columns and the edge labels, appended in node order during the walk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PackedNodes {
+    pub addresses: AddressColumn,
+    pub type_idx: PackedColumn,
+    pub size: PackedColumn,
+    /// Plain bytes: the flags section stores one byte per node, and flags are patched in
+    /// place after the walk (sizes that could not be taken).
+    pub flags: Vec<u8>,
+    pub refcount: PackedColumn,
+    pub name: PackedColumn,
+    pub length: PackedColumn,
+    pub degrees: PackedColumn,
+    pub labels: PackedColumn,
+}
+
+impl PackedNodes {
+    #[inline]
+    pub fn push(&mut self, node: PackedNode) {
+        self.addresses.push(node.address);
+        self.type_idx.push(u64::from(node.type_idx.0));
+        self.size.push(node.size);
+        self.flags.push(node.flags);
+        self.refcount.push(columns::refcount_code(node.refcount));
+        self.name.push(columns::str_id_code(node.name));
+        self.length.push(node.length);
+        self.degrees.push(node.degree);
+    }
+
+    #[inline]
+    pub fn push_label(&mut self, kind: LabelKind, value: u32) {
+        self.labels.push(columns::label_code(kind, value));
+    }
+
+    pub fn len(&self) -> usize {
+        self.flags.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flags.is_empty()
+    }
+
+    pub fn n_edges(&self) -> u64 {
+        self.labels.len()
+    }
+
+    /// Reserves about what `nodes` nodes and `edges` edges take (a guess: varints vary).
+    pub fn try_reserve(&mut self, nodes: usize, edges: usize) {
+        self.addresses.column.try_reserve_bytes(nodes * 3);
+        for column in [
+            &mut self.type_idx,
+            &mut self.size,
+            &mut self.refcount,
+            &mut self.name,
+            &mut self.length,
+            &mut self.degrees,
+        ] {
+            column.try_reserve_bytes(nodes * 2);
+        }
+        let _ = self.flags.try_reserve_exact(nodes);
+        self.labels.try_reserve_bytes(edges * 3);
+    }
+
+    /// Gives back the room reserved beyond what was used.
+    pub fn shrink_to_fit(&mut self) {
+        self.addresses.column.shrink_to_fit();
+        for column in [
+            &mut self.type_idx,
+            &mut self.size,
+            &mut self.refcount,
+            &mut self.name,
+            &mut self.length,
+            &mut self.degrees,
+            &mut self.labels,
+        ] {
+            column.shrink_to_fit();
+        }
+        self.flags.shrink_to_fit();
+    }
+
+    /// Replaces the sizes of the listed nodes (sorted by node).
+    pub fn patch_sizes(&mut self, sizes: &[(u64, u64)]) {
+        self.size = std::mem::take(&mut self.size).patched(sizes);
+    }
+
+    /// Renames edges of the listed nodes (`holders` sorted by node): `rename(i, kind,
+    /// value)` is asked for every edge of `holders[i]` and returns the new label, if any.
+    pub fn relabel(
+        &mut self,
+        holders: &[NodeIdx],
+        mut rename: impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
+    ) {
+        let patches = self.label_patches(holders, &mut rename);
+        self.labels = std::mem::take(&mut self.labels).patched(&patches);
+    }
+
+    fn label_patches(
+        &self,
+        holders: &[NodeIdx],
+        rename: &mut impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
+    ) -> Vec<(u64, u64)> {
+        let mut patches: Vec<(u64, u64)> = Vec::new();
+        let mut next_holder = 0usize;
+        let mut edge = 0u64;
+        let mut labels = self.labels.values();
+        for (node, degree) in self.degrees.values().enumerate() {
+            while next_holder < holders.len() && holders[next_holder].index() < node {
+                next_holder += 1;
+            }
+            let holder = (next_holder < holders.len() && holders[next_holder].index() == node)
+                .then_some(next_holder);
+            for _ in 0..degree {
+                let Some(code) = labels.next() else {
+                    break;
+                };
+                if let Some(i) = holder {
+                    let renamed = columns::label_of_code(code)
+                        .and_then(|(kind, value)| rename(i, kind, value));
+                    if let Some((kind, value)) = renamed {
+                        patches.push((edge, columns::label_code(kind, value)));
+                    }
+                }
+                edge += 1;
+            }
+            if next_holder >= holders.len() {
+                break;
+            }
+        }
+        patches
+    }
+
+    /// Each node's refcount, in node order.
+    pub fn refcounts(&self) -> impl Iterator<Item = u32> + '_ {
+        self.refcount
+            .values()
+            .map(|code| columns::refcount_from_code(code as u32))
+    }
+}
+
+/// A whole snapshot in packed form: what the capture writes to a file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PackedSnapshot {
+    pub metadata: Metadata,
+    pub strings: StringTable,
+    pub types: Types,
+    pub nodes: PackedNodes,
+    /// One per label, in node order (the node's own edges in a row).
+    pub targets: Vec<NodeIdx>,
+    pub roots: Vec<Root>,
+    /// Sorted by node.
+    pub bounds: Vec<Bound>,
+}
+
+impl PackedSnapshot {
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn n_edges(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn counts(&self) -> SnapshotCounts {
+        SnapshotCounts {
+            n_strings: self.strings.len() as u64,
+            n_types: self.types.len() as u64,
+            n_nodes: self.nodes.len() as u64,
+            n_edges: self.targets.len() as u64,
+            n_roots: self.roots.len() as u64,
+        }
+    }
+
+    /// The same snapshot unpacked, through the file reader's decoders (which also
+    /// validate it).
+    pub fn into_snapshot(self) -> Result<Snapshot, FormatError> {
+        let PackedSnapshot {
+            metadata,
+            strings,
+            types,
+            nodes: packed,
+            targets,
+            roots,
+            bounds,
+        } = self;
+        let n = packed.len() as u64;
+        let n_edges = targets.len() as u64;
+        let nodes = Nodes {
+            address: columns::decode_addresses(packed.addresses.column.bytes(), n)?,
+            type_idx: columns::decode_varint_column(
+                Section::NodeType,
+                packed.type_idx.bytes(),
+                n,
+                |raw| u32::try_from(raw).ok().map(TypeIdx),
+            )?,
+            size: columns::decode_varint_column(Section::NodeSize, packed.size.bytes(), n, Some)?,
+            flags: packed.flags,
+            refcount: columns::decode_refcounts(packed.refcount.bytes(), n)?,
+            name: columns::decode_names(packed.name.bytes(), n)?,
+            length: columns::decode_varint_column(
+                Section::NodeLength,
+                packed.length.bytes(),
+                n,
+                Some,
+            )?,
+        };
+        let offsets = columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?;
+        let (label_kinds, label_values) = columns::decode_labels(packed.labels.bytes(), n_edges)?;
+        let snapshot = Snapshot {
+            metadata,
+            strings,
+            types,
+            nodes,
+            edges: Edges {
+                offsets,
+                targets,
+                label_kinds,
+                label_values,
+            },
+            roots,
+            bounds,
+        };
+        snapshot
+            .validate()
+            .map_err(|e| FormatError::InvalidSnapshot { detail: e.0 })?;
+        Ok(snapshot)
+    }
+
+    /// The checks of `Snapshot::validate` that a packed snapshot can fail, without
+    /// unpacking it: every count agrees, every index is in range.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let n = self.nodes.len() as u64;
+        let n_strings = self.strings.len() as u64;
+        let n_types = self.types.len() as u64;
+        let nodes = &self.nodes;
+        for (column, len) in [
+            ("address", nodes.addresses.len()),
+            ("type", nodes.type_idx.len()),
+            ("size", nodes.size.len()),
+            ("refcount", nodes.refcount.len()),
+            ("name", nodes.name.len()),
+            ("length", nodes.length.len()),
+            ("degree", nodes.degrees.len()),
+        ] {
+            if len != n {
+                return Err(format!(
+                    "node column {column} has {len} entries, expected {n}"
+                ));
+            }
+        }
+        if nodes.addresses.misaligned {
+            return Err("a node address is not 8-aligned".into());
+        }
+        if self.types.name.len() != self.types.address.len() {
+            return Err("type columns differ in length".into());
+        }
+        if let Some(s) = self
+            .types
+            .name
+            .iter()
+            .find(|s| s.index() as u64 >= n_strings)
+        {
+            return Err(format!("type name string {} out of range", s.0));
+        }
+        if let Some(t) = nodes.type_idx.values().find(|t| *t >= n_types) {
+            return Err(format!("node type {t} out of range ({n_types} types)"));
+        }
+        let names = nodes
+            .name
+            .values()
+            .map(|c| columns::str_id_from_code(c as u32));
+        if let Some(s) = names
+            .filter(|s| *s != NO_STR)
+            .find(|s| s.index() as u64 >= n_strings)
+        {
+            return Err(format!("node name string {} out of range", s.0));
+        }
+        let n_edges = self.targets.len() as u64;
+        let degree_sum: u64 = nodes.degrees.values().sum();
+        if degree_sum != n_edges || nodes.labels.len() != n_edges {
+            return Err(format!(
+                "{degree_sum} edges by degree, {} labels, {n_edges} targets",
+                nodes.labels.len()
+            ));
+        }
+        if let Some(t) = self.targets.iter().find(|t| t.index() as u64 >= n) {
+            return Err(format!("edge target {} out of range ({n} nodes)", t.0));
+        }
+        for code in nodes.labels.values() {
+            match columns::label_of_code(code) {
+                Some((kind, value)) if !kind.value_is_str() || u64::from(value) < n_strings => {}
+                Some((_, value)) => return Err(format!("edge label string {value} out of range")),
+                None => return Err(format!("label code {code} is invalid")),
+            }
+        }
+        for root in &self.roots {
+            if root.node.index() as u64 >= n {
+                return Err(format!("root node {} out of range", root.node.0));
+            }
+            if root.name != NO_STR && root.name.index() as u64 >= n_strings {
+                return Err(format!("root name string {} out of range", root.name.0));
+            }
+        }
+        if self.bounds.iter().any(|b| b.node.index() as u64 >= n)
+            || self.bounds.windows(2).any(|w| w[0].node >= w[1].node)
+        {
+            return Err("bounded containers out of range or not sorted by node".into());
+        }
+        if !self.metadata.include_values {
+            if let Some(node) = nodes
+                .flags
+                .iter()
+                .position(|f| f & node_flags::HAS_VALUE != 0)
+            {
+                return Err(format!(
+                    "node {node} carries a string value but include_values is off; values \
+                     are stored only when the user opts in"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The payload of one per-node or per-edge section.
+    pub(crate) fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+        let nodes = &self.nodes;
+        match section {
+            Section::NodeAddress => sink.bytes(nodes.addresses.column.bytes()),
+            Section::NodeType => sink.bytes(nodes.type_idx.bytes()),
+            Section::NodeSize => sink.bytes(nodes.size.bytes()),
+            Section::NodeFlags => sink.bytes(&nodes.flags),
+            Section::NodeRefcount => sink.bytes(nodes.refcount.bytes()),
+            Section::NodeName => sink.bytes(nodes.name.bytes()),
+            Section::NodeLength => sink.bytes(nodes.length.bytes()),
+            Section::EdgeDegrees => sink.bytes(nodes.degrees.bytes()),
+            Section::EdgeTargets => columns::encode_targets(
+                &self.targets,
+                nodes.degrees.values(),
+                nodes.type_idx.values().map(|t| t as u32),
+                self.types.len(),
+                sink,
+            ),
+            Section::EdgeLabels => sink.bytes(nodes.labels.bytes()),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The capture's packed form against the in-memory model: the same snapshot either way.
+
+mod common;
+
+use heapsight_snapshot::{
+    decode, encode, encode_packed, read_file, write_packed_file, FormatError, LabelKind, NodeIdx,
+    PackedNode, PackedNodes, PackedSnapshot, Snapshot,
+};
+
+/// Packs a snapshot the way the capture does: node by node, labels as they come.
+fn pack(snap: &Snapshot) -> PackedSnapshot {
+    let mut nodes = PackedNodes::default();
+    let n = &snap.nodes;
+    for i in 0..snap.n_nodes() {
+        let range = snap.edges.range_of(NodeIdx(i as u32));
+        for e in range.clone() {
+            nodes.push_label(snap.edges.label_kinds[e], snap.edges.label_values[e]);
+        }
+        nodes.push(PackedNode {
+            address: n.address[i],
+            type_idx: n.type_idx[i],
+            size: n.size[i],
+            flags: n.flags[i],
+            refcount: n.refcount[i],
+            name: n.name[i],
+            length: n.length[i],
+            degree: range.len() as u64,
+        });
+    }
+    PackedSnapshot {
+        metadata: snap.metadata.clone(),
+        strings: snap.strings.clone(),
+        types: snap.types.clone(),
+        nodes,
+        targets: snap.edges.targets.clone(),
+        roots: snap.roots.clone(),
+        bounds: snap.bounds.clone(),
+    }
+}
+
+#[test]
+fn packed_snapshots_unpack_and_write_to_the_same_snapshot() {
+    let mut empty = Snapshot::default();
+    empty.edges.offsets = vec![0];
+    for snap in [
+        common::every_feature_snapshot(),
+        common::synthetic_web_heap(20_000, 7),
+        empty,
+    ] {
+        let packed = pack(&snap);
+        let written = decode(&encode_packed(&packed).expect("encodes")).expect("decodes");
+        assert_eq!(written, snap);
+        assert_eq!(packed.into_snapshot().expect("unpacks"), snap);
+    }
+}
+
+#[test]
+fn packed_files_are_written_atomically_and_read_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("packed.hsnap");
+    let snap = common::synthetic_web_heap(5_000, 3);
+    let stats = write_packed_file(&path, &pack(&snap)).expect("writes");
+    assert_eq!(stats.n_nodes, snap.n_nodes() as u64);
+    assert_eq!(read_file(&path).expect("reads"), snap);
+    // Within a few bytes of the in-memory writer's file (the address shift may differ).
+    let reference = encode(&snap).expect("encodes").len() as f64;
+    assert!((stats.file_bytes as f64) < reference * 1.1);
+}
+
+#[test]
+fn inconsistent_packed_snapshots_are_refused_before_writing() {
+    let snap = common::every_feature_snapshot();
+    let refused = |packed: &PackedSnapshot| match encode_packed(packed) {
+        Err(FormatError::InvalidSnapshot { detail }) => detail,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mut missing_target = pack(&snap);
+    missing_target.targets.pop();
+    assert!(refused(&missing_target).contains("targets"));
+    let mut stray_target = pack(&snap);
+    stray_target.targets[0] = NodeIdx(snap.n_nodes() as u32);
+    assert!(refused(&stray_target).contains("out of range"));
+    let mut misaligned = pack(&snap);
+    misaligned.nodes.push(PackedNode {
+        address: 0x1001,
+        type_idx: snap.nodes.type_idx[0],
+        size: 16,
+        flags: 0,
+        refcount: 1,
+        name: heapsight_snapshot::NO_STR,
+        length: 0,
+        degree: 0,
+    });
+    assert!(refused(&misaligned).contains("8-aligned"));
+    let mut secret = pack(&snap);
+    secret.metadata.include_values = false;
+    secret.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
+    assert!(refused(&secret).contains("include_values"));
+}
+
+#[test]
+fn sizes_and_labels_are_patched_where_listed() {
+    let snap = common::every_feature_snapshot();
+    let mut packed = pack(&snap);
+    let last = snap.n_nodes() as u64 - 1;
+    packed.nodes.patch_sizes(&[(0, 12_345), (last, 7)]);
+    // Every Index label of the holders becomes a Local named by string 0.
+    let holders: Vec<NodeIdx> = (0..snap.n_nodes() as u32)
+        .map(NodeIdx)
+        .filter(|&node| {
+            snap.edges
+                .range_of(node)
+                .any(|e| snap.edges.label_kinds[e] == LabelKind::Index)
+        })
+        .collect();
+    assert!(!holders.is_empty(), "the fixture has index labels");
+    let mut asked = 0;
+    packed.nodes.relabel(&holders, |_, kind, _| {
+        asked += 1;
+        (kind == LabelKind::Index).then_some((LabelKind::Local, 0))
+    });
+    let expected_asks: usize = holders.iter().map(|&h| snap.edges.range_of(h).len()).sum();
+    assert_eq!(asked, expected_asks);
+    let unpacked = packed.into_snapshot().expect("unpacks");
+    assert_eq!(unpacked.nodes.size[0], 12_345);
+    assert_eq!(unpacked.nodes.size[last as usize], 7);
+    assert_eq!(
+        unpacked.nodes.size[1..last as usize],
+        snap.nodes.size[1..last as usize]
+    );
+    for e in 0..snap.edges.len() {
+        let was = snap.edges.label_kinds[e];
+        let now = (
+            unpacked.edges.label_kinds[e],
+            unpacked.edges.label_values[e],
+        );
+        if was == LabelKind::Index {
+            assert_eq!(now, (LabelKind::Local, 0));
+        } else {
+            assert_eq!(now, (was, snap.edges.label_values[e]));
+        }
+    }
+}
