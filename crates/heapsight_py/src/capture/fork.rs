@@ -317,7 +317,7 @@ fn child_capture(
         snap.metadata.rss_bytes = parent_rss;
     }
     let write_started = Instant::now();
-    let stats = heapsight_snapshot::write_file(path, &snap).map_err(|e| {
+    let stats = heapsight_snapshot::write_packed_file(path, &snap).map_err(|e| {
         (
             exit_code::WRITE_FAILED,
             "write",
@@ -329,7 +329,7 @@ fn child_capture(
         "nodes={} edges={} roots={} types={} gc_tracked={} frozen={} walk_ms={} \
          file_bytes={} capture_ms={capture_ms:.3} write_ms={write_ms:.3}",
         snap.n_nodes(),
-        snap.edges.len(),
+        snap.n_edges(),
         snap.roots.len(),
         snap.types.len(),
         snap.metadata.n_gc_tracked,

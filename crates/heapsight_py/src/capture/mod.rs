@@ -26,7 +26,7 @@ pub mod walk;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use heapsight_snapshot::{NodeIdx, Snapshot, NO_STR};
+use heapsight_snapshot::{Metadata, NodeIdx, PackedSnapshot, Snapshot, SnapshotCounts, NO_STR};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -50,11 +50,20 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Writes a snapshot file (the only place the capture touches the file format).
+/// Writes a snapshot file (the only places the capture touches the file format).
 fn write_snapshot(path: &Path, snap: &Snapshot) -> PyResult<u64> {
-    heapsight_snapshot::write_file(path, snap)
-        .map_err(|e| PyOSError::new_err(format!("cannot write {}: {e}", path.display())))?;
-    Ok(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+    let stats = heapsight_snapshot::write_file(path, snap).map_err(|e| write_error(path, e))?;
+    Ok(stats.file_bytes)
+}
+
+fn write_packed_snapshot(path: &Path, snap: &PackedSnapshot) -> PyResult<u64> {
+    let stats =
+        heapsight_snapshot::write_packed_file(path, snap).map_err(|e| write_error(path, e))?;
+    Ok(stats.file_bytes)
+}
+
+fn write_error(path: &Path, e: heapsight_snapshot::FormatError) -> PyErr {
+    PyOSError::new_err(format!("cannot write {}: {e}", path.display()))
 }
 
 /// `snapshot(path, include_values=False) -> dict`: captures the heap and writes it to
@@ -67,12 +76,12 @@ fn snapshot<'py>(
     include_values: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let started = Instant::now();
-    let snap = walk::capture(py, &CaptureOptions { include_values })?;
+    let snap = walk::capture_packed(py, &CaptureOptions { include_values })?;
     let capture_ms = started.elapsed().as_secs_f64() * 1e3;
     let write_started = Instant::now();
-    let file_bytes = py.detach(|| write_snapshot(&path, &snap))?;
+    let file_bytes = py.detach(|| write_packed_snapshot(&path, &snap))?;
     let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
-    let out = summary(py, &snap)?;
+    let out = summary(py, snap.counts(), &snap.metadata)?;
     out.set_item("path", path.display().to_string())?; // a str: converting a PathBuf would import pathlib mid-measurement
     out.set_item("file_bytes", file_bytes)?;
     out.set_item("capture_ms", capture_ms)?;
@@ -80,16 +89,20 @@ fn snapshot<'py>(
     Ok(out)
 }
 
-fn summary<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyDict>> {
+fn summary<'py>(
+    py: Python<'py>,
+    counts: SnapshotCounts,
+    metadata: &Metadata,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
-    out.set_item("nodes", snap.n_nodes())?;
-    out.set_item("edges", snap.edges.len())?;
-    out.set_item("roots", snap.roots.len())?;
-    out.set_item("types", snap.types.len())?;
-    out.set_item("gc_tracked", snap.metadata.n_gc_tracked)?;
-    out.set_item("frozen", snap.metadata.n_frozen)?;
-    out.set_item("walk_ms", snap.metadata.walk_ms)?;
-    out.set_item("include_values", snap.metadata.include_values)?;
+    out.set_item("nodes", counts.n_nodes)?;
+    out.set_item("edges", counts.n_edges)?;
+    out.set_item("roots", counts.n_roots)?;
+    out.set_item("types", counts.n_types)?;
+    out.set_item("gc_tracked", metadata.n_gc_tracked)?;
+    out.set_item("frozen", metadata.n_frozen)?;
+    out.set_item("walk_ms", metadata.walk_ms)?;
+    out.set_item("include_values", metadata.include_values)?;
     Ok(out)
 }
 
@@ -117,7 +130,11 @@ impl CapturedHeap {
 
     /// Counts and timings, as returned by `snapshot()`.
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        summary(py, &self.snapshot)
+        summary(
+            py,
+            SnapshotCounts::of(&self.snapshot),
+            &self.snapshot.metadata,
+        )
     }
 
     /// Writes the held snapshot to `path`; returns the file size in bytes.

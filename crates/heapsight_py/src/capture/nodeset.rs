@@ -205,6 +205,14 @@ impl CodeColumn {
         }
     }
 
+    /// The codes in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Code> + '_> {
+        match self {
+            CodeColumn::Narrow(v) => Box::new(v.iter().map(|&c| u64::from(c))),
+            CodeColumn::Wide(v) => Box::new(v.iter().copied()),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             CodeColumn::Narrow(v) => v.len(),

@@ -16,14 +16,15 @@
 //!    the bitmap's numbering, refcounts are compared with in-degrees for external roots, and the
 //!    columns become a `Snapshot`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use heapsight_snapshot::{
-    node_flags, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, RootKind, Snapshot, StrId,
-    StringTable, TypeIdx, Types, NO_STR,
+    node_flags, LabelKind, Metadata, NodeIdx, PackedNode, PackedNodes, PackedSnapshot, Root,
+    RootKind, Snapshot, StrId, StringTable, TypeIdx, Types, NO_STR,
 };
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -33,7 +34,7 @@ use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::frames::{self, LocalsLayout};
 use super::gc_lists::{self, AddressMap, GcPause, TrackedSource};
-use super::nodeset::{CodeColumn, NodeSet, NumberedSet};
+use super::nodeset::{Code, CodeColumn, NodeSet, NumberedSet};
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
 
@@ -290,7 +291,14 @@ struct Walker {
     /// Classification per type, indexed like `types`.
     type_info: Vec<TypeInfo>,
     seen: NodeSet,
-    nodes: Nodes,
+    /// Addresses of the nodes discovered and not yet processed, in node order.
+    queue: VecDeque<u64>,
+    /// The [`NodeSet`] code of every node discovered, in node order.
+    node_codes: CodeColumn,
+    /// Codes of the capture's own objects: marked seen, never nodes, never edge targets.
+    excluded: Vec<Code>,
+    /// The processed nodes' columns and their edges' labels, as the file stores them.
+    packed: PackedNodes,
     /// Objects of the permanent generation, when the gc rings were read and it is not empty.
     frozen_members: Option<NodeSet>,
     /// Objects listed by `gc.get_objects()` when that is the source: each holds one extra
@@ -300,9 +308,6 @@ struct Walker {
     refs_held: AddressMap<isize>,
     /// Targets as [`NodeSet`] codes.
     edge_code: CodeColumn,
-    edge_kind: Vec<LabelKind>,
-    edge_value: Vec<u32>,
-    offsets: Vec<u64>,
     /// Addresses of the current node's edges so far (matched against `tp_traverse`).
     node_targets: Vec<u64>,
     deferred: DeferredSizes,
@@ -326,21 +331,31 @@ struct Walker {
 
 impl Walker {
     fn reserve(&mut self, nodes: usize, edges: usize) {
-        let n = &mut self.nodes;
-        reserve_column(&mut n.address, nodes);
-        reserve_column(&mut n.type_idx, nodes);
-        reserve_column(&mut n.size, nodes);
-        reserve_column(&mut n.flags, nodes);
-        reserve_column(&mut n.refcount, nodes);
-        reserve_column(&mut n.name, nodes);
-        reserve_column(&mut n.length, nodes);
-        reserve_column(&mut self.offsets, nodes);
-        match &mut self.edge_code {
-            CodeColumn::Narrow(v) => reserve_column(v, edges),
-            CodeColumn::Wide(v) => reserve_column(v, edges),
+        for (column, len) in [(&mut self.node_codes, nodes), (&mut self.edge_code, edges)] {
+            match column {
+                CodeColumn::Narrow(v) => reserve_column(v, len),
+                CodeColumn::Wide(v) => reserve_column(v, len),
+            }
         }
-        reserve_column(&mut self.edge_kind, edges);
-        reserve_column(&mut self.edge_value, edges);
+        // Varints take one to three bytes: the floor keeps each column mapped on its own.
+        self.packed
+            .try_reserve(nodes.max(COLUMN_FLOOR_BYTES), edges.max(COLUMN_FLOOR_BYTES));
+    }
+
+    /// Marks `address` seen; a new one becomes the next node, processed in its turn.
+    #[inline]
+    fn discover(&mut self, address: usize) -> (Code, bool) {
+        let (code, new) = self.seen.insert(address);
+        if new {
+            self.queue.push_back(address as u64);
+            self.node_codes.push(code);
+        }
+        (code, new)
+    }
+
+    /// Nodes discovered so far (processed or waiting).
+    fn n_discovered(&self) -> usize {
+        self.node_codes.len()
     }
 
     #[inline]
@@ -349,15 +364,15 @@ impl Walker {
             return;
         }
         let address = target as usize;
-        let (code, new) = self.seen.insert(address);
+        let (code, new) = self.discover(address);
         if new {
             prefetch(target);
-            self.nodes.address.push(address as u64);
+        } else if self.excluded.contains(&code) {
+            return;
         }
         self.edge_code.push(code);
         self.node_targets.push(address as u64);
-        self.edge_kind.push(kind);
-        self.edge_value.push(value);
+        self.packed.push_label(kind, value);
     }
 
     #[inline]
@@ -738,9 +753,12 @@ impl Walker {
 
     /// Computes one node's columns and edges.
     unsafe fn process(&mut self, index: usize) {
+        let Some(address) = self.queue.pop_front() else {
+            return;
+        };
+        let edges_before = self.edge_code.len();
         // SAFETY: every node address is a live object during the walk.
         unsafe {
-            let address = self.nodes.address[index];
             let op = address as usize as *mut ffi::PyObject;
             let ty = ffi::Py_TYPE(op);
             let type_idx = TypeIdx(self.types.index_of(ty));
@@ -845,14 +863,16 @@ impl Walker {
                 });
             }
             self.edges_of(op, ty, info);
-            self.offsets.push(self.edge_code.len() as u64);
-            let nodes = &mut self.nodes;
-            nodes.type_idx.push(type_idx);
-            nodes.size.push(size);
-            nodes.flags.push(flags);
-            nodes.refcount.push(refcount);
-            nodes.name.push(name);
-            nodes.length.push(length);
+            self.packed.push(PackedNode {
+                address,
+                type_idx,
+                size,
+                flags,
+                refcount,
+                name,
+                length,
+                degree: (self.edge_code.len() - edges_before) as u64,
+            });
         }
     }
 }
@@ -902,12 +922,12 @@ struct PendingRoot {
 
 /// Everything the walk produced, free of Python pointers so it can leave the GIL.
 struct RawGraph {
-    nodes: Nodes,
+    packed: PackedNodes,
+    node_codes: CodeColumn,
     seen: NodeSet,
     edge_code: CodeColumn,
-    edge_kind: Vec<LabelKind>,
-    edge_value: Vec<u32>,
-    offsets: Vec<u64>,
+    /// (node, size) of the nodes whose size `__sizeof__` gave after the walk.
+    late_sizes: Vec<(u64, u64)>,
     strings: Vec<String>,
     types: Types,
     /// Closure tuple (or frame) address and the index in `name_lists` of the names of its
@@ -923,14 +943,15 @@ struct RawGraph {
 const NO_NODE: u32 = u32::MAX;
 
 impl RawGraph {
-    fn into_snapshot(self) -> Snapshot {
+    /// Numbers the edge targets, names closure cells and frame slots, and adds the
+    /// external roots: the snapshot as the file will hold it.
+    fn into_packed(self) -> PackedSnapshot {
         let RawGraph {
-            mut nodes,
+            mut packed,
+            node_codes,
             seen,
             mut edge_code,
-            mut edge_kind,
-            mut edge_value,
-            mut offsets,
+            late_sizes,
             strings,
             types,
             closure_names,
@@ -939,28 +960,20 @@ impl RawGraph {
             bounds,
             metadata,
         } = self;
-        // The columns grew by doubling; give the slack back before the mapping buffers
-        // are allocated (large blocks shrink in place, without copying).
+        // The columns were reserved generously; give the slack back before the mapping
+        // buffers are allocated (large blocks shrink in place, without copying).
         edge_code.shrink_to_fit();
-        for column in [&mut nodes.address, &mut nodes.size, &mut nodes.length] {
-            column.shrink_to_fit();
-        }
-        nodes.type_idx.shrink_to_fit();
-        nodes.flags.shrink_to_fit();
-        nodes.refcount.shrink_to_fit();
-        nodes.name.shrink_to_fit();
-        edge_kind.shrink_to_fit();
-        edge_value.shrink_to_fit();
-        offsets.shrink_to_fit();
-        let n = nodes.address.len();
-        let (mut targets, holders, resolved_roots) = {
+        packed.shrink_to_fit();
+        let n = packed.len();
+        let (targets, mut holders, resolved_roots) = {
             let numbered: NumberedSet = seen.into_numbered();
             let mut node_of = vec![NO_NODE; numbered.len()];
-            for (i, &a) in nodes.address.iter().enumerate() {
-                if let Some(k) = numbered.number_of(a as usize) {
+            for (i, code) in node_codes.iter().enumerate() {
+                if let Some(k) = numbered.number_of_code(code) {
                     node_of[k as usize] = i as u32;
                 }
             }
+            drop(node_codes);
             let target = |code: u64| {
                 numbered
                     .number_of_code(code)
@@ -990,7 +1003,8 @@ impl RawGraph {
                 })
                 .collect();
             // Codes become node indices in place (a wide column, past 2^32 codes, is
-            // narrowed on the way).
+            // narrowed on the way). Every code names a node: the capture's own objects
+            // were never made targets.
             let targets: Vec<u32> = match edge_code {
                 CodeColumn::Narrow(mut codes) => {
                     for c in codes.iter_mut() {
@@ -1002,51 +1016,28 @@ impl RawGraph {
             };
             (targets, holders, resolved_roots)
         };
-        // Drop edges to excluded objects, compacting the columns in place (the write
-        // position never passes the read position).
-        let mut in_degree = vec![0u32; n];
-        let mut w = 0usize;
-        let mut read_start = 0usize;
-        for node in 0..n {
-            let read_end = offsets[node + 1] as usize;
-            for e in read_start..read_end {
-                let t = targets[e];
-                if t != NO_NODE {
-                    targets[w] = t;
-                    edge_kind[w] = edge_kind[e];
-                    edge_value[w] = edge_value[e];
-                    w += 1;
-                    let d = &mut in_degree[t as usize];
-                    *d = d.saturating_add(1);
-                }
-            }
-            read_start = read_end;
-            offsets[node + 1] = w as u64;
-        }
-        targets.truncate(w);
-        edge_kind.truncate(w);
-        edge_value.truncate(w);
         // Same size and alignment: collected in place, no second buffer.
         let targets: Vec<NodeIdx> = targets.into_iter().map(NodeIdx).collect();
         // Closure cells are named after the code's free variables, frame slots after the
-        // code's locals.
-        for &(holder, list) in &holders {
-            let Some(names) = name_lists.get(list as usize) else {
-                continue;
-            };
-            let range = offsets[holder.index()] as usize..offsets[holder.index() + 1] as usize;
-            for e in range {
-                if edge_kind[e] == LabelKind::Index {
-                    if let Some(name) = names.get(edge_value[e] as usize) {
-                        edge_kind[e] = LabelKind::Local;
-                        edge_value[e] = name.0;
-                    }
-                }
+        // code's locals (a closure tuple shared by functions of one code is named once).
+        holders.sort_unstable_by_key(|&(node, _)| node);
+        holders.dedup_by_key(|&mut (node, _)| node);
+        let holder_nodes: Vec<NodeIdx> = holders.iter().map(|&(node, _)| node).collect();
+        packed.relabel(&holder_nodes, |i, kind, value| {
+            let names = name_lists.get(holders[i].1 as usize)?;
+            let name = names.get(value as usize)?;
+            (kind == LabelKind::Index).then_some((LabelKind::Local, name.0))
+        });
+        packed.patch_sizes(&late_sizes);
+        let mut in_degree = vec![0u32; n];
+        for t in &targets {
+            if let Some(d) = in_degree.get_mut(t.index()) {
+                *d = d.saturating_add(1);
             }
         }
         let mut out_roots = resolved_roots;
-        let counts = nodes.flags.iter().zip(&nodes.refcount).zip(&in_degree);
-        for (i, ((flags, &rc), &found)) in counts.enumerate() {
+        let counts = packed.flags.iter().zip(packed.refcounts()).zip(&in_degree);
+        for (i, ((flags, rc), &found)) in counts.enumerate() {
             if flags & node_flags::IMMORTAL == 0 && rc > found {
                 out_roots.push(Root {
                     kind: RootKind::External,
@@ -1056,20 +1047,12 @@ impl RawGraph {
                 });
             }
         }
-        drop(in_degree);
-        edge_kind.shrink_to_fit();
-        edge_value.shrink_to_fit();
-        Snapshot {
+        PackedSnapshot {
             metadata,
             strings: StringTable { strings },
             types,
-            nodes,
-            edges: Edges {
-                offsets,
-                targets,
-                label_kinds: edge_kind,
-                label_values: edge_value,
-            },
+            nodes: packed,
+            targets,
             roots: out_roots,
             bounds,
         }
@@ -1193,6 +1176,13 @@ fn resident_set_bytes() -> u64 {
 /// Captures the whole heap (every gc-tracked object, frozen ones included, and the
 /// untracked objects they reference) as a snapshot.
 pub fn capture(py: Python<'_>, options: &CaptureOptions) -> PyResult<Snapshot> {
+    let packed = capture_packed(py, options)?;
+    py.detach(move || packed.into_snapshot())
+        .map_err(|e| PyRuntimeError::new_err(format!("the captured heap is inconsistent: {e}")))
+}
+
+/// [`capture`] in the packed form a file is written from (no unpacked columns built).
+pub fn capture_packed(py: Python<'_>, options: &CaptureOptions) -> PyResult<PackedSnapshot> {
     capture_prepared(py, prepare(py)?, options, AfterWalk::MayRunPython)
 }
 
@@ -1251,7 +1241,7 @@ pub fn capture_prepared(
     prepared: Prepared<'_>,
     options: &CaptureOptions,
     after: AfterWalk,
-) -> PyResult<Snapshot> {
+) -> PyResult<PackedSnapshot> {
     let Prepared {
         frames,
         pre,
@@ -1279,14 +1269,14 @@ pub fn capture_prepared(
         types: TypeTable::default(),
         type_info: Vec::new(),
         seen: NodeSet::default(),
-        nodes: Nodes::default(),
+        queue: VecDeque::new(),
+        node_codes: CodeColumn::default(),
+        excluded: Vec::new(),
+        packed: PackedNodes::default(),
         frozen_members: None,
         listed_members: None,
         refs_held: AddressMap::default(),
         edge_code: CodeColumn::default(),
-        edge_kind: Vec::new(),
-        edge_value: Vec::new(),
-        offsets: vec![0],
         node_targets: Vec::new(),
         deferred: DeferredSizes::default(),
         sizer: NativeSizer::new(),
@@ -1304,9 +1294,11 @@ pub fn capture_prepared(
     walker.reserve(hint[0] + hint[0] / 16, hint[1] + hint[1] / 16);
     // The capture's own objects are marked seen but never become nodes; edges to them
     // are dropped when targets are mapped.
-    walker.seen.insert(frames.as_ptr() as usize);
+    walker
+        .excluded
+        .push(walker.seen.insert(frames.as_ptr() as usize).0);
     if let Some(own) = source.own_object() {
-        walker.seen.insert(own as usize);
+        walker.excluded.push(walker.seen.insert(own as usize).0);
     }
     for (_, frame, _) in &pre.threads {
         *walker.refs_held.entry(*frame as usize).or_insert(0) += 1;
@@ -1340,10 +1332,8 @@ pub fn capture_prepared(
     let mut next = 0usize;
     unsafe {
         source.for_each(|op, _| {
-            if walker.seen.insert(op as usize).1 {
-                walker.nodes.address.push(op as u64);
-            }
-            while next + WALK_LAG < walker.nodes.address.len() {
+            walker.discover(op as usize);
+            while next + WALK_LAG < walker.n_discovered() {
                 walker.process(next);
                 next += 1;
             }
@@ -1351,16 +1341,14 @@ pub fn capture_prepared(
     }
     // Running frames are untracked on 3.11+ and reachable from no object: seed them.
     for (_, frame, _) in &pre.threads {
-        if walker.seen.insert(*frame as usize).1 {
-            walker.nodes.address.push(*frame);
-        }
+        walker.discover(*frame as usize);
     }
-    while next < walker.nodes.address.len() {
+    while next < walker.n_discovered() {
         unsafe { walker.process(next) };
         next += 1;
     }
     let walk_ms = walk_started.elapsed().as_millis() as u64;
-    LAST_SHAPE[0].store(walker.nodes.address.len(), Ordering::Relaxed);
+    LAST_SHAPE[0].store(walker.packed.len(), Ordering::Relaxed);
     LAST_SHAPE[1].store(walker.edge_code.len(), Ordering::Relaxed);
 
     // After the walk, still under the GIL: names (before any Python code could free a
@@ -1404,19 +1392,25 @@ pub fn capture_prepared(
         }
     }
     let deferred = std::mem::take(&mut walker.deferred);
+    let mut late_sizes: Vec<(u64, u64)> = Vec::new();
     {
-        let nodes = &mut walker.nodes;
+        let flags = &mut walker.packed.flags;
         let mut report = |slot: usize, size: Option<u64>| match size {
-            Some(s) => nodes.size[slot] = s,
-            None => nodes.flags[slot] |= node_flags::SIZE_ESTIMATED,
+            Some(s) => late_sizes.push((slot as u64, s)),
+            None => {
+                if let Some(f) = flags.get_mut(slot) {
+                    *f |= node_flags::SIZE_ESTIMATED;
+                }
+            }
         };
         match after {
             AfterWalk::MayRunPython => deferred.resolve(py, report)?,
             AfterWalk::NoPython => deferred.resolve_native(&mut report),
         }
     }
+    late_sizes.sort_unstable();
     let n_tracked_total = walker
-        .nodes
+        .packed
         .flags
         .iter()
         .filter(|f| **f & node_flags::GC_TRACKED != 0)
@@ -1453,12 +1447,11 @@ pub fn capture_prepared(
     metadata.include_values = options.include_values;
     metadata.walk_ms = walk_ms;
     let raw = RawGraph {
-        nodes: std::mem::take(&mut walker.nodes),
+        packed: std::mem::take(&mut walker.packed),
+        node_codes: std::mem::take(&mut walker.node_codes),
         seen: std::mem::take(&mut walker.seen),
         edge_code: std::mem::take(&mut walker.edge_code),
-        edge_kind: std::mem::take(&mut walker.edge_kind),
-        edge_value: std::mem::take(&mut walker.edge_value),
-        offsets: std::mem::take(&mut walker.offsets),
+        late_sizes,
         strings: std::mem::take(&mut walker.strings.strings),
         types,
         closure_names,
@@ -1473,7 +1466,7 @@ pub fn capture_prepared(
             drop(source);
             drop(pause);
             drop(frames);
-            let snapshot = py.detach(move || raw.into_snapshot());
+            let snapshot = py.detach(move || raw.into_packed());
             drop(pre);
             Ok(snapshot)
         }
@@ -1481,7 +1474,7 @@ pub fn capture_prepared(
             // The child only exits: a released reference could run a finaliser, and
             // re-enabling the collector is a Python call.
             std::mem::forget((source, pause, frames, pre));
-            Ok(raw.into_snapshot())
+            Ok(raw.into_packed())
         }
     }
 }
