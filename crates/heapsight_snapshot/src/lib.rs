@@ -28,4 +28,6 @@ pub use error::{ForeignKind, FormatError};
 pub use file::{read_file, read_metadata, write_atomic, write_file, write_packed_file};
 pub use layout::{Section, FORMAT_VERSION};
 pub use model::*;
-pub use packed::{AddressColumn, PackedColumn, PackedNode, PackedNodes, PackedSnapshot};
+pub use packed::{
+    AddressColumn, PackedColumn, PackedNode, PackedNodes, PackedSnapshot, PackedValues,
+};

@@ -17,7 +17,7 @@ use crate::model::{
     node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, Snapshot, StrId,
     StringTable, TypeIdx, Types, NO_STR,
 };
-use crate::varint::{put_varint, zigzag, ByteReader};
+use crate::varint::{put_varint, zigzag};
 
 /// Addresses are stored shifted by this many bits: every Python object is 8-aligned, and
 /// the shift is fixed before the first address is known (the in-memory writer picks the
@@ -62,38 +62,108 @@ impl PackedColumn {
         self.bytes.shrink_to_fit();
     }
 
-    /// The values in order. The bytes were written by `push`, so they always decode; the
-    /// iteration stops at the first undecodable byte all the same rather than panic.
-    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
-        let mut reader = ByteReader::new(&self.bytes);
-        std::iter::from_fn(move || reader.varint().ok())
+    /// The values in order.
+    pub fn values(&self) -> PackedValues<'_> {
+        PackedValues {
+            bytes: &self.bytes,
+            offset: 0,
+        }
     }
 
-    /// The same column with the value at each listed position replaced; `patches` sorted
-    /// by position. Positions past the end are ignored.
+    /// The same column with the value at each listed position (the n-th value) replaced;
+    /// `patches` sorted by position. Positions past the end are ignored.
     pub fn patched(self, patches: &[(u64, u64)]) -> PackedColumn {
+        let mut at_offsets = Vec::with_capacity(patches.len());
+        let mut pending = patches.iter().peekable();
+        let mut values = self.values();
+        for position in 0u64.. {
+            while pending.next_if(|p| p.0 < position).is_some() {}
+            let Some(&&(at, value)) = pending.peek() else {
+                break;
+            };
+            let offset = values.offset();
+            if values.next().is_none() {
+                break;
+            }
+            if at == position {
+                at_offsets.push((offset, value));
+                pending.next();
+            }
+        }
+        self.spliced(&at_offsets)
+    }
+
+    /// The same column with the value starting at each listed byte offset replaced;
+    /// `patches` sorted by offset, each the start of a value. The bytes between patches
+    /// are copied as they are.
+    pub fn spliced(self, patches: &[(usize, u64)]) -> PackedColumn {
         if patches.is_empty() {
             return self;
         }
-        let mut out = PackedColumn {
-            bytes: Vec::with_capacity(self.bytes.len() + patches.len() * 4),
-            len: 0,
-        };
-        let mut pending = patches.iter().peekable();
-        for (position, value) in self.values().enumerate() {
-            let mut value = value;
-            while let Some(&&(at, replacement)) = pending.peek() {
-                if at > position as u64 {
-                    break;
-                }
-                if at == position as u64 {
-                    value = replacement;
-                }
-                pending.next();
+        let mut bytes = Vec::with_capacity(self.bytes.len() + patches.len() * 4);
+        let mut copied = 0usize;
+        for &(offset, value) in patches {
+            if offset < copied || offset >= self.bytes.len() {
+                continue;
             }
-            out.push(value);
+            let mut old = PackedValues {
+                bytes: &self.bytes,
+                offset,
+            };
+            if old.next().is_none() {
+                continue;
+            }
+            bytes.extend_from_slice(&self.bytes[copied..offset]);
+            put_varint(&mut bytes, value);
+            copied = old.offset;
         }
-        out
+        bytes.extend_from_slice(&self.bytes[copied..]);
+        PackedColumn {
+            bytes,
+            len: self.len,
+        }
+    }
+}
+
+/// Iterates over a [`PackedColumn`]. Its bytes were written by `push`, so they always
+/// decode; the iteration ends at the first byte that does not rather than panic.
+pub struct PackedValues<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl PackedValues<'_> {
+    /// Byte offset of the next value.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl Iterator for PackedValues<'_> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        // Most values are below 128: one byte, one branch.
+        let first = *self.bytes.get(self.offset)?;
+        self.offset += 1;
+        if first < 0x80 {
+            return Some(u64::from(first));
+        }
+        let mut value = u64::from(first & 0x7f);
+        let mut shift = 7;
+        loop {
+            let byte = *self.bytes.get(self.offset)?;
+            self.offset += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
     }
 }
 
@@ -246,17 +316,16 @@ impl PackedNodes {
         mut rename: impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
     ) {
         let patches = self.label_patches(holders, &mut rename);
-        self.labels = std::mem::take(&mut self.labels).patched(&patches);
+        self.labels = std::mem::take(&mut self.labels).spliced(&patches);
     }
 
     fn label_patches(
         &self,
         holders: &[NodeIdx],
         rename: &mut impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
-    ) -> Vec<(u64, u64)> {
-        let mut patches: Vec<(u64, u64)> = Vec::new();
+    ) -> Vec<(usize, u64)> {
+        let mut patches: Vec<(usize, u64)> = Vec::new();
         let mut next_holder = 0usize;
-        let mut edge = 0u64;
         let mut labels = self.labels.values();
         for (node, degree) in self.degrees.values().enumerate() {
             while next_holder < holders.len() && holders[next_holder].index() < node {
@@ -265,6 +334,7 @@ impl PackedNodes {
             let holder = (next_holder < holders.len() && holders[next_holder].index() == node)
                 .then_some(next_holder);
             for _ in 0..degree {
+                let offset = labels.offset();
                 let Some(code) = labels.next() else {
                     break;
                 };
@@ -272,10 +342,9 @@ impl PackedNodes {
                     let renamed = columns::label_of_code(code)
                         .and_then(|(kind, value)| rename(i, kind, value));
                     if let Some((kind, value)) = renamed {
-                        patches.push((edge, columns::label_code(kind, value)));
+                        patches.push((offset, columns::label_code(kind, value)));
                     }
                 }
-                edge += 1;
             }
             if next_holder >= holders.len() {
                 break;
@@ -497,5 +566,47 @@ impl PackedSnapshot {
             Section::EdgeLabels => sink.bytes(nodes.labels.bytes()),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(values: &[u64]) -> PackedColumn {
+        let mut column = PackedColumn::default();
+        for &v in values {
+            column.push(v);
+        }
+        column
+    }
+
+    #[test]
+    fn values_decode_every_width() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let packed = column(&values);
+        assert_eq!(packed.values().collect::<Vec<_>>(), values);
+        assert_eq!(packed.len(), values.len() as u64);
+    }
+
+    #[test]
+    fn patches_may_grow_or_shrink_values_and_skip_what_names_nothing() {
+        let values = [5, 300, 7, 1 << 40, 9];
+        // Growing, shrinking, a duplicate position (the first wins) and one past the end.
+        let patches = [(0, 1 << 35), (1, 2), (1, 99), (3, 4), (9, 1)];
+        let patched = column(&values).patched(&patches);
+        assert_eq!(patched.values().collect::<Vec<_>>(), [1 << 35, 2, 7, 4, 9]);
+        assert_eq!(patched.len(), values.len() as u64);
+        assert_eq!(column(&values).patched(&[]), column(&values));
     }
 }
