@@ -1,11 +1,13 @@
-//! The full heap walk producing a `heapsight_snapshot::Snapshot`.
+//! The full heap walk producing a `heapsight_snapshot::PackedSnapshot` (what the file is
+//! written from; unpacked into a `Snapshot` for in-process analysis).
 //!
 //! Phases:
 //! 1. Before the walk (Python code allowed): read roots (`sys.modules`, the innermost
 //!    frame of each thread with its name), pause the collector, open the gc lists.
 //! 2. The walk (GIL held, no Python code, nothing created or freed): every tracked object
 //!    becomes a node; nodes are processed in index order, each emitting its references
-//!    (explicitly enumerated and labelled, then `tp_traverse` for what is left). A
+//!    (explicitly enumerated and labelled, then `tp_traverse` for what is left) and then
+//!    appending its columns, encoded as the file stores them, to [`PackedNodes`]. A
 //!    reference to an address never seen appends a node (untracked leaves and containers;
 //!    frozen objects when the gc lists could not be read). Dedup of addresses is a sparse
 //!    bitmap ([`NodeSet`]), not a hash set or a sort; edges keep the 32-bit code it hands
@@ -13,8 +15,8 @@
 //! 3. Right after the walk (GIL held): type names, closure variable names, then user
 //!    `__sizeof__` calls on objects that need them (the only Python code run).
 //! 4. Without the GIL: edge targets are mapped from codes to node indices in place through
-//!    the bitmap's numbering, refcounts are compared with in-degrees for external roots, and the
-//!    columns become a `Snapshot`.
+//!    the bitmap's numbering, closure cells and frame slots get their names (spliced into
+//!    the packed labels), and refcounts are compared with in-degrees for external roots.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
