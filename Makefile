@@ -33,6 +33,10 @@ test-rust: ## Rust tests, clippy and formatting
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace -q
+	# The extension for a free-threaded 3.14t (no such interpreter here to run it on):
+	# it must build, and it refuses to read the heap there (capture/gc_lists.rs).
+	PYO3_CONFIG_FILE=$(CURDIR)/scripts/pyo3-3.14t.cfg CARGO_TARGET_DIR=target/free-threaded \
+		cargo clippy -p heapsight_py --all-targets -- -D warnings
 
 test-python: install-dev ## Python tests on the default interpreter
 	bash scripts/ensure-chromium.sh

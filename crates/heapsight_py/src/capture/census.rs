@@ -64,7 +64,7 @@ pub unsafe fn tp_name(ty: *mut ffi::PyTypeObject) -> String {
 pub unsafe fn type_qualname(ty: *mut ffi::PyTypeObject) -> String {
     // SAFETY: heap types are PyHeapTypeObject.
     unsafe {
-        if (*ty).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+        if shims::type_flags(ty) & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
             let heap = ty as *mut ffi::PyHeapTypeObject;
             if let Some(q) = shims::unicode_to_string((*heap).ht_qualname) {
                 return q;

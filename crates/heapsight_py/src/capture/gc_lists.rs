@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -24,6 +25,13 @@ struct GcHead {
     next: usize,
     prev: usize,
 }
+
+/// What every heap capture and count says on a free-threaded build.
+pub const FREE_THREADED_REFUSAL: &str =
+    "heapsight cannot read the heap of a free-threaded CPython build (3.14t) yet: its object \
+     header and reference counts differ, and other threads keep running during a walk. Run \
+     the application on a standard CPython build (python3.x, not python3.xt) to capture it; \
+     snapshot files and reports still work here.";
 
 const GC_HEAD_BYTES: usize = std::mem::size_of::<GcHead>();
 /// Low bits of `_gc_next`/`_gc_prev` that carry collector flags rather than address bits.
@@ -87,7 +95,14 @@ pub struct GcPause<'py> {
 }
 
 impl<'py> GcPause<'py> {
+    /// Every capture and count starts here, so this is also where a free-threaded build
+    /// is refused: its objects have another header, its reference counts are split and
+    /// deferred, and its other threads keep running during a walk, so reading the heap
+    /// the way the walk does could crash the process instead of measuring it.
     pub fn new(py: Python<'py>) -> PyResult<Self> {
+        if cfg!(Py_GIL_DISABLED) {
+            return Err(PyRuntimeError::new_err(FREE_THREADED_REFUSAL));
+        }
         let gc = py.import("gc")?;
         let was_enabled: bool = gc.call_method0("isenabled")?.extract()?;
         gc.call_method0("disable")?;

@@ -114,9 +114,17 @@ const GC_HEAD_SIZE: usize = 2 * POINTER_SIZE;
 ///
 /// # Safety
 /// `tp` must point to a live, readied type object.
+#[inline]
 pub unsafe fn type_flags(tp: *mut ffi::PyTypeObject) -> u64 {
     // SAFETY: the caller guarantees `tp` is a live type object.
-    // `tp_flags` is a C `unsigned long`: 64 bits here, 32 on Windows.
+    // `tp_flags` is a C `unsigned long`: 64 bits here, 32 on Windows. Free-threaded builds
+    // declare it atomic.
+    #[cfg(Py_GIL_DISABLED)]
+    #[allow(clippy::unnecessary_cast)]
+    unsafe {
+        (*tp).tp_flags.load(std::sync::atomic::Ordering::Relaxed) as u64
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
     #[allow(clippy::unnecessary_cast)]
     unsafe {
         (*tp).tp_flags as u64

@@ -221,7 +221,7 @@ impl TypeInfo {
     unsafe fn classify(ty: *mut ffi::PyTypeObject, known: &KnownTypes) -> TypeInfo {
         // SAFETY: reads flags and slots of a live type; PyType_IsSubtype runs no Python code.
         unsafe {
-            let flags = (*ty).tp_flags;
+            let flags = super::shims::type_flags(ty);
             let is_sub = |base: *mut ffi::PyTypeObject| ffi::PyType_IsSubtype(ty, base) != 0;
             let exact = |t: *mut ffi::PyTypeObject| std::ptr::eq(ty, t);
             let shape = if flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
@@ -419,7 +419,7 @@ impl Walker {
         // SAFETY: `key` is a live dict key.
         unsafe {
             let ty = ffi::Py_TYPE(key);
-            let tp_flags = (*ty).tp_flags;
+            let tp_flags = super::shims::type_flags(ty);
             if tp_flags & ffi::Py_TPFLAGS_UNICODE_SUBCLASS != 0 {
                 if let Some(&(kind, id)) = self.key_cache.get(&(key as usize)) {
                     return (kind, id.0);
@@ -511,7 +511,7 @@ impl Walker {
         // SAFETY: `op` is a live type object.
         unsafe {
             let t = op as *mut ffi::PyTypeObject;
-            let is_heap = (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0;
+            let is_heap = super::shims::type_flags(t) & ffi::Py_TPFLAGS_HEAPTYPE != 0;
             #[cfg_attr(not(Py_3_12), allow(unused_mut))]
             let mut dict = (*t).tp_dict;
             #[cfg(Py_3_12)]
@@ -602,7 +602,7 @@ impl Walker {
         // SAFETY: member offsets of `op`'s own types point inside `op`.
         unsafe {
             let mut t = ty;
-            while !t.is_null() && (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
+            while !t.is_null() && super::shims::type_flags(t) & ffi::Py_TPFLAGS_HEAPTYPE != 0 {
                 let mut member = (*t).tp_members;
                 while !member.is_null() && !(*member).name.is_null() {
                     if (*member).type_code == ffi::Py_T_OBJECT_EX
