@@ -496,6 +496,20 @@ pub fn decode_varint_column<T>(
     Ok(out)
 }
 
+pub fn decode_node_types(payload: &[u8], n_nodes: u64) -> Result<Vec<TypeIdx>, FormatError> {
+    decode_varint_column(Section::NodeType, payload, n_nodes, |raw| {
+        u32::try_from(raw).ok().map(TypeIdx)
+    })
+}
+
+pub fn decode_sizes(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+    decode_varint_column(Section::NodeSize, payload, n_nodes, Some)
+}
+
+pub fn decode_lengths(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+    decode_varint_column(Section::NodeLength, payload, n_nodes, Some)
+}
+
 pub fn decode_refcounts(payload: &[u8], n_nodes: u64) -> Result<Vec<u32>, FormatError> {
     decode_varint_column(Section::NodeRefcount, payload, n_nodes, |raw| {
         u32::try_from(raw).ok().map(refcount_from_code)

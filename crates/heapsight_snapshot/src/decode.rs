@@ -11,7 +11,7 @@ use crate::layout::{
     Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC,
     MAX_WINDOW_LOG, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
 };
-use crate::model::{Bound, Edges, Metadata, Nodes, Snapshot, TypeIdx};
+use crate::model::{Bound, Edges, Metadata, Nodes, Snapshot};
 
 /// What `read_metadata` learns without decoding the heap itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -355,27 +355,12 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
     let n = counts.n_nodes;
     let nodes = Nodes {
         address: columns::decode_addresses(src.required_payload(Section::NodeAddress)?, n)?,
-        type_idx: columns::decode_varint_column(
-            Section::NodeType,
-            src.required_payload(Section::NodeType)?,
-            n,
-            |raw| u32::try_from(raw).ok().map(TypeIdx),
-        )?,
-        size: columns::decode_varint_column(
-            Section::NodeSize,
-            src.required_payload(Section::NodeSize)?,
-            n,
-            Some,
-        )?,
+        type_idx: columns::decode_node_types(src.required_payload(Section::NodeType)?, n)?,
+        size: columns::decode_sizes(src.required_payload(Section::NodeSize)?, n)?,
         flags: columns::decode_flags(src.required_payload(Section::NodeFlags)?, n)?,
         refcount: columns::decode_refcounts(src.required_payload(Section::NodeRefcount)?, n)?,
         name: columns::decode_names(src.required_payload(Section::NodeName)?, n)?,
-        length: columns::decode_varint_column(
-            Section::NodeLength,
-            src.required_payload(Section::NodeLength)?,
-            n,
-            Some,
-        )?,
+        length: columns::decode_lengths(src.required_payload(Section::NodeLength)?, n)?,
     };
     let offsets = columns::decode_offsets(
         src.required_payload(Section::EdgeDegrees)?,

@@ -408,27 +408,49 @@ impl PackedSnapshot {
         } = self;
         let n = packed.len() as u64;
         let n_edges = targets.len() as u64;
-        let nodes = Nodes {
-            address: columns::decode_addresses(packed.addresses.column.bytes(), n)?,
-            type_idx: columns::decode_varint_column(
-                Section::NodeType,
-                packed.type_idx.bytes(),
-                n,
-                |raw| u32::try_from(raw).ok().map(TypeIdx),
-            )?,
-            size: columns::decode_varint_column(Section::NodeSize, packed.size.bytes(), n, Some)?,
-            flags: packed.flags,
-            refcount: columns::decode_refcounts(packed.refcount.bytes(), n)?,
-            name: columns::decode_names(packed.name.bytes(), n)?,
-            length: columns::decode_varint_column(
-                Section::NodeLength,
-                packed.length.bytes(),
-                n,
-                Some,
-            )?,
+        // Two halves of about the same work, the first on a second thread when one can be
+        // started: unpacking is most of `capture_heap()` after the walk.
+        let first = || -> Result<_, FormatError> {
+            Ok((
+                columns::decode_addresses(packed.addresses.column.bytes(), n)?,
+                columns::decode_node_types(packed.type_idx.bytes(), n)?,
+                columns::decode_sizes(packed.size.bytes(), n)?,
+                columns::decode_refcounts(packed.refcount.bytes(), n)?,
+                columns::decode_names(packed.name.bytes(), n)?,
+            ))
         };
-        let offsets = columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?;
-        let (label_kinds, label_values) = columns::decode_labels(packed.labels.bytes(), n_edges)?;
+        let second = || -> Result<_, FormatError> {
+            Ok((
+                columns::decode_lengths(packed.length.bytes(), n)?,
+                columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?,
+                columns::decode_labels(packed.labels.bytes(), n_edges)?,
+            ))
+        };
+        let (first, second) = std::thread::scope(|scope| {
+            match std::thread::Builder::new().spawn_scoped(scope, first) {
+                Ok(handle) => {
+                    let second = second();
+                    let first = handle.join().unwrap_or_else(|_| {
+                        Err(FormatError::InvalidSnapshot {
+                            detail: "unpacking the node columns failed".into(),
+                        })
+                    });
+                    (first, second)
+                }
+                Err(_) => (first(), second()),
+            }
+        });
+        let (address, type_idx, size, refcount, name) = first?;
+        let (length, offsets, (label_kinds, label_values)) = second?;
+        let nodes = Nodes {
+            address,
+            type_idx,
+            size,
+            flags: packed.flags,
+            refcount,
+            name,
+            length,
+        };
         let snapshot = Snapshot {
             metadata,
             strings,
