@@ -1,0 +1,91 @@
+"""Before/after pairs for the capture: one build against another on the same heap.
+
+`bench/capture.py` runs every peer and takes minutes; on this shared 2-core machine one
+call's CPU time moves by 20-30% from run to run, so a change to the capture is judged by
+pairs of this script run back to back, one per build, each in its own virtualenv:
+
+    for venv in .venv-bench-old .venv-bench-new .venv-bench-old .venv-bench-new; do
+        $venv/bin/python bench/capture_pairs.py --objects 3000000
+    done
+
+Each run builds the synthetic heap (bench/heap.py), measures the extra peak memory of one
+`heapsight.snapshot(path, fork=False)` (VmHWM reset through /proc/self/clear_refs), then
+alternates `gc.collect()`, `snapshot(path, fork=False)` and `capture_heap()` and prints
+the median CPU time of each, and the snapshot/gc.collect ratio, on one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import heap  # noqa: E402
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=3_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+
+    import heapsight
+    from heapsight import _heapsight
+
+    heap.build_heap(args.objects)
+    gc.collect()
+    path = Path(tempfile.mkdtemp(prefix="heapsight-pairs-")) / "pairs.hsnap"
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    rss_kib = _status_kib("VmRSS")
+    summary = heapsight.snapshot(str(path), fork=False)
+    peak_per_node = (_status_kib("VmHWM") - rss_kib) * 1024 / summary["nodes"]
+    file_per_node = path.stat().st_size / summary["nodes"]
+
+    timings: dict[str, list[float]] = {"gc.collect": [], "snapshot": [], "capture_heap": []}
+    for _ in range(args.reps):
+        for name, call in (
+            ("gc.collect", gc.collect),
+            ("snapshot", lambda: heapsight.snapshot(str(path), fork=False)),
+            ("capture_heap", _heapsight.capture_heap),
+        ):
+            started = _cpu_s()
+            result = call()
+            timings[name].append(_cpu_s() - started)
+            del result
+    medians = {name: statistics.median(values) for name, values in timings.items()}
+    path.unlink()
+    print(
+        f"{Path(sys.prefix).name} {time.strftime('%H:%M:%S')} nodes={summary['nodes']:,} "
+        f"peak={peak_per_node:.1f}B/node file={file_per_node:.2f}B/node "
+        + " ".join(f"{name}_cpu={value:.3f}" for name, value in medians.items())
+        + f" snapshot/gc={medians['snapshot'] / medians['gc.collect']:.2f}",
+        flush=True,
+    )
+    # The heap is dropped with the process; tearing it down object by object takes seconds.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
