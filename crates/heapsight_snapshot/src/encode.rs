@@ -142,33 +142,40 @@ pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
 /// What the writer needs from a snapshot, whichever form it is held in.
 pub(crate) trait Writable {
     fn counts(&self) -> SnapshotCounts;
-    fn metadata(&self) -> &Metadata;
-    fn strings(&self) -> &StringTable;
-    fn types(&self) -> &Types;
-    fn roots(&self) -> &[Root];
-    fn bounds(&self) -> &[Bound];
+    fn tables(&self) -> Tables<'_>;
     /// The payload of one per-node or per-edge section (address to labels).
     fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()>;
+}
+
+/// The parts both forms hold alike.
+pub(crate) struct Tables<'a> {
+    metadata: &'a Metadata,
+    strings: &'a StringTable,
+    types: &'a Types,
+    roots: &'a [Root],
+    bounds: &'a [Bound],
 }
 
 impl Writable for Snapshot {
     fn counts(&self) -> SnapshotCounts {
         SnapshotCounts::of(self)
     }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn strings(&self) -> &StringTable {
-        &self.strings
-    }
-    fn types(&self) -> &Types {
-        &self.types
-    }
-    fn roots(&self) -> &[Root] {
-        &self.roots
-    }
-    fn bounds(&self) -> &[Bound] {
-        &self.bounds
+    fn tables(&self) -> Tables<'_> {
+        let Snapshot {
+            metadata,
+            strings,
+            types,
+            roots,
+            bounds,
+            ..
+        } = self;
+        Tables {
+            metadata,
+            strings,
+            types,
+            roots,
+            bounds,
+        }
     }
     fn column(&self, section: Section, s: &mut ColumnSink<'_>) -> io::Result<()> {
         let nodes = &self.nodes;
@@ -207,20 +214,22 @@ impl Writable for PackedSnapshot {
     fn counts(&self) -> SnapshotCounts {
         PackedSnapshot::counts(self)
     }
-    fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-    fn strings(&self) -> &StringTable {
-        &self.strings
-    }
-    fn types(&self) -> &Types {
-        &self.types
-    }
-    fn roots(&self) -> &[Root] {
-        &self.roots
-    }
-    fn bounds(&self) -> &[Bound] {
-        &self.bounds
+    fn tables(&self) -> Tables<'_> {
+        let PackedSnapshot {
+            metadata,
+            strings,
+            types,
+            roots,
+            bounds,
+            ..
+        } = self;
+        Tables {
+            metadata,
+            strings,
+            types,
+            roots,
+            bounds,
+        }
     }
     fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
         PackedSnapshot::column(self, section, sink)
@@ -257,24 +266,25 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
         Ok(())
     };
     let counts = snap.counts();
+    let tables = snap.tables();
     section(out, Section::Metadata, &mut |s| {
-        s.bytes(&columns::encode_metadata(counts, snap.metadata()))
+        s.bytes(&columns::encode_metadata(counts, tables.metadata))
     })?;
     section(out, Section::Strings, &mut |s| {
-        columns::encode_strings(snap.strings(), s)
+        columns::encode_strings(tables.strings, s)
     })?;
     section(out, Section::Types, &mut |s| {
-        columns::encode_types(snap.types(), s)
+        columns::encode_types(tables.types, s)
     })?;
     for which in COLUMN_SECTIONS {
         section(out, which, &mut |s| snap.column(which, s))?;
     }
     section(out, Section::Roots, &mut |s| {
-        columns::encode_roots(snap.roots(), s)
+        columns::encode_roots(tables.roots, s)
     })?;
-    if !snap.bounds().is_empty() {
+    if !tables.bounds.is_empty() {
         section(out, Section::Optional(BOUNDS_SECTION_ID), &mut |s| {
-            columns::encode_bounds(snap.bounds(), s)
+            columns::encode_bounds(tables.bounds, s)
         })?;
     }
     out.write_all(&SectionHeader::end_marker().encode())?;
