@@ -8,7 +8,7 @@ use crate::columns::SnapshotCounts;
 use crate::error::FormatError;
 use crate::layout::{
     encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FORMAT_VERSION,
-    SECTION_HEADER_LEN,
+    REQUIRED_SECTIONS, SECTION_HEADER_LEN,
 };
 use crate::model::{node_flags, Bound, Metadata, Root, Snapshot, StringTable, Types};
 use crate::packed::PackedSnapshot;
@@ -236,20 +236,6 @@ impl Writable for PackedSnapshot {
     }
 }
 
-/// The per-node and per-edge sections, in file order.
-const COLUMN_SECTIONS: [Section; 10] = [
-    Section::NodeAddress,
-    Section::NodeType,
-    Section::NodeSize,
-    Section::NodeFlags,
-    Section::NodeRefcount,
-    Section::NodeName,
-    Section::NodeLength,
-    Section::EdgeDegrees,
-    Section::EdgeTargets,
-    Section::EdgeLabels,
-];
-
 pub(crate) fn write_unchecked<W: Write + Seek>(
     out: &mut W,
     snap: &impl Writable,
@@ -267,21 +253,15 @@ pub(crate) fn write_unchecked<W: Write + Seek>(
     };
     let counts = snap.counts();
     let tables = snap.tables();
-    section(out, Section::Metadata, &mut |s| {
-        s.bytes(&columns::encode_metadata(counts, tables.metadata))
-    })?;
-    section(out, Section::Strings, &mut |s| {
-        columns::encode_strings(tables.strings, s)
-    })?;
-    section(out, Section::Types, &mut |s| {
-        columns::encode_types(tables.types, s)
-    })?;
-    for which in COLUMN_SECTIONS {
-        section(out, which, &mut |s| snap.column(which, s))?;
+    for which in REQUIRED_SECTIONS {
+        section(out, which, &mut |s| match which {
+            Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
+            Section::Strings => columns::encode_strings(tables.strings, s),
+            Section::Types => columns::encode_types(tables.types, s),
+            Section::Roots => columns::encode_roots(tables.roots, s),
+            column => snap.column(column, s),
+        })?;
     }
-    section(out, Section::Roots, &mut |s| {
-        columns::encode_roots(tables.roots, s)
-    })?;
     if !tables.bounds.is_empty() {
         section(out, Section::Optional(BOUNDS_SECTION_ID), &mut |s| {
             columns::encode_bounds(tables.bounds, s)

@@ -269,17 +269,23 @@ impl PackedNodes {
         self.labels.len()
     }
 
-    /// Reserves about what `nodes` nodes and `edges` edges take (a guess: varints vary).
-    pub fn try_reserve(&mut self, nodes: usize, edges: usize) {
-        self.addresses.column.try_reserve_bytes(nodes * 3);
-        for column in [
+    /// The columns of one varint per node (addresses, which start with a shift byte,
+    /// aside).
+    fn per_node_columns(&mut self) -> [&mut PackedColumn; 6] {
+        [
             &mut self.type_idx,
             &mut self.size,
             &mut self.refcount,
             &mut self.name,
             &mut self.length,
             &mut self.degrees,
-        ] {
+        ]
+    }
+
+    /// Reserves about what `nodes` nodes and `edges` edges take (a guess: varints vary).
+    pub fn try_reserve(&mut self, nodes: usize, edges: usize) {
+        self.addresses.column.try_reserve_bytes(nodes * 3);
+        for column in self.per_node_columns() {
             column.try_reserve_bytes(nodes * 2);
         }
         let _ = self.flags.try_reserve_exact(nodes);
@@ -289,17 +295,10 @@ impl PackedNodes {
     /// Gives back the room reserved beyond what was used.
     pub fn shrink_to_fit(&mut self) {
         self.addresses.column.shrink_to_fit();
-        for column in [
-            &mut self.type_idx,
-            &mut self.size,
-            &mut self.refcount,
-            &mut self.name,
-            &mut self.length,
-            &mut self.degrees,
-            &mut self.labels,
-        ] {
+        for column in self.per_node_columns() {
             column.shrink_to_fit();
         }
+        self.labels.shrink_to_fit();
         self.flags.shrink_to_fit();
     }
 
