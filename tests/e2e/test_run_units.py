@@ -6,6 +6,7 @@ import pytest
 from heapsight.run import diagnose
 from heapsight.run.diagnose import Phase, Point
 from heapsight.run.options import UsageError, parse
+from heapsight.run.session import _route_label
 
 
 def test_bodies_and_headers_belong_to_the_drive_before_them() -> None:
@@ -118,3 +119,22 @@ def test_the_worker_snapshotted_is_where_the_leak_grew_not_the_busiest() -> None
                                        settled=False) == 2
     assert diagnose.worker_to_snapshot([phase], baseline, final, [3], "requests",
                                        settled=False) is None
+
+
+def _requests_phase(last: dict[int, dict[str, int]], sent: int) -> Phase:
+    first = Point(0, 0, {}, {}, {1: {}, 2: {}})
+    return Phase(label="GET /login/user{i}", points=[first, Point(sent, 1, {}, {}, last)],
+                 requests_sent=sent)
+
+
+def test_an_endpoint_is_named_by_its_route_template_when_the_agents_saw_one() -> None:
+    both = {1: {"GET /login/<user>": 50}, 2: {"GET /login/<user>": 49}}
+    assert _route_label(_requests_phase(both, 100), "GET") == "GET /login/<user>"
+    # Worker 2's last census did not answer: its share is missing from the counts, and
+    # the template still names the endpoint.
+    one = {1: {"GET /login/<user>": 40}}
+    assert _route_label(_requests_phase(one, 100), "GET") == "GET /login/<user>"
+    # Raw paths (no template) are each seen once: the drive's URL names it better.
+    raw = {1: {f"GET /login/user{i}": 1 for i in range(50)}}
+    assert _route_label(_requests_phase(raw, 50), "GET") is None
+    assert _route_label(_requests_phase(both, 100), "POST") is None

@@ -486,8 +486,10 @@ def _route_label(phase: Phase, method: str) -> str | None:
         return None
     route, n = max(counts.items(), key=lambda kv: kv[1])
     # A template covers (nearly) every request of the phase; raw paths of a URL with {i}
-    # are each seen once, and then the drive's own URL names the endpoint better.
-    if route.endswith("<other>") or n < phase.requests_sent / 2:
+    # are each seen once, and then the drive's own URL names the endpoint better. Judged
+    # against the requests the agents counted, not those sent: a worker whose last census
+    # did not answer in time takes its share out of both.
+    if route.endswith("<other>") or n < sum(counts.values()) / 2:
         return None
     return route if route.startswith(method + " ") else None
 
