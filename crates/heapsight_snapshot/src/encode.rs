@@ -1,17 +1,19 @@
 //! The writer: one zstd-compressed section per column, streamed so that the uncompressed
-//! form of a column never exists in memory as a whole.
+//! form of a column never exists in memory as a whole, and compressed on two threads.
 
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Seek, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::columns;
 use crate::columns::SnapshotCounts;
 use crate::error::FormatError;
 use crate::layout::{
-    encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FORMAT_VERSION,
-    REQUIRED_SECTIONS, SECTION_HEADER_LEN,
+    encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN,
+    FORMAT_VERSION, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
 };
 use crate::model::{node_flags, Bound, Metadata, Root, Snapshot, StringTable, Types};
 use crate::packed::PackedSnapshot;
+use crate::parallel;
 use crate::varint::{put_varint, MAX_VARINT_LEN};
 use zstd::zstd_safe::{CCtx, CParameter};
 
@@ -61,24 +63,28 @@ impl WriteStats {
 
 /// Encodes a snapshot into memory.
 pub fn encode(snap: &Snapshot) -> Result<Vec<u8>, FormatError> {
-    let mut out = io::Cursor::new(Vec::new());
-    write_to(&mut out, snap)?;
-    Ok(out.into_inner())
+    encode_any(snap)
 }
 
 /// Encodes a packed snapshot into memory.
 pub fn encode_packed(snap: &PackedSnapshot) -> Result<Vec<u8>, FormatError> {
-    check_packed_writable(snap)?;
-    let mut out = io::Cursor::new(Vec::new());
-    write_unchecked(&mut out, snap).map_err(|e| FormatError::io("writing the snapshot", e))?;
-    Ok(out.into_inner())
+    encode_any(snap)
 }
 
-/// Writes a snapshot to any seekable writer (section headers are patched in after each
-/// section's payload). Prefer [`crate::write_file`] for files: it writes atomically.
+fn encode_any(snap: &impl Writable) -> Result<Vec<u8>, FormatError> {
+    let mut out = Vec::new();
+    encode_sections(snap)?
+        .write_to(&mut out)
+        .map_err(|e| FormatError::io("writing the snapshot", e))?;
+    Ok(out)
+}
+
+/// Writes a snapshot to any writer. Prefer [`crate::write_file`] for files: it writes
+/// atomically.
 pub fn write_to<W: Write + Seek>(out: &mut W, snap: &Snapshot) -> Result<WriteStats, FormatError> {
-    check_writable(snap)?;
-    write_unchecked(out, snap).map_err(|e| FormatError::io("writing the snapshot", e))
+    encode_sections(snap)?
+        .write_to(out)
+        .map_err(|e| FormatError::io("writing the snapshot", e))
 }
 
 /// Refuses snapshots that the reader would reject, and values the user did not opt into.
@@ -140,7 +146,9 @@ pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
 }
 
 /// What the writer needs from a snapshot, whichever form it is held in.
-pub(crate) trait Writable {
+pub(crate) trait Writable: Sync {
+    /// Refuses what the reader would reject, and values the user did not opt into.
+    fn check(&self) -> Result<(), FormatError>;
     fn counts(&self) -> SnapshotCounts;
     fn tables(&self) -> Tables<'_>;
     /// The payload of one per-node or per-edge section (address to labels).
@@ -157,6 +165,9 @@ pub(crate) struct Tables<'a> {
 }
 
 impl Writable for Snapshot {
+    fn check(&self) -> Result<(), FormatError> {
+        check_writable(self)
+    }
     fn counts(&self) -> SnapshotCounts {
         SnapshotCounts::of(self)
     }
@@ -211,6 +222,9 @@ impl Writable for Snapshot {
 }
 
 impl Writable for PackedSnapshot {
+    fn check(&self) -> Result<(), FormatError> {
+        check_packed_writable(self)
+    }
     fn counts(&self) -> SnapshotCounts {
         PackedSnapshot::counts(self)
     }
@@ -236,46 +250,108 @@ impl Writable for PackedSnapshot {
     }
 }
 
-pub(crate) fn write_unchecked<W: Write + Seek>(
-    out: &mut W,
-    snap: &impl Writable,
-) -> io::Result<WriteStats> {
-    let header = encode_file_header(FORMAT_VERSION);
-    out.write_all(&header)?;
-    let mut sections = Vec::with_capacity(16);
-    let mut context = new_compression_context()?;
-    let mut section = |out: &mut W,
-                       which: Section,
-                       fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>|
-     -> io::Result<()> {
-        sections.push(write_section(out, &mut context, which, fill)?);
-        Ok(())
-    };
+/// A snapshot's sections, compressed and checksummed in memory (about a byte per node),
+/// ready to be written in the layout's order.
+pub(crate) struct EncodedSections {
+    sections: Vec<EncodedSection>,
+    counts: SnapshotCounts,
+}
+
+struct EncodedSection {
+    header: SectionHeader,
+    section: Section,
+    payload: Vec<u8>,
+}
+
+/// Checks `snap` and compresses each of its sections, on two threads: the sections are
+/// independent, and on a capture this is most of what happens after the walk.
+pub(crate) fn encode_sections(snap: &impl Writable) -> Result<EncodedSections, FormatError> {
     let counts = snap.counts();
     let tables = snap.tables();
-    for which in REQUIRED_SECTIONS {
-        section(out, which, &mut |s| match which {
-            Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
-            Section::Strings => columns::encode_strings(tables.strings, s),
-            Section::Types => columns::encode_types(tables.types, s),
-            Section::Roots => columns::encode_roots(tables.roots, s),
-            column => snap.column(column, s),
-        })?;
-    }
+    let mut jobs: Vec<Section> = REQUIRED_SECTIONS.to_vec();
     if !tables.bounds.is_empty() {
-        section(out, Section::Optional(BOUNDS_SECTION_ID), &mut |s| {
-            columns::encode_bounds(tables.bounds, s)
-        })?;
+        jobs.push(Section::Optional(BOUNDS_SECTION_ID));
     }
-    out.write_all(&SectionHeader::end_marker().encode())?;
-    out.flush()?;
-    let file_bytes = out.stream_position()?;
-    Ok(WriteStats {
-        file_bytes,
-        n_nodes: counts.n_nodes,
-        n_edges: counts.n_edges,
-        sections,
-    })
+    // The heaviest first, so that the last job to start is a short one.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| section_weight(jobs[i]));
+    let next_job = AtomicUsize::new(0);
+    let check_taken = AtomicBool::new(false);
+    let work = || -> Result<Vec<(usize, EncodedSection)>, FormatError> {
+        // The check runs alongside the compression: nothing is written before both end.
+        if !check_taken.swap(true, Ordering::Relaxed) {
+            snap.check()?;
+        }
+        let mut context = new_compression_context()
+            .map_err(|e| FormatError::io("compressing the snapshot", e))?;
+        let mut done = Vec::new();
+        loop {
+            let Some(&job) = order.get(next_job.fetch_add(1, Ordering::Relaxed)) else {
+                return Ok(done);
+            };
+            let which = jobs[job];
+            let section = compress_section(&mut context, which, &mut |s| match which {
+                Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
+                Section::Strings => columns::encode_strings(tables.strings, s),
+                Section::Types => columns::encode_types(tables.types, s),
+                Section::Roots => columns::encode_roots(tables.roots, s),
+                Section::Optional(BOUNDS_SECTION_ID) => columns::encode_bounds(tables.bounds, s),
+                column => snap.column(column, s),
+            })
+            .map_err(|e| FormatError::io("compressing the snapshot", e))?;
+            done.push((job, section));
+        }
+    };
+    let (first, second) = parallel::join(work, work);
+    let mut slots: Vec<Option<EncodedSection>> = jobs.iter().map(|_| None).collect();
+    for done in [first, second] {
+        for (job, section) in done? {
+            slots[job] = Some(section);
+        }
+    }
+    let sections = slots.into_iter().flatten().collect::<Vec<_>>();
+    debug_assert_eq!(sections.len(), jobs.len());
+    Ok(EncodedSections { sections, counts })
+}
+
+/// Rank of a section in the compression order: the per-edge columns are the largest.
+fn section_weight(section: Section) -> u8 {
+    match section {
+        Section::EdgeTargets => 0,
+        Section::EdgeLabels => 1,
+        Section::NodeAddress => 2,
+        Section::Metadata | Section::Strings | Section::Types | Section::Roots => 4,
+        Section::Optional(_) => 5,
+        _ => 3,
+    }
+}
+
+impl EncodedSections {
+    pub(crate) fn write_to<W: Write>(&self, out: &mut W) -> io::Result<WriteStats> {
+        out.write_all(&encode_file_header(FORMAT_VERSION))?;
+        let mut file_bytes = FILE_HEADER_LEN as u64;
+        let mut sizes = Vec::with_capacity(self.sections.len());
+        for section in &self.sections {
+            out.write_all(&section.header.encode())?;
+            out.write_all(&section.payload)?;
+            let stored_bytes = SECTION_HEADER_LEN as u64 + section.header.stored_len;
+            file_bytes += stored_bytes;
+            sizes.push(SectionSize {
+                section: section.section,
+                stored_bytes,
+                raw_bytes: section.header.raw_len,
+            });
+        }
+        out.write_all(&SectionHeader::end_marker().encode())?;
+        file_bytes += SECTION_HEADER_LEN as u64;
+        out.flush()?;
+        Ok(WriteStats {
+            file_bytes,
+            n_nodes: self.counts.n_nodes,
+            n_edges: self.counts.n_edges,
+            sections: sizes,
+        })
+    }
 }
 
 /// One zstd context serves every section: creating one per section costs more than
@@ -295,18 +371,15 @@ fn new_compression_context() -> io::Result<CCtx<'static>> {
     Ok(context)
 }
 
-/// Writes a placeholder header, streams the payload through zstd, then patches the header
-/// with the lengths and checksum that are only known at the end.
-fn write_section<W: Write + Seek>(
-    out: &mut W,
+/// Streams one section's payload through zstd into memory, with the header that
+/// describes it.
+fn compress_section(
     context: &mut CCtx<'static>,
     section: Section,
     fill: &mut dyn FnMut(&mut ColumnSink<'_>) -> io::Result<()>,
-) -> io::Result<SectionSize> {
-    let start = out.stream_position()?;
-    out.write_all(&[0u8; SECTION_HEADER_LEN])?;
+) -> io::Result<EncodedSection> {
     let mut counter = ChecksummingWriter {
-        inner: &mut *out,
+        inner: Vec::new(),
         hasher: crc32fast::Hasher::new(),
         written: 0,
     };
@@ -326,23 +399,17 @@ fn write_section<W: Write + Seek>(
         encoder.finish()?;
         raw_len
     };
-    let stored_len = counter.written;
-    let payload_crc = counter.hasher.finalize();
     let header = SectionHeader {
         id: section.id().unwrap_or_default(),
         codec: CODEC_ZSTD,
-        payload_crc,
-        stored_len,
+        payload_crc: counter.hasher.finalize(),
+        stored_len: counter.written,
         raw_len,
     };
-    let end = out.stream_position()?;
-    out.seek(SeekFrom::Start(start))?;
-    out.write_all(&header.encode())?;
-    out.seek(SeekFrom::Start(end))?;
-    Ok(SectionSize {
+    Ok(EncodedSection {
+        header,
         section,
-        stored_bytes: SECTION_HEADER_LEN as u64 + stored_len,
-        raw_bytes: raw_len,
+        payload: counter.inner,
     })
 }
 

@@ -5,7 +5,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use crate::decode::{decode_from, read_info, SnapshotInfo, Source};
-use crate::encode::{check_packed_writable, check_writable, write_unchecked, Writable, WriteStats};
+use crate::encode::{encode_sections, Writable, WriteStats};
 use crate::error::FormatError;
 use crate::model::Snapshot;
 use crate::packed::PackedSnapshot;
@@ -19,20 +19,20 @@ const IO_BUFFER_BYTES: usize = 1 << 20;
 /// The file is created readable by its owner only (mode 0600 on Unix): snapshots hold
 /// names, and with `include_values` string contents, from the process's memory.
 pub fn write_file(path: &Path, snap: &Snapshot) -> Result<WriteStats, FormatError> {
-    check_writable(snap)?;
-    write_checked(path, snap)
+    write_any(path, snap)
 }
 
 /// [`write_file`] for the capture's packed form: the same file, the same guarantees.
 pub fn write_packed_file(path: &Path, snap: &PackedSnapshot) -> Result<WriteStats, FormatError> {
-    check_packed_writable(snap)?;
-    write_checked(path, snap)
+    write_any(path, snap)
 }
 
-fn write_checked(path: &Path, snap: &impl Writable) -> Result<WriteStats, FormatError> {
+/// Compresses first, so that a snapshot the checks refuse never creates a file.
+fn write_any(path: &Path, snap: &impl Writable) -> Result<WriteStats, FormatError> {
+    let sections = encode_sections(snap)?;
     write_atomically(path, |file| {
         let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, file);
-        let stats = write_unchecked(&mut out, snap)?;
+        let stats = sections.write_to(&mut out)?;
         out.flush()?;
         Ok(stats)
     })

@@ -19,6 +19,7 @@ mod file;
 pub mod layout;
 pub mod model;
 mod packed;
+pub mod parallel;
 mod varint;
 
 pub use columns::SnapshotCounts;

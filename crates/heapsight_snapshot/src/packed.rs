@@ -17,6 +17,7 @@ use crate::model::{
     node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, Snapshot, StrId,
     StringTable, TypeIdx, Types, NO_STR,
 };
+use crate::parallel;
 use crate::varint::{put_varint, zigzag};
 
 /// Addresses are stored shifted by this many bits: every Python object is 8-aligned, and
@@ -425,20 +426,7 @@ impl PackedSnapshot {
                 columns::decode_labels(packed.labels.bytes(), n_edges)?,
             ))
         };
-        let (first, second) = std::thread::scope(|scope| {
-            match std::thread::Builder::new().spawn_scoped(scope, first) {
-                Ok(handle) => {
-                    let second = second();
-                    let first = handle.join().unwrap_or_else(|_| {
-                        Err(FormatError::InvalidSnapshot {
-                            detail: "unpacking the node columns failed".into(),
-                        })
-                    });
-                    (first, second)
-                }
-                Err(_) => (first(), second()),
-            }
-        });
+        let (first, second) = parallel::join(first, second);
         let (address, type_idx, size, refcount, name) = first?;
         let (length, offsets, (label_kinds, label_values)) = second?;
         let nodes = Nodes {

@@ -99,6 +99,28 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
 }
 
 #[test]
+fn a_refused_write_keeps_the_earlier_file_and_leaves_no_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kept.hsnap");
+    let snap = common::synthetic_web_heap(2_000, 4);
+    write_packed_file(&path, &pack(&snap)).expect("writes");
+    let earlier = std::fs::read(&path).expect("reads back");
+    let mut broken = pack(&snap);
+    broken.metadata.include_values = false;
+    broken.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
+    match write_packed_file(&path, &broken) {
+        Err(FormatError::InvalidSnapshot { detail }) => assert!(detail.contains("include_values")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).expect("still there"), earlier);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("kept.hsnap")]);
+}
+
+#[test]
 fn sizes_and_labels_are_patched_where_listed() {
     let snap = common::every_feature_snapshot();
     let mut packed = pack(&snap);

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use heapsight_snapshot::{
-    node_flags, LabelKind, Metadata, NodeIdx, PackedNode, PackedNodes, PackedSnapshot, Root,
-    RootKind, Snapshot, StrId, StringTable, TypeIdx, Types, NO_STR,
+    node_flags, parallel, LabelKind, Metadata, NodeIdx, PackedNode, PackedNodes, PackedSnapshot,
+    Root, RootKind, Snapshot, StrId, StringTable, TypeIdx, Types, NO_STR,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
@@ -1009,9 +1009,7 @@ impl RawGraph {
             // were never made targets.
             let targets: Vec<u32> = match edge_code {
                 CodeColumn::Narrow(mut codes) => {
-                    for c in codes.iter_mut() {
-                        *c = target(u64::from(*c));
-                    }
+                    parallel::for_each_mut(&mut codes, |c| *c = target(u64::from(*c)));
                     codes
                 }
                 CodeColumn::Wide(codes) => codes.into_iter().map(target).collect(),
@@ -1020,23 +1018,29 @@ impl RawGraph {
         };
         // Same size and alignment: collected in place, no second buffer.
         let targets: Vec<NodeIdx> = targets.into_iter().map(NodeIdx).collect();
+        let count_in_degrees = || {
+            let mut in_degree = vec![0u32; n];
+            for t in &targets {
+                if let Some(d) = in_degree.get_mut(t.index()) {
+                    *d = d.saturating_add(1);
+                }
+            }
+            in_degree
+        };
         // Closure cells are named after the code's free variables, frame slots after the
         // code's locals (a closure tuple shared by functions of one code is named once).
-        holders.sort_unstable_by_key(|&(node, _)| node);
-        holders.dedup_by_key(|&mut (node, _)| node);
-        let holder_nodes: Vec<NodeIdx> = holders.iter().map(|&(node, _)| node).collect();
-        packed.relabel(&holder_nodes, |i, kind, value| {
-            let names = name_lists.get(holders[i].1 as usize)?;
-            let name = names.get(value as usize)?;
-            (kind == LabelKind::Index).then_some((LabelKind::Local, name.0))
-        });
-        packed.patch_sizes(&late_sizes);
-        let mut in_degree = vec![0u32; n];
-        for t in &targets {
-            if let Some(d) = in_degree.get_mut(t.index()) {
-                *d = d.saturating_add(1);
-            }
-        }
+        let name_holders = || {
+            holders.sort_unstable_by_key(|&(node, _)| node);
+            holders.dedup_by_key(|&mut (node, _)| node);
+            let holder_nodes: Vec<NodeIdx> = holders.iter().map(|&(node, _)| node).collect();
+            packed.relabel(&holder_nodes, |i, kind, value| {
+                let names = name_lists.get(holders[i].1 as usize)?;
+                let name = names.get(value as usize)?;
+                (kind == LabelKind::Index).then_some((LabelKind::Local, name.0))
+            });
+            packed.patch_sizes(&late_sizes);
+        };
+        let (in_degree, ()) = parallel::join(count_in_degrees, name_holders);
         let mut out_roots = resolved_roots;
         let counts = packed.flags.iter().zip(packed.refcounts()).zip(&in_degree);
         for (i, ((flags, rc), &found)) in counts.enumerate() {
