@@ -11,7 +11,8 @@ pairs of this script run back to back, one per build, each in its own virtualenv
 Each run builds the synthetic heap (bench/heap.py), measures the extra peak memory of one
 `heapsight.snapshot(path, fork=False)` (VmHWM reset through /proc/self/clear_refs), then
 alternates `gc.collect()`, `snapshot(path, fork=False)` and `capture_heap()` and prints
-the median CPU time of each, and the snapshot/gc.collect ratio, on one line.
+the median wall and CPU time of each, and the snapshot/gc.collect ratio of wall times, on
+one line.
 """
 
 from __future__ import annotations
@@ -63,24 +64,32 @@ def main() -> None:
     peak_per_node = (_status_kib("VmHWM") - rss_kib) * 1024 / summary["nodes"]
     file_per_node = path.stat().st_size / summary["nodes"]
 
-    timings: dict[str, list[float]] = {"gc.collect": [], "snapshot": [], "capture_heap": []}
+    calls = {
+        "gc.collect": gc.collect,
+        "snapshot": lambda: heapsight.snapshot(str(path), fork=False),
+        "capture_heap": _heapsight.capture_heap,
+    }
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(args.reps):
-        for name, call in (
-            ("gc.collect", gc.collect),
-            ("snapshot", lambda: heapsight.snapshot(str(path), fork=False)),
-            ("capture_heap", _heapsight.capture_heap),
-        ):
-            started = _cpu_s()
+        for name, call in calls.items():
+            started_cpu, started = _cpu_s(), time.perf_counter()
             result = call()
-            timings[name].append(_cpu_s() - started)
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(_cpu_s() - started_cpu)
             del result
-    medians = {name: statistics.median(values) for name, values in timings.items()}
+    wall_medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     path.unlink()
+    # Wall time is what the caller waits for; CPU time adds up the threads that share the
+    # work after the walk, and so says what the parallel part costs.
     print(
         f"{Path(sys.prefix).name} {time.strftime('%H:%M:%S')} nodes={summary['nodes']:,} "
         f"peak={peak_per_node:.1f}B/node file={file_per_node:.2f}B/node "
-        + " ".join(f"{name}_cpu={value:.3f}" for name, value in medians.items())
-        + f" snapshot/gc={medians['snapshot'] / medians['gc.collect']:.2f}",
+        + " ".join(
+            f"{name}={wall_medians[name]:.3f}s(cpu {cpu_medians[name]:.3f})" for name in calls
+        )
+        + f" snapshot/gc={wall_medians['snapshot'] / wall_medians['gc.collect']:.2f}",
         flush=True,
     )
     # The heap is dropped with the process; tearing it down object by object takes seconds.

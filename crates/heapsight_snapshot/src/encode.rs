@@ -1,7 +1,7 @@
 //! The writer: one zstd-compressed section per column, streamed so that the uncompressed
 //! form of a column never exists in memory as a whole, and compressed on two threads.
 
-use std::io::{self, Seek, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::columns;
@@ -81,7 +81,7 @@ fn encode_any(snap: &impl Writable) -> Result<Vec<u8>, FormatError> {
 
 /// Writes a snapshot to any writer. Prefer [`crate::write_file`] for files: it writes
 /// atomically.
-pub fn write_to<W: Write + Seek>(out: &mut W, snap: &Snapshot) -> Result<WriteStats, FormatError> {
+pub fn write_to<W: Write>(out: &mut W, snap: &Snapshot) -> Result<WriteStats, FormatError> {
     encode_sections(snap)?
         .write_to(out)
         .map_err(|e| FormatError::io("writing the snapshot", e))
