@@ -205,11 +205,12 @@ impl CodeColumn {
         }
     }
 
-    /// The codes in order.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = Code> + '_> {
+    /// Calls `f` with each position and code, in order (one loop per width, so that `f`
+    /// is inlined into it).
+    pub fn for_each(&self, mut f: impl FnMut(usize, Code)) {
         match self {
-            CodeColumn::Narrow(v) => Box::new(v.iter().map(|&c| u64::from(c))),
-            CodeColumn::Wide(v) => Box::new(v.iter().copied()),
+            CodeColumn::Narrow(v) => v.iter().enumerate().for_each(|(i, &c)| f(i, c.into())),
+            CodeColumn::Wide(v) => v.iter().enumerate().for_each(|(i, &c)| f(i, c)),
         }
     }
 
@@ -292,6 +293,9 @@ mod tests {
         column.push(7);
         column.push(u64::from(u32::MAX) + 5);
         column.push(9);
+        let mut visited = Vec::new();
+        column.for_each(|i, code| visited.push((i, code)));
+        assert_eq!(visited, vec![(0, 7), (1, u64::from(u32::MAX) + 5), (2, 9)]);
         match column {
             CodeColumn::Wide(v) => assert_eq!(v, vec![7, u64::from(u32::MAX) + 5, 9]),
             CodeColumn::Narrow(_) => panic!("should have widened"),

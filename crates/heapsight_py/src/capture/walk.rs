@@ -970,11 +970,11 @@ impl RawGraph {
         let (targets, mut holders, resolved_roots) = {
             let numbered: NumberedSet = seen.into_numbered();
             let mut node_of = vec![NO_NODE; numbered.len()];
-            for (i, code) in node_codes.iter().enumerate() {
+            node_codes.for_each(|i, code| {
                 if let Some(k) = numbered.number_of_code(code) {
                     node_of[k as usize] = i as u32;
                 }
-            }
+            });
             drop(node_codes);
             let target = |code: u64| {
                 numbered
@@ -1009,7 +1009,11 @@ impl RawGraph {
             // were never made targets.
             let targets: Vec<u32> = match edge_code {
                 CodeColumn::Narrow(mut codes) => {
-                    parallel::for_each_mut(&mut codes, |c| *c = target(u64::from(*c)));
+                    parallel::halves_mut(&mut codes, |half| {
+                        for c in half {
+                            *c = target(u64::from(*c));
+                        }
+                    });
                     codes
                 }
                 CodeColumn::Wide(codes) => codes.into_iter().map(target).collect(),
