@@ -164,6 +164,19 @@ pub(crate) struct Tables<'a> {
     bounds: &'a [Bound],
 }
 
+/// Both forms hold the five tables under the same names.
+macro_rules! tables_of {
+    ($snap:expr) => {
+        Tables {
+            metadata: &$snap.metadata,
+            strings: &$snap.strings,
+            types: &$snap.types,
+            roots: &$snap.roots,
+            bounds: &$snap.bounds,
+        }
+    };
+}
+
 impl Writable for Snapshot {
     fn check(&self) -> Result<(), FormatError> {
         check_writable(self)
@@ -172,21 +185,7 @@ impl Writable for Snapshot {
         SnapshotCounts::of(self)
     }
     fn tables(&self) -> Tables<'_> {
-        let Snapshot {
-            metadata,
-            strings,
-            types,
-            roots,
-            bounds,
-            ..
-        } = self;
-        Tables {
-            metadata,
-            strings,
-            types,
-            roots,
-            bounds,
-        }
+        tables_of!(self)
     }
     fn column(&self, section: Section, s: &mut ColumnSink<'_>) -> io::Result<()> {
         let nodes = &self.nodes;
@@ -229,21 +228,7 @@ impl Writable for PackedSnapshot {
         PackedSnapshot::counts(self)
     }
     fn tables(&self) -> Tables<'_> {
-        let PackedSnapshot {
-            metadata,
-            strings,
-            types,
-            roots,
-            bounds,
-            ..
-        } = self;
-        Tables {
-            metadata,
-            strings,
-            types,
-            roots,
-            bounds,
-        }
+        tables_of!(self)
     }
     fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
         PackedSnapshot::column(self, section, sink)
