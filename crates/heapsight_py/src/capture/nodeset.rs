@@ -26,6 +26,8 @@ pub struct NodeSet {
     regions: Vec<(usize, Box<[u32]>)>,
     last_region: Option<usize>,
     bits: Vec<[u64; WORDS_PER_PAGE]>,
+    /// The page of each slot, so that a code gives its address back.
+    page_of_slot: Vec<usize>,
     last_page: Option<(usize, u32)>,
     len: usize,
 }
@@ -63,6 +65,7 @@ impl NodeSet {
             let slot = self.bits.len() as u32;
             *entry = slot + 1;
             self.bits.push([0; WORDS_PER_PAGE]);
+            self.page_of_slot.push(page);
             slot
         } else {
             *entry - 1
@@ -92,6 +95,13 @@ impl NodeSet {
         *word |= bit;
         self.len += usize::from(new);
         ((u64::from(slot) << GRANULE_BITS) | granule as u64, new)
+    }
+
+    /// The address of the member with this code (`code` must come from this set).
+    #[inline]
+    pub fn address_of(&self, code: Code) -> usize {
+        let page = self.page_of_slot[(code >> GRANULE_BITS) as usize];
+        (page << PAGE_SHIFT) | ((code as usize & GRANULE_MASK) << GRANULE_SHIFT)
     }
 
     /// Whether `address` was inserted.
@@ -285,6 +295,32 @@ mod tests {
             assert!(!seen[n]);
             seen[n] = true;
         }
+    }
+
+    #[test]
+    fn codes_give_their_addresses_back() {
+        let mut set = NodeSet::default();
+        let addresses = [0x10, 0x7f00_0000_1008, 0x5555_0000_fff8, 0x7f00_0001_0000];
+        let codes: Vec<Code> = addresses.iter().map(|&a| set.insert(a).0).collect();
+        for (&address, &code) in addresses.iter().zip(&codes) {
+            assert_eq!(set.address_of(code), address);
+        }
+    }
+
+    #[test]
+    fn sorted_codes_group_members_by_page() {
+        let mut set = NodeSet::default();
+        // Interleaved pages, as discovery order scatters them.
+        let mut codes: Vec<Code> = (0..64usize)
+            .map(|i| set.insert(((i % 4) << 20) + 0x1000 + (i / 4) * 16).0)
+            .collect();
+        codes.sort_unstable();
+        let mut runs: Vec<usize> = codes.iter().map(|&c| set.address_of(c) >> 16).collect();
+        runs.dedup();
+        assert_eq!(runs.len(), 4, "each page in one run: {runs:?}");
+        let within_first_page: Vec<usize> =
+            codes[..16].iter().map(|&c| set.address_of(c)).collect();
+        assert!(within_first_page.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
