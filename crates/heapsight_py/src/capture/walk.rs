@@ -74,7 +74,7 @@ fn reserve_column<T>(column: &mut Vec<T>, len: usize) {
     let _ = column.try_reserve_exact(len.max(floor).saturating_sub(column.len()));
 }
 
-/// Discovered objects processed at a time, in address order.
+/// Discovered objects processed at a time, grouped by 64 KiB page.
 const WALK_BATCH: usize = 1024;
 /// Below this many explicit edges, traverse results are matched by linear scan.
 const LINEAR_DEDUP_LIMIT: usize = 64;
@@ -891,7 +891,9 @@ impl Walker {
     }
 }
 
-/// Starts loading a newly discovered object's header: it is processed shortly after.
+/// Starts loading a newly discovered object's header, processed one or two batches
+/// later. Kept from one-by-one processing; whether the line is still cached by then under
+/// batching has not been measured.
 #[inline(always)]
 fn prefetch(op: *mut ffi::PyObject) {
     #[cfg(target_arch = "x86_64")]
