@@ -170,6 +170,29 @@ def test_sizes_match_getsizeof():
         assert heap.nodes[heap.node_of(obj)][2] == sys.getsizeof(obj), repr(obj)[:40]
 
 
+def test_int_keys_label_their_values_read_from_the_digits():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    holder = Probe(0)
+    keys = [0, 1, -1, 2**30 - 1, 2**30, -(2**30), 2**45 + 7, -(2**60) - 5,
+            2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 2**100, Level.HIGH]
+    table = {key: Probe(i) for i, key in enumerate(keys)}
+    table["holder"] = holder
+    heap = capture()
+    expected = {
+        0: "0", 1: "1", -1: "-1", 2**30 - 1: "1073741823", 2**30: "1073741824",
+        -(2**30): "-1073741824", 2**45 + 7: "35184372088839",
+        -(2**60) - 5: "-1152921504606846981", 2**63 - 1: "9223372036854775807",
+        -(2**63): "-9223372036854775808", 2**63: "<int>", -(2**63) - 1: "<int>",
+        2**100: "<int>", Level.HIGH: "3",
+    }
+    for key, label in expected.items():
+        assert heap.edge(table, table[key]) == [(KEY_REPR, label)], key
+
+
 def test_labels_of_containers_instances_and_closures():
     shared = Probe(0)
     lst = [shared, "x"]

@@ -271,6 +271,49 @@ pub unsafe fn long_sizeof_digits(layout: Layout, op: *mut ffi::PyObject) -> usiz
     }
 }
 
+/// The value of an int that fits in an `i64`, read from its digits: no C API call, so no
+/// error state to set and clear during the walk. `None` for a larger value.
+///
+/// # Safety
+/// `op` must point to a live int (or int subclass instance).
+pub unsafe fn long_value(layout: Layout, op: *mut ffi::PyObject) -> Option<i64> {
+    // SAFETY: the word after the header is ob_size (<3.12) or lv_tag (3.12+), and the
+    // digits follow it.
+    unsafe {
+        let word = var_size(op);
+        let (negative, n_digits) = match layout {
+            Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => (word < 0, word.unsigned_abs()),
+            // lv_tag: digit count above three flag bits; sign 0 positive, 1 zero, 2 negative.
+            _ => ((word as usize) & 3 == 2, (word as usize) >> 3),
+        };
+        // 30-bit digits in 4 bytes, or 15-bit digits in 2 (a build option).
+        let digit_bytes = usize::try_from(ffi::PyLong_Type.tp_itemsize).ok()?;
+        let shift = match digit_bytes {
+            4 => 30,
+            2 => 15,
+            _ => return None,
+        };
+        if n_digits > (64 + shift) / shift {
+            return None;
+        }
+        let digits = (op as *const u8).add(LONG_DIGITS_OFFSET);
+        let mut magnitude: u128 = 0;
+        for i in (0..n_digits).rev() {
+            let digit = match digit_bytes {
+                4 => u128::from(*(digits as *const u32).add(i)),
+                _ => u128::from(*(digits as *const u16).add(i)),
+            };
+            magnitude = (magnitude << shift) | digit;
+        }
+        if negative {
+            0i128.checked_sub_unsigned(magnitude)
+        } else {
+            i128::try_from(magnitude).ok()
+        }
+        .and_then(|value| i64::try_from(value).ok())
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // str
 

@@ -85,6 +85,11 @@ impl NativeSizer {
         }
     }
 
+    /// This interpreter's struct layouts, when they are known.
+    pub fn layout(&self) -> Option<Layout> {
+        self.layout
+    }
+
     /// Exactly `sys.getsizeof(op)`, or `None` when it cannot be computed natively.
     ///
     /// # Safety

@@ -471,16 +471,11 @@ impl Walker {
                 } else if key == ffi::Py_False() {
                     String::from("False")
                 } else {
-                    let mut overflow: std::ffi::c_int = 0;
-                    let v = ffi::PyLong_AsLongLongAndOverflow(key, &mut overflow);
-                    if overflow != 0 || (v == -1 && !ffi::PyErr_Occurred().is_null()) {
-                        if overflow == 0 {
-                            ffi::PyErr_Clear();
-                        }
-                        String::from("<int>")
-                    } else {
-                        v.to_string()
-                    }
+                    let value = self
+                        .sizer
+                        .layout()
+                        .and_then(|layout| super::shims::long_value(layout, key));
+                    value.map_or_else(|| String::from("<int>"), |v| v.to_string())
                 };
                 return (LabelKind::KeyRepr, self.strings.intern_owned(text).0);
             }
@@ -892,8 +887,9 @@ impl Walker {
 }
 
 /// Starts loading a newly discovered object's header, processed one or two batches
-/// later. Kept from one-by-one processing; whether the line is still cached by then under
-/// batching has not been measured.
+/// later. Still worth it under batching: without it the walk took 10-25% longer on the 3M
+/// benchmark heap (bench/RESULTS.md, run 9), while a second prefetch just before
+/// processing added nothing.
 #[inline(always)]
 fn prefetch(op: *mut ffi::PyObject) {
     #[cfg(target_arch = "x86_64")]
