@@ -262,12 +262,25 @@ pub const LONG_DIGITS_OFFSET: usize = 3 * POINTER_SIZE;
 /// # Safety
 /// `op` must point to a live int (or int subclass instance).
 pub unsafe fn long_sizeof_digits(layout: Layout, op: *mut ffi::PyObject) -> usize {
+    // SAFETY: forwarded caller guarantee.
+    let (_, n_digits) = unsafe { long_sign_and_digits(layout, op) };
+    match layout {
+        Layout::V3_9 | Layout::V3_10 => n_digits,
+        _ => n_digits.max(1),
+    }
+}
+
+/// Whether an int is negative, and how many digits it has: from `ob_size` (3.9-3.11) or
+/// `lv_tag` (3.12+: the count above three flag bits, sign 0 positive, 1 zero, 2 negative).
+///
+/// # Safety
+/// `op` must point to a live int (or int subclass instance).
+unsafe fn long_sign_and_digits(layout: Layout, op: *mut ffi::PyObject) -> (bool, usize) {
     // SAFETY: the word after the header is ob_size (<3.12) or lv_tag (3.12+).
     let word = unsafe { var_size(op) };
     match layout {
-        Layout::V3_9 | Layout::V3_10 => word.unsigned_abs(),
-        Layout::V3_11 => word.unsigned_abs().max(1),
-        _ => ((word as usize) >> 3).max(1),
+        Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => (word < 0, word.unsigned_abs()),
+        _ => ((word as usize) & 3 == 2, (word as usize) >> 3),
     }
 }
 
@@ -277,15 +290,9 @@ pub unsafe fn long_sizeof_digits(layout: Layout, op: *mut ffi::PyObject) -> usiz
 /// # Safety
 /// `op` must point to a live int (or int subclass instance).
 pub unsafe fn long_value(layout: Layout, op: *mut ffi::PyObject) -> Option<i64> {
-    // SAFETY: the word after the header is ob_size (<3.12) or lv_tag (3.12+), and the
-    // digits follow it.
+    // SAFETY: the digits follow ob_size / lv_tag; only the `n_digits` present are read.
     unsafe {
-        let word = var_size(op);
-        let (negative, n_digits) = match layout {
-            Layout::V3_9 | Layout::V3_10 | Layout::V3_11 => (word < 0, word.unsigned_abs()),
-            // lv_tag: digit count above three flag bits; sign 0 positive, 1 zero, 2 negative.
-            _ => ((word as usize) & 3 == 2, (word as usize) >> 3),
-        };
+        let (negative, n_digits) = long_sign_and_digits(layout, op);
         // 30-bit digits in 4 bytes, or 15-bit digits in 2 (a build option).
         let digit_bytes = usize::try_from(ffi::PyLong_Type.tp_itemsize).ok()?;
         let shift = match digit_bytes {
