@@ -91,10 +91,6 @@ def run_together(count: int, objects: int, reps: int) -> list[dict[str, list[flo
                 walker.wait()
 
 
-def _median_ms(values: list[float], scale: float = 1.0) -> float:
-    return statistics.median(values) * scale
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=3_000_000)
@@ -111,12 +107,12 @@ def main() -> int:
     rows.append(("two at once", run_together(2, args.objects, args.reps)))
     print(f"{'walkers':<12} {'walk ms':>20} {'snapshot s':>20} {'gc.collect s':>20}")
     for label, results in rows:
-        walks = " / ".join(f"{_median_ms(r['walk_ms']):.0f}" for r in results)
-        snaps = " / ".join(f"{_median_ms(r['snapshot_s']):.3f}" for r in results)
-        collects = " / ".join(f"{_median_ms(r['gc_collect_s']):.3f}" for r in results)
+        walks = " / ".join(f"{statistics.median(r['walk_ms']):.0f}" for r in results)
+        snaps = " / ".join(f"{statistics.median(r['snapshot_s']):.3f}" for r in results)
+        collects = " / ".join(f"{statistics.median(r['gc_collect_s']):.3f}" for r in results)
         print(f"{label:<12} {walks:>20} {snaps:>20} {collects:>20}")
-    alone = _median_ms(rows[0][1][0]["walk_ms"])
-    together = statistics.mean(_median_ms(r["walk_ms"]) for r in rows[1][1])
+    alone = statistics.median(rows[0][1][0]["walk_ms"])
+    together = statistics.mean(statistics.median(r["walk_ms"]) for r in rows[1][1])
     print(f"walk throughput of two walkers against one: {2 * alone / together:.2f} "
           f"(2.00: the machine serves both in full; 1.00: they take turns)")
     return 0
