@@ -2,6 +2,7 @@
 structures built here; runs on CPython 3.9 to 3.13."""
 
 import gc
+import os
 import sys
 import threading
 import types
@@ -421,3 +422,77 @@ def test_keys_that_are_not_labels_show_their_value_only_when_opted_in():
     opted_in = capture(include_values=True)
     assert opted_in.edge(holder, target) == [(KEY_REPR, "'<script>alert(1)</script>'")]
     assert opted_in.edge(holder, holder["it's \\ x"]) == [(KEY_REPR, "'it\\'s \\\\ x'")]
+
+
+def _graph_around(heap, objects):
+    """Each object's node (type, size, flags, name, length) and out-edges by address."""
+    view = {}
+    for obj in objects:
+        node = heap.nodes[heap.node_of(obj)]
+        edges = sorted(
+            (heap.nodes[dst][0], kind, repr(label))
+            for dst, kind, label in heap.edges_from(obj)
+        )
+        view[id(obj)] = (node[1], node[2], node[3], node[5], node[6], edges)
+    return view
+
+
+def test_two_walking_threads_capture_the_same_graph_as_one(monkeypatch):
+    import asyncio
+
+    # Enough objects that both threads take part; one container so large that the thread
+    # discovering its items must share them; futures of `_asyncio` (an extension module
+    # where this interpreter has one) whose traverse the helper must leave to the GIL's
+    # thread; a class, a module and a closure (handled by the GIL's thread too).
+    payload = [Probe(i) for i in range(60_000)]
+    by_key = {f"k{i}": (p, str(i)) for i, p in enumerate(payload)}
+    slotted = [SlottedProbe(p, i) for i, p in enumerate(payload[:5_000])]
+    loop = asyncio.new_event_loop()
+    try:
+        # Spread over the payload, so that both threads discover some. Struct sequences
+        # too: CPython's own traverse of a static one (`asyncgen_hooks`, a new instance
+        # per call) reads the interpreter state on 3.12, which the helper does not have.
+        futures = [loop.create_future() for _ in range(2_000)]
+        for i, future in enumerate(futures):
+            future.set_result(payload[i])
+            payload[30 * i].future = future
+            payload[30 * i + 1].stat = os.stat(".")
+            payload[30 * i + 2].hooks = sys.get_asyncgen_hooks()
+
+        def outer():
+            held = payload[7]
+
+            def inner():
+                return held
+            return inner
+
+        fn = outer()
+        watched = [payload, by_key, Probe, sys.modules[__name__], fn, fn.__closure__[0],
+                   *payload[:300], *slotted[:300], *futures, payload[31].stat,
+                   payload[32].hooks,
+                   *(by_key[f"k{i}"] for i in range(300))]
+        views = {}
+        for threads in (1, 2):
+            monkeypatch.setenv("HEAPSIGHT_WALK_THREADS", str(threads))
+            views[threads] = _graph_around(capture(), watched)
+            summary = hs.snapshot(str(_tmp_file(threads)))
+            assert summary["walk_threads"] == threads
+        assert views[1] == views[2]
+        future_edges = views[2][id(futures[3])][5]
+        assert any(address == id(payload[3]) for address, _, _ in future_edges)
+    finally:
+        loop.close()
+
+
+def _tmp_file(tag):
+    import tempfile
+    return os.path.join(tempfile.mkdtemp(), f"walk{tag}.hsnap")
+
+
+@pytest.mark.parametrize("value", ["3", "two", "0"])
+def test_walk_threads_setting_other_than_one_or_two_is_refused(monkeypatch, value):
+    monkeypatch.setenv("HEAPSIGHT_WALK_THREADS", value)
+    with pytest.raises(ValueError, match="HEAPSIGHT_WALK_THREADS must be 1 or 2"):
+        hs.capture_heap()
+    monkeypatch.delenv("HEAPSIGHT_WALK_THREADS")
+    assert len(hs.capture_heap()) > 0

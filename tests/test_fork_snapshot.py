@@ -73,9 +73,14 @@ def leak() -> Any:
     _LEAKED.clear()
 
 
-def test_fork_snapshot_equals_in_process_snapshot(tmp_path: Path, leak: list) -> None:
+@pytest.mark.parametrize("walk_threads", [1, 2])
+def test_fork_snapshot_equals_in_process_snapshot(
+    tmp_path: Path, leak: list, walk_threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gc
 
+    # The child walks with a helper thread too (threads may be started after a fork).
+    monkeypatch.setenv("HEAPSIGHT_WALK_THREADS", str(walk_threads))
     # The first capture of a process leaves a few objects of its own behind (what it
     # imports and caches): only the captures after it are comparable.
     heapsight.snapshot(tmp_path / "warm-up.hsnap", fork=False)
@@ -87,6 +92,7 @@ def test_fork_snapshot_equals_in_process_snapshot(tmp_path: Path, leak: list) ->
     assert summary_here["mode"] == "in-process"
     assert summary_forked["mode"] == "fork"
     assert summary_forked["child_pid"] != os.getpid()
+    assert summary_here["walk_threads"] == summary_forked["walk_threads"] == walk_threads
 
     ours, theirs = type_counts(here), type_counts(forked)
     name = f"{__name__}.ForkLeak"

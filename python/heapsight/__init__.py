@@ -56,7 +56,9 @@ def snapshot(
     Every gc-tracked object and the untracked objects they reference, with sizes, labelled
     references and roots. String and bytes values are not stored (only their length)
     unless `include_values=True`. The file is written atomically. Returns a summary dict
-    (node and edge counts, timings; `mode` is `"fork"` or `"in-process"`).
+    (node and edge counts, timings; `mode` is `"fork"` or `"in-process"`; `walk_threads`
+    is 2 where a helper thread shared the walk, 1 where it did not or where the
+    environment variable `HEAPSIGHT_WALK_THREADS=1` said not to).
 
     `fork=True` walks the heap in a forked child while this process keeps running: it
     pauses only for the `fork()` itself (`pause_ms`). `fork=False` walks in-process,

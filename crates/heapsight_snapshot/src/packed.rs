@@ -18,7 +18,7 @@ use crate::model::{
     StringTable, TypeIdx, Types, NO_STR,
 };
 use crate::parallel;
-use crate::varint::{put_varint, zigzag};
+use crate::varint::{put_varint, unzigzag, zigzag};
 
 /// Addresses are stored shifted by this many bits: every Python object is 8-aligned, and
 /// the shift is fixed before the first address is known (the in-memory writer picks the
@@ -61,6 +61,12 @@ impl PackedColumn {
 
     pub fn shrink_to_fit(&mut self) {
         self.bytes.shrink_to_fit();
+    }
+
+    /// Appends `other`'s values after this column's.
+    pub fn append(&mut self, other: PackedColumn) {
+        self.bytes.extend_from_slice(&other.bytes);
+        self.len += other.len;
     }
 
     /// The values in order.
@@ -208,6 +214,27 @@ impl AddressColumn {
     pub fn is_empty(&self) -> bool {
         self.column.is_empty()
     }
+
+    /// Appends `other`'s addresses after this column's: only its first delta, taken from
+    /// zero, is re-encoded from this column's last address.
+    pub fn append(&mut self, other: AddressColumn) {
+        self.misaligned |= other.misaligned;
+        let mut values = PackedValues {
+            bytes: &other.column.bytes,
+            offset: 1,
+        };
+        let Some(first) = values.next() else {
+            return;
+        };
+        let first = unzigzag(first) as u64;
+        self.column
+            .push(zigzag(first.wrapping_sub(self.previous) as i64));
+        self.column
+            .bytes
+            .extend_from_slice(&other.column.bytes[values.offset..]);
+        self.column.len += other.column.len - 1;
+        self.previous = other.previous;
+    }
 }
 
 /// One node's columns, appended once its edges are known.
@@ -260,6 +287,32 @@ impl PackedNodes {
 
     pub fn len(&self) -> usize {
         self.flags.len()
+    }
+
+    /// Appends `other`'s nodes and their edges' labels after this one's (a second
+    /// walking thread's columns); each column is freed as soon as it is copied.
+    pub fn append(&mut self, other: PackedNodes) {
+        let PackedNodes {
+            addresses,
+            type_idx,
+            size,
+            flags,
+            refcount,
+            name,
+            length,
+            degrees,
+            labels,
+        } = other;
+        self.addresses.append(addresses);
+        self.type_idx.append(type_idx);
+        self.size.append(size);
+        self.flags.extend_from_slice(&flags);
+        drop(flags);
+        self.refcount.append(refcount);
+        self.name.append(name);
+        self.length.append(length);
+        self.degrees.append(degrees);
+        self.labels.append(labels);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -588,6 +641,45 @@ mod tests {
             column.push(v);
         }
         column
+    }
+
+    #[test]
+    fn nodes_appended_from_a_second_writer_equal_one_writer() {
+        let node = |i: u64| PackedNode {
+            // Addresses going up and down, so that the re-based delta changes sign.
+            address: 0x7f00_0000_0000 + (i % 3) * 0x10_0000 + i * 8,
+            type_idx: TypeIdx((i % 5) as u32),
+            size: 16 + i,
+            flags: (i % 4) as u8,
+            refcount: i as u32,
+            name: if i.is_multiple_of(2) {
+                NO_STR
+            } else {
+                StrId(i as u32)
+            },
+            length: i * 3,
+            degree: i % 3,
+        };
+        let label = |i: u64| (LabelKind::Index, i as u32);
+        let fill = |nodes: &mut PackedNodes, range: std::ops::Range<u64>| {
+            for i in range {
+                for e in 0..i % 3 {
+                    let (kind, value) = label(e);
+                    nodes.push_label(kind, value);
+                }
+                nodes.push(node(i));
+            }
+        };
+        let mut whole = PackedNodes::default();
+        fill(&mut whole, 0..40);
+        for split in [0, 1, 17, 40] {
+            let mut first = PackedNodes::default();
+            fill(&mut first, 0..split);
+            let mut second = PackedNodes::default();
+            fill(&mut second, split..40);
+            first.append(second);
+            assert_eq!(first, whole, "split at {split}");
+        }
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn child_capture(
     let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
     Ok(format!(
         "nodes={} edges={} roots={} types={} gc_tracked={} frozen={} walk_ms={} \
-         file_bytes={} capture_ms={capture_ms:.3} write_ms={write_ms:.3}",
+         walk_threads={} file_bytes={} capture_ms={capture_ms:.3} write_ms={write_ms:.3}",
         snap.n_nodes(),
         snap.n_edges(),
         snap.roots.len(),
@@ -335,6 +335,7 @@ fn child_capture(
         snap.metadata.n_gc_tracked,
         snap.metadata.n_frozen,
         snap.metadata.walk_ms,
+        walk::last_walk_threads(),
         stats.file_bytes,
     ))
 }

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
@@ -214,11 +215,111 @@ impl GcRings {
     unsafe fn walk_ring(&self, head: usize, visit: &mut dyn FnMut(*mut ffi::PyObject)) {
         // SAFETY: the ring is a valid circular list while the GIL is held and gc disabled.
         unsafe {
-            let mut node = (*(head as *const GcHead)).next & !LINK_FLAG_BITS;
+            let mut node = next_in_ring(head);
             while node != head && node != 0 {
                 visit(object_of(node));
-                node = (*(node as *const GcHead)).next & !LINK_FLAG_BITS;
+                node = next_in_ring(node);
             }
+        }
+    }
+
+    /// The rings in the order [`GcRings::for_each`] visits them.
+    fn heads(&self) -> [usize; N_GENERATIONS + 1] {
+        let [g0, g1, g2] = self.generation_heads;
+        [g0, g1, g2, self.permanent_head]
+    }
+}
+
+/// The gc head after `node` in its ring.
+///
+/// # Safety
+/// `node` a head in a ring that cannot change (GIL held, gc disabled).
+#[inline]
+unsafe fn next_in_ring(node: usize) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { (*(node as *const GcHead)).next & !LINK_FLAG_BITS }
+}
+
+/// The tracked objects of a [`TrackedSource`] handed out in chunks, to whichever walking
+/// thread asks next. Holds addresses only, so the threads can share it.
+pub struct TrackedChunks {
+    from: ChunkSource,
+    cursor: Mutex<ChunkCursor>,
+}
+
+enum ChunkSource {
+    Rings([usize; N_GENERATIONS + 1]),
+    /// `ob_item` and length of the `gc.get_objects()` list, and the list itself (skipped).
+    List {
+        items: usize,
+        len: usize,
+        own: usize,
+    },
+}
+
+#[derive(Default)]
+struct ChunkCursor {
+    /// Ring being read (`Rings`).
+    ring: usize,
+    /// Next gc head to hand out in that ring, 0 before its first.
+    node: usize,
+    /// Next list index (`List`).
+    index: usize,
+}
+
+impl TrackedChunks {
+    /// Fills `out` with up to `max` more tracked objects; `false` once none are left.
+    ///
+    /// # Safety
+    /// As [`GcRings::for_each`], for as long as any thread takes chunks.
+    pub unsafe fn next_chunk(&self, out: &mut Vec<*mut ffi::PyObject>, max: usize) -> bool {
+        out.clear();
+        let mut cursor = self
+            .cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &self.from {
+            ChunkSource::Rings(heads) => {
+                while out.len() < max && cursor.ring < heads.len() {
+                    let head = heads[cursor.ring];
+                    let mut node = cursor.node;
+                    if node == 0 {
+                        // SAFETY: a verified ring head; forwarded from the caller.
+                        node = unsafe { next_in_ring(head) };
+                    }
+                    while out.len() < max && node != head && node != 0 {
+                        out.push(object_of(node));
+                        // SAFETY: as above.
+                        node = unsafe { next_in_ring(node) };
+                    }
+                    if node == head || node == 0 {
+                        cursor.ring += 1;
+                        cursor.node = 0;
+                    } else {
+                        cursor.node = node;
+                    }
+                }
+            }
+            &ChunkSource::List { items, len, own } => {
+                let end = len.min(cursor.index.saturating_add(max));
+                for i in cursor.index..end {
+                    // SAFETY: in range of the list's storage, which is not mutated while
+                    // the walk runs.
+                    let op = unsafe { *(items as *const *mut ffi::PyObject).add(i) };
+                    if op as usize != own && !op.is_null() {
+                        out.push(op);
+                    }
+                }
+                cursor.index = end;
+            }
+        }
+        !out.is_empty() || self.has_more(&cursor)
+    }
+
+    fn has_more(&self, cursor: &ChunkCursor) -> bool {
+        match &self.from {
+            ChunkSource::Rings(heads) => cursor.ring < heads.len(),
+            ChunkSource::List { len, .. } => cursor.index < *len,
         }
     }
 }
@@ -252,6 +353,23 @@ impl<'py> TrackedSource<'py> {
         }
     }
 
+    /// The tracked objects, to be taken in chunks by one or more threads.
+    pub fn chunks(&self) -> TrackedChunks {
+        let from = match self {
+            TrackedSource::Rings(rings) => ChunkSource::Rings(rings.heads()),
+            TrackedSource::Listed(list) => ChunkSource::List {
+                // SAFETY: a live list; its storage pointer and length are only read.
+                items: unsafe { (*(list.as_ptr() as *mut ffi::PyListObject)).ob_item as usize },
+                len: list.len(),
+                own: list.as_ptr() as usize,
+            },
+        };
+        TrackedChunks {
+            from,
+            cursor: Mutex::new(ChunkCursor::default()),
+        }
+    }
+
     /// Calls `visit(object, frozen)` for every listed tracked object.
     ///
     /// # Safety
@@ -281,9 +399,10 @@ impl<'py> TrackedSource<'py> {
 /// # Safety
 /// GIL held, gc disabled, no Python object created or freed until the result is used.
 pub unsafe fn tracked_closure(listed: &[*mut ffi::PyObject]) -> Vec<*mut ffi::PyObject> {
-    let mut seen = NodeSet::default();
+    let seen = NodeSet::default();
     for &op in listed {
-        seen.insert(op as usize);
+        // An address the set cannot hold is left out of the closure's seeds.
+        let _ = seen.insert(op as usize);
     }
     let mut work: Vec<*mut ffi::PyObject> = listed.to_vec();
     let mut found = Vec::new();
@@ -295,7 +414,9 @@ pub unsafe fn tracked_closure(listed: &[*mut ffi::PyObject]) -> Vec<*mut ffi::Py
         for &target in &targets {
             // Untracked containers are walked too: they may hold tracked frozen objects.
             // SAFETY: `target` was just reported by tp_traverse, so it is live.
-            if unsafe { ffi::PyObject_IS_GC(target) } != 0 && seen.insert(target as usize).1 {
+            if unsafe { ffi::PyObject_IS_GC(target) } != 0
+                && seen.insert(target as usize).is_ok_and(|(_, new)| new)
+            {
                 // SAFETY: as above.
                 if unsafe { is_gc_tracked(target) } {
                     found.push(target);

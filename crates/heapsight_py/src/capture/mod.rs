@@ -19,6 +19,7 @@ pub mod fork;
 pub mod frames;
 pub mod gc_lists;
 pub mod nodeset;
+pub mod pure_traverse;
 pub mod shims;
 pub mod sizes;
 pub mod walk;
@@ -84,6 +85,7 @@ fn snapshot<'py>(
     let out = summary(py, snap.counts(), &snap.metadata)?;
     out.set_item("path", path.display().to_string())?; // a str: converting a PathBuf would import pathlib mid-measurement
     out.set_item("file_bytes", file_bytes)?;
+    out.set_item("walk_threads", walk::last_walk_threads())?;
     out.set_item("capture_ms", capture_ms)?;
     out.set_item("write_ms", write_ms)?;
     Ok(out)

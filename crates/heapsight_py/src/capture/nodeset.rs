@@ -7,6 +7,8 @@
 //! keep that code instead of a 64-bit address, and once the walk is complete a code turns
 //! into a dense number with no lookup at all.
 
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
 const GRANULE_SHIFT: u32 = 3;
 const PAGE_SHIFT: u32 = 16;
 const GRANULE_BITS: u32 = PAGE_SHIFT - GRANULE_SHIFT;
@@ -15,92 +17,230 @@ const WORDS_PER_PAGE: usize = 1 << (GRANULE_BITS - 6);
 /// Pages per directory leaf (2 GiB of address space per leaf).
 const LEAF_SHIFT: u32 = 15;
 const LEAF_LEN: usize = 1 << LEAF_SHIFT;
+/// Leaves in the directory: 2 GiB each, 128 TiB in all, the whole user address space of
+/// x86-64 and arm64 Linux unless a process asks for more with an mmap hint.
+const REGIONS: usize = 1 << 16;
+/// Page bitmaps are allocated this many at a time (1 MiB, plus the pages' numbers).
+const CHUNK_SHIFT: u32 = 10;
+const CHUNK_PAGES: usize = 1 << CHUNK_SHIFT;
+/// Chunks the set can hold: 2^26 pages of 64 KiB, 4 TiB of touched pages.
+const CHUNKS: usize = 1 << 16;
 
 /// A member as `slot << 13 | granule`.
 pub type Code = u64;
 
-/// Set of object addresses (8-aligned) handing out [`Code`]s.
-#[derive(Default)]
+/// An address the set cannot hold: beyond 128 TiB, or more than 4 TiB of distinct pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfRange;
+
+struct Chunk {
+    bits: [[AtomicU64; WORDS_PER_PAGE]; CHUNK_PAGES],
+    page: [AtomicUsize; CHUNK_PAGES],
+}
+
+/// Allocates a zeroed `T` on the heap without building it on the stack first (a chunk
+/// is 1 MiB).
+fn boxed_zeroed<T>() -> Box<T> {
+    let layout = std::alloc::Layout::new::<T>();
+    // SAFETY: every `T` used here is made of atomics, for which all-zero bytes are a
+    // valid value; the layout is non-zero-sized. A failed allocation is reported the
+    // standard way.
+    unsafe {
+        let raw = std::alloc::alloc_zeroed(layout) as *mut T;
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(raw)
+    }
+}
+
+fn null_pointers<T>(n: usize) -> Box<[AtomicPtr<T>]> {
+    (0..n)
+        .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+        .collect()
+}
+
+/// Installs a zeroed `T` at `at` unless another thread did first; returns the installed one.
+fn install<T>(at: &AtomicPtr<T>) -> &T {
+    let current = at.load(Ordering::Acquire);
+    if !current.is_null() {
+        // SAFETY: installed pointers come from `Box::into_raw` and live as long as the set.
+        return unsafe { &*current };
+    }
+    let fresh = Box::into_raw(boxed_zeroed::<T>());
+    match at.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: as above; the loser frees only its own, never-shared allocation.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => unsafe {
+            drop(Box::from_raw(fresh));
+            &*winner
+        },
+    }
+}
+
+/// Set of object addresses (8-aligned) handing out [`Code`]s. Insertions may come from
+/// several threads at once (the walk's helper): membership bits are set with `fetch_or`,
+/// pages get their slot by compare-and-swap, and nothing is ever moved or freed while the
+/// set lives, so readers need no lock.
 pub struct NodeSet {
-    /// (region number, leaf): the leaf holds `slot + 1` per page of the region, 0 if none.
-    regions: Vec<(usize, Box<[u32]>)>,
-    last_region: Option<usize>,
-    bits: Vec<[u64; WORDS_PER_PAGE]>,
-    /// The page of each slot, so that a code gives its address back.
-    page_of_slot: Vec<usize>,
-    last_page: Option<(usize, u32)>,
-    len: usize,
+    /// Per 2 GiB region, a leaf holding `slot + 1` per page, 0 if none.
+    regions: Box<[AtomicPtr<[AtomicU32; LEAF_LEN]>]>,
+    chunks: Box<[AtomicPtr<Chunk>]>,
+    /// Slots handed out so far. A slot lost in a race for the same page stays empty.
+    next_slot: AtomicU32,
+}
+
+impl Default for NodeSet {
+    fn default() -> Self {
+        NodeSet {
+            regions: null_pointers(REGIONS),
+            chunks: null_pointers(CHUNKS),
+            next_slot: AtomicU32::new(0),
+        }
+    }
+}
+
+impl Drop for NodeSet {
+    fn drop(&mut self) {
+        for region in self.regions.iter() {
+            let leaf = region.load(Ordering::Acquire);
+            if !leaf.is_null() {
+                // SAFETY: installed by `install` from `Box::into_raw`, freed once here.
+                drop(unsafe { Box::from_raw(leaf) });
+            }
+        }
+        for chunk in self.chunks.iter() {
+            let chunk = chunk.load(Ordering::Acquire);
+            if !chunk.is_null() {
+                // SAFETY: as above.
+                drop(unsafe { Box::from_raw(chunk) });
+            }
+        }
+    }
+}
+
+/// One thread's memory of the last page it inserted into: consecutive insertions mostly
+/// hit the same page, and then skip the directory.
+#[derive(Default, Clone, Copy)]
+pub struct PageCache {
+    /// (page, slot, the page's bitmap in the set).
+    last: Option<(usize, u32, *const [AtomicU64; WORDS_PER_PAGE])>,
 }
 
 impl NodeSet {
     #[inline]
-    fn region_index(&mut self, region: usize) -> usize {
-        if let Some(i) = self.last_region {
-            if self.regions[i].0 == region {
-                return i;
-            }
-        }
-        let i = match self.regions.iter().position(|(r, _)| *r == region) {
-            Some(i) => i,
-            None => {
-                self.regions
-                    .push((region, vec![0u32; LEAF_LEN].into_boxed_slice()));
-                self.regions.len() - 1
-            }
-        };
-        self.last_region = Some(i);
-        i
+    fn chunk(&self, slot: u32) -> Option<&Chunk> {
+        let chunk = self.chunks.get((slot >> CHUNK_SHIFT) as usize)?;
+        let chunk = chunk.load(Ordering::Acquire);
+        // SAFETY: installed chunks live as long as the set.
+        (!chunk.is_null()).then(|| unsafe { &*chunk })
     }
 
     #[inline]
-    fn slot_of(&mut self, page: usize) -> u32 {
-        if let Some((p, slot)) = self.last_page {
+    fn leaf(&self, page: usize) -> Option<&[AtomicU32; LEAF_LEN]> {
+        let leaf = self
+            .regions
+            .get(page >> LEAF_SHIFT)?
+            .load(Ordering::Acquire);
+        // SAFETY: installed leaves live as long as the set.
+        (!leaf.is_null()).then(|| unsafe { &*leaf })
+    }
+
+    #[cold]
+    fn claim_slot(&self, page: usize) -> Result<u32, OutOfRange> {
+        let region = self.regions.get(page >> LEAF_SHIFT).ok_or(OutOfRange)?;
+        let entry = &install(region)[page & (LEAF_LEN - 1)];
+        let known = entry.load(Ordering::Acquire);
+        if known != 0 {
+            return Ok(known - 1);
+        }
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let chunk = self
+            .chunks
+            .get((slot >> CHUNK_SHIFT) as usize)
+            .ok_or(OutOfRange)?;
+        install(chunk).page[slot as usize & (CHUNK_PAGES - 1)].store(page, Ordering::Relaxed);
+        // The page number is published with the slot (release), so that whoever reads
+        // the slot can turn its codes back into addresses.
+        match entry.compare_exchange(0, slot + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Ok(slot),
+            Err(winner) => Ok(winner - 1),
+        }
+    }
+
+    /// The slot and bitmap of `page`, claimed if new.
+    #[inline]
+    fn page_bits(
+        &self,
+        cache: &mut PageCache,
+        page: usize,
+    ) -> Result<(u32, &[AtomicU64; WORDS_PER_PAGE]), OutOfRange> {
+        if let Some((p, slot, bits)) = cache.last {
             if p == page {
-                return slot;
+                // SAFETY: the cache is only ever filled from this set's own chunks, which
+                // live (and stay in place) as long as the set.
+                return Ok((slot, unsafe { &*bits }));
             }
         }
-        let r = self.region_index(page >> LEAF_SHIFT);
-        let entry = &mut self.regions[r].1[page & (LEAF_LEN - 1)];
-        let slot = if *entry == 0 {
-            let slot = self.bits.len() as u32;
-            *entry = slot + 1;
-            self.bits.push([0; WORDS_PER_PAGE]);
-            self.page_of_slot.push(page);
-            slot
-        } else {
-            *entry - 1
+        let slot = match self.find_slot(page) {
+            Some(slot) => slot,
+            None => self.claim_slot(page)?,
         };
-        self.last_page = Some((page, slot));
-        slot
+        let bits = &self.chunk(slot).ok_or(OutOfRange)?.bits[slot as usize & (CHUNK_PAGES - 1)];
+        cache.last = Some((page, slot, bits));
+        Ok((slot, bits))
     }
 
     #[inline]
     fn find_slot(&self, page: usize) -> Option<u32> {
-        let region = page >> LEAF_SHIFT;
-        let (_, leaf) = self.regions.iter().find(|(r, _)| *r == region)?;
-        match leaf[page & (LEAF_LEN - 1)] {
+        match self.leaf(page)?[page & (LEAF_LEN - 1)].load(Ordering::Acquire) {
             0 => None,
             s => Some(s - 1),
         }
     }
 
-    /// Inserts `address`; returns its code and whether it was new.
     #[inline]
-    pub fn insert(&mut self, address: usize) -> (Code, bool) {
-        let slot = self.slot_of(address >> PAGE_SHIFT);
+    fn word(&self, slot: u32, granule: usize) -> Option<&AtomicU64> {
+        Some(&self.chunk(slot)?.bits[slot as usize & (CHUNK_PAGES - 1)][granule >> 6])
+    }
+
+    /// Inserts `address` (remembering its page in `cache`, which must be used with this
+    /// set only); returns its code and whether
+    /// it was new. Of two threads inserting the same address, exactly one is told it is new.
+    #[inline]
+    pub fn insert_cached(
+        &self,
+        cache: &mut PageCache,
+        address: usize,
+    ) -> Result<(Code, bool), OutOfRange> {
+        let (slot, bits) = self.page_bits(cache, address >> PAGE_SHIFT)?;
         let granule = (address >> GRANULE_SHIFT) & GRANULE_MASK;
-        let word = &mut self.bits[slot as usize][granule >> 6];
+        let word = &bits[granule >> 6];
         let bit = 1u64 << (granule & 63);
-        let new = *word & bit == 0;
-        *word |= bit;
-        self.len += usize::from(new);
-        ((u64::from(slot) << GRANULE_BITS) | granule as u64, new)
+        // A plain load first: most insertions find a known member, and a locked
+        // read-modify-write would stall the loads in flight.
+        let new = word.load(Ordering::Relaxed) & bit == 0
+            && word.fetch_or(bit, Ordering::Relaxed) & bit == 0;
+        Ok(((u64::from(slot) << GRANULE_BITS) | granule as u64, new))
+    }
+
+    /// [`NodeSet::insert_cached`] without a cache.
+    pub fn insert(&self, address: usize) -> Result<(Code, bool), OutOfRange> {
+        self.insert_cached(&mut PageCache::default(), address)
     }
 
     /// The address of the member with this code (`code` must come from this set).
     #[inline]
     pub fn address_of(&self, code: Code) -> usize {
-        let page = self.page_of_slot[(code >> GRANULE_BITS) as usize];
+        let slot = (code >> GRANULE_BITS) as u32;
+        let page = self.chunk(slot).map_or(0, |chunk| {
+            chunk.page[slot as usize & (CHUNK_PAGES - 1)].load(Ordering::Relaxed)
+        });
         (page << PAGE_SHIFT) | ((code as usize & GRANULE_MASK) << GRANULE_SHIFT)
     }
 
@@ -113,34 +253,35 @@ impl NodeSet {
     pub fn code_of(&self, address: usize) -> Option<Code> {
         let slot = self.find_slot(address >> PAGE_SHIFT)?;
         let granule = (address >> GRANULE_SHIFT) & GRANULE_MASK;
-        let word = self.bits[slot as usize][granule >> 6];
+        let word = self.word(slot, granule)?.load(Ordering::Relaxed);
         (word & (1u64 << (granule & 63)) != 0)
             .then_some((u64::from(slot) << GRANULE_BITS) | granule as u64)
     }
 
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Freezes the set: every member gets a dense number below `len()`.
+    /// Freezes the set: every member gets a dense number below `len()`. Insertions from
+    /// other threads must have ended (joined) before.
     pub fn into_numbered(self) -> NumberedSet {
-        let mut base = Vec::with_capacity(self.bits.len());
-        let mut prefix = Vec::with_capacity(self.bits.len());
+        let slots = self.next_slot.load(Ordering::Acquire) as usize;
+        let mut base = Vec::with_capacity(slots);
+        let mut prefix = Vec::with_capacity(slots);
         let mut running = 0u32;
-        for page in &self.bits {
+        for slot in 0..slots as u32 {
             base.push(running);
             let mut within = [0u16; WORDS_PER_PAGE];
             let mut count = 0u32;
-            for (w, word) in page.iter().enumerate() {
-                within[w] = count as u16;
-                count += word.count_ones();
+            if let Some(chunk) = self.chunk(slot) {
+                let page = &chunk.bits[slot as usize & (CHUNK_PAGES - 1)];
+                for (w, word) in page.iter().enumerate() {
+                    within[w] = count as u16;
+                    count += word.load(Ordering::Relaxed).count_ones();
+                }
             }
             prefix.push(within);
             running += count;
         }
         NumberedSet {
             set: self,
+            len: running as usize,
             base,
             prefix,
         }
@@ -150,6 +291,7 @@ impl NodeSet {
 /// A complete [`NodeSet`] whose members are numbered `0..len()` (page slot order).
 pub struct NumberedSet {
     set: NodeSet,
+    len: usize,
     base: Vec<u32>,
     /// Members in the earlier words of each page (at most 8192, so u16).
     prefix: Vec<[u16; WORDS_PER_PAGE]>,
@@ -157,15 +299,16 @@ pub struct NumberedSet {
 
 impl NumberedSet {
     pub fn len(&self) -> usize {
-        self.set.len
+        self.len
     }
 
     /// The number of the member with this code, `None` when the code names no member.
     #[inline]
     pub fn number_of_code(&self, code: Code) -> Option<u32> {
-        let slot = usize::try_from(code >> GRANULE_BITS).ok()?;
+        let slot = u32::try_from(code >> GRANULE_BITS).ok()?;
         let granule = code as usize & GRANULE_MASK;
-        let word = *self.set.bits.get(slot)?.get(granule >> 6)?;
+        let word = self.set.word(slot, granule)?.load(Ordering::Relaxed);
+        let slot = slot as usize;
         let bit = 1u64 << (granule & 63);
         if word & bit == 0 {
             return None;
@@ -224,6 +367,21 @@ impl CodeColumn {
         }
     }
 
+    /// Appends `other`'s codes after these, widening if either side is wide.
+    pub fn append(&mut self, other: CodeColumn) {
+        match (&mut *self, other) {
+            (CodeColumn::Narrow(v), CodeColumn::Narrow(mut o)) => v.append(&mut o),
+            (CodeColumn::Wide(v), CodeColumn::Wide(mut o)) => v.append(&mut o),
+            (CodeColumn::Wide(v), CodeColumn::Narrow(o)) => v.extend(o.into_iter().map(u64::from)),
+            (CodeColumn::Narrow(_), CodeColumn::Wide(o)) => {
+                self.widen();
+                if let CodeColumn::Wide(v) = self {
+                    v.extend(o);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             CodeColumn::Narrow(v) => v.len(),
@@ -245,28 +403,28 @@ mod tests {
 
     #[test]
     fn dedupes_and_numbers_every_member_once() {
-        let mut set = NodeSet::default();
+        let set = NodeSet::default();
         let addrs = [
             0x7f00_0010_0040usize,
             0x1000,
             0x7f00_0010_0010,
             0x1010,
             0x5555_0000_0008,
-            0x1_0000_0000_0000,
+            0x7fff_ffff_fff8,
         ];
         let codes: Vec<Code> = addrs
             .iter()
-            .map(|&a| set.insert(a))
+            .map(|&a| set.insert(a).expect("in range"))
             .map(|(c, new)| {
                 assert!(new);
                 c
             })
             .collect();
-        assert_eq!(set.insert(0x1000), (codes[1], false));
-        assert_eq!(set.len(), addrs.len());
+        assert_eq!(set.insert(0x1000), Ok((codes[1], false)));
         assert_eq!(set.code_of(0x2000), None);
         assert_eq!(set.code_of(0x1018), None);
         let numbered = set.into_numbered();
+        assert_eq!(numbered.len(), addrs.len());
         let mut numbers: Vec<u32> = addrs
             .iter()
             .zip(&codes)
@@ -283,10 +441,10 @@ mod tests {
 
     #[test]
     fn dense_pages_number_densely() {
-        let mut set = NodeSet::default();
+        let set = NodeSet::default();
         let base = 0x10_0000usize;
         for i in 0..20_000usize {
-            assert!(set.insert(base + i * 16).1);
+            assert!(set.insert(base + i * 16).expect("in range").1);
         }
         let numbered = set.into_numbered();
         let mut seen = vec![false; 20_000];
@@ -299,9 +457,12 @@ mod tests {
 
     #[test]
     fn codes_give_their_addresses_back() {
-        let mut set = NodeSet::default();
+        let set = NodeSet::default();
         let addresses = [0x10, 0x7f00_0000_1008, 0x5555_0000_fff8, 0x7f00_0001_0000];
-        let codes: Vec<Code> = addresses.iter().map(|&a| set.insert(a).0).collect();
+        let codes: Vec<Code> = addresses
+            .iter()
+            .map(|&a| set.insert(a).expect("in range").0)
+            .collect();
         for (&address, &code) in addresses.iter().zip(&codes) {
             assert_eq!(set.address_of(code), address);
         }
@@ -309,10 +470,14 @@ mod tests {
 
     #[test]
     fn sorted_codes_group_members_by_page() {
-        let mut set = NodeSet::default();
+        let set = NodeSet::default();
         // Interleaved pages, as discovery order scatters them.
         let mut codes: Vec<Code> = (0..64usize)
-            .map(|i| set.insert(((i % 4) << 20) + 0x1000 + (i / 4) * 16).0)
+            .map(|i| {
+                set.insert(((i % 4) << 20) + 0x1000 + (i / 4) * 16)
+                    .expect("in range")
+                    .0
+            })
             .collect();
         codes.sort_unstable();
         let mut runs: Vec<usize> = codes.iter().map(|&c| set.address_of(c) >> 16).collect();
@@ -332,9 +497,78 @@ mod tests {
         let mut visited = Vec::new();
         column.for_each(|i, code| visited.push((i, code)));
         assert_eq!(visited, vec![(0, 7), (1, u64::from(u32::MAX) + 5), (2, 9)]);
-        match column {
-            CodeColumn::Wide(v) => assert_eq!(v, vec![7, u64::from(u32::MAX) + 5, 9]),
+        match &column {
+            CodeColumn::Wide(v) => assert_eq!(v, &vec![7, u64::from(u32::MAX) + 5, 9]),
             CodeColumn::Narrow(_) => panic!("should have widened"),
         }
+        let mut narrow = CodeColumn::default();
+        narrow.push(1);
+        narrow.append(column);
+        let mut wide_then_narrow = CodeColumn::Wide(vec![2]);
+        wide_then_narrow.append(CodeColumn::Narrow(vec![3]));
+        let collect = |c: &CodeColumn| {
+            let mut out = Vec::new();
+            c.for_each(|_, code| out.push(code));
+            out
+        };
+        assert_eq!(collect(&narrow), vec![1, 7, u64::from(u32::MAX) + 5, 9]);
+        assert_eq!(collect(&wide_then_narrow), vec![2, 3]);
+    }
+}
+
+#[cfg(test)]
+mod concurrent_tests {
+    use super::*;
+
+    #[test]
+    fn two_threads_inserting_the_same_addresses_each_member_is_new_once() {
+        let set = NodeSet::default();
+        // Many pages touched by both threads at once, so slots are raced for too.
+        let addresses: Vec<usize> = (0..200_000usize)
+            .map(|i| 0x7f00_0000_0000 + (i % 4000) * 0x1_0000 + (i / 4000) * 8)
+            .collect();
+        let new_counts: Vec<usize> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..2)
+                .map(|t| {
+                    let set = &set;
+                    let addresses = &addresses;
+                    scope.spawn(move || {
+                        let mut cache = PageCache::default();
+                        let mut new = 0usize;
+                        let order: Box<dyn Iterator<Item = &usize>> = if t == 0 {
+                            Box::new(addresses.iter())
+                        } else {
+                            Box::new(addresses.iter().rev())
+                        };
+                        for &a in order {
+                            let (code, fresh) = set.insert_cached(&mut cache, a).expect("in range");
+                            assert_eq!(set.address_of(code), a);
+                            new += usize::from(fresh);
+                        }
+                        new
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("worker"))
+                .collect()
+        });
+        assert_eq!(new_counts.iter().sum::<usize>(), addresses.len());
+        let numbered = set.into_numbered();
+        assert_eq!(numbered.len(), addresses.len());
+        let mut seen = vec![false; addresses.len()];
+        for &a in &addresses {
+            let n = numbered.number_of(a).expect("member") as usize;
+            assert!(!seen[n], "number {n} given twice");
+            seen[n] = true;
+        }
+    }
+
+    #[test]
+    fn addresses_beyond_the_directory_are_refused_not_stored() {
+        let set = NodeSet::default();
+        assert_eq!(set.insert(1usize << 60), Err(OutOfRange));
+        assert!(!set.contains(1usize << 60));
     }
 }

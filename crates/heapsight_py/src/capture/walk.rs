@@ -19,8 +19,9 @@
 //!    the packed labels), and refcounts are compared with in-degrees for external roots.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapsight_snapshot::{
     node_flags, parallel, LabelKind, Metadata, NodeIdx, PackedNode, PackedNodes, PackedSnapshot,
@@ -35,8 +36,9 @@ use super::attrs;
 use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::frames::{self, LocalsLayout};
-use super::gc_lists::{self, AddressMap, GcPause, TrackedSource};
-use super::nodeset::{Code, CodeColumn, NodeSet, NumberedSet};
+use super::gc_lists::{self, AddressMap, GcPause, TrackedChunks, TrackedSource};
+use super::nodeset::{Code, CodeColumn, NodeSet, NumberedSet, PageCache};
+use super::pure_traverse::PureTraverses;
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
 
@@ -62,6 +64,15 @@ const MAX_KEY_LABEL_LEN: usize = 64;
 /// touched cost no memory.
 static LAST_SHAPE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
+/// Threads that walked the heap in the last capture in this process (for its summary:
+/// the file format has no field for it).
+static LAST_WALK_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads that walked the heap in this process's last capture.
+pub fn last_walk_threads() -> usize {
+    LAST_WALK_THREADS.load(Ordering::Relaxed)
+}
+
 /// glibc's largest dynamic mmap threshold (64-bit): a block this big is always mapped on
 /// its own, so it grows by `mremap`, without copying, and goes back to the system when
 /// freed.
@@ -76,6 +87,10 @@ fn reserve_column<T>(column: &mut Vec<T>, len: usize) {
 
 /// Discovered objects processed at a time, grouped by 64 KiB page.
 const WALK_BATCH: usize = 1024;
+/// Tracked objects a walking thread takes from the gc rings at a time.
+const RING_CHUNK: usize = 1024;
+/// Environment variable that sets how many threads walk the heap (1 or 2).
+pub const WALK_THREADS_ENV: &str = "HEAPSIGHT_WALK_THREADS";
 /// Below this many explicit edges, traverse results are matched by linear scan.
 const LINEAR_DEDUP_LIMIT: usize = 64;
 /// 3.12+ `Py_RELATIVE_OFFSET` member flag: never left in a readied type, skipped defensively.
@@ -111,6 +126,7 @@ impl Interner {
 }
 
 /// Labels used on every capture, interned once.
+#[derive(Clone, Copy)]
 struct FixedLabels {
     dict: StrId,
     class: StrId,
@@ -213,12 +229,21 @@ struct TypeInfo {
     per_object_gc: bool,
     /// Offset of the capacity of a bounded container type (lru_cache, deque).
     capacity_offset: Option<usize>,
+    /// Instances may be processed by the helper thread, which holds no thread state:
+    /// every `tp_traverse` in the base chain only reads ([`PureTraverses`]), and nothing
+    /// about the instance needs a C API call that may write (type objects read their
+    /// dict with `PyType_GetDict` on 3.12+, modules run their definition's `m_traverse`).
+    helper_safe: bool,
 }
 
 impl TypeInfo {
     /// # Safety
     /// `ty` a live type object; GIL held.
-    unsafe fn classify(ty: *mut ffi::PyTypeObject, known: &KnownTypes) -> TypeInfo {
+    unsafe fn classify(
+        ty: *mut ffi::PyTypeObject,
+        known: &KnownTypes,
+        pure: &PureTraverses,
+    ) -> TypeInfo {
         // SAFETY: reads flags and slots of a live type; PyType_IsSubtype runs no Python code.
         unsafe {
             let flags = super::shims::type_flags(ty);
@@ -257,14 +282,18 @@ impl TypeInfo {
             } else {
                 Shape::Other
             };
+            let per_object_gc = (*ty).tp_is_gc.is_some();
             TypeInfo {
+                helper_safe: pure.all_pure(ty)
+                    && !per_object_gc
+                    && !matches!(shape, Shape::Type | Shape::Module),
                 shape,
                 fully_enumerated: exact(&raw mut ffi::PyDict_Type)
                     || exact(&raw mut ffi::PyList_Type)
                     || exact(&raw mut ffi::PyTuple_Type),
                 heap: flags & ffi::Py_TPFLAGS_HEAPTYPE != 0,
                 traversable: ffi::PyType_IS_GC(ty) != 0 && (*ty).tp_traverse.is_some(),
-                per_object_gc: (*ty).tp_is_gc.is_some(),
+                per_object_gc,
                 capacity_offset: known.bounded.field_of(ty),
             }
         }
@@ -277,32 +306,21 @@ const TAG_ATTR_NAME: usize = 0;
 const TAG_KEY_TYPE: usize = 2;
 const TAG_C_NAME: usize = 3;
 
-/// Where a node's edges start and which label to give `tp_traverse` leftovers.
-struct Walker {
+/// What the walking threads share: read-only context, the set of discovered objects
+/// (insertions are atomic), and the string and type tables behind locks that each thread
+/// consults only when its own cache misses.
+struct WalkShared {
     include_values: bool,
     immortals_exist: bool,
     version: (u8, u8),
     labels: FixedLabels,
     known: KnownTypes,
-    strings: Interner,
-    label_cache: AddressMap<StrId>,
-    /// Dict key labels by key object: the kind is cached with the id (the text need not be
-    /// rescanned for every entry).
-    key_cache: AddressMap<(LabelKind, StrId)>,
-    types: TypeTable,
-    /// Classification per type, indexed like `types`.
-    type_info: Vec<TypeInfo>,
+    pure: &'static PureTraverses,
+    strings: Mutex<Interner>,
+    types: Mutex<TypeTable>,
     seen: NodeSet,
-    /// Codes of the objects discovered and not yet processed, in discovery order.
-    queue: VecDeque<Code>,
-    /// The next batch to process, sorted by code.
-    batch: Vec<Code>,
-    /// The [`NodeSet`] code of every node processed, in node order.
-    node_codes: CodeColumn,
     /// Codes of the capture's own objects: marked seen, never nodes, never edge targets.
     excluded: Vec<Code>,
-    /// The processed nodes' columns and their edges' labels, as the file stores them.
-    packed: PackedNodes,
     /// Objects of the permanent generation, when the gc rings were read and it is not empty.
     frozen_members: Option<NodeSet>,
     /// Objects listed by `gc.get_objects()` when that is the source: each holds one extra
@@ -310,50 +328,309 @@ struct Walker {
     listed_members: Option<NodeSet>,
     /// References the capture itself holds on specific objects (frames of `sys._current_frames()`).
     refs_held: AddressMap<isize>,
-    /// Targets as [`NodeSet`] codes.
-    edge_code: CodeColumn,
-    /// Addresses of the current node's edges so far (matched against `tp_traverse`).
-    node_targets: Vec<u64>,
-    deferred: DeferredSizes,
-    sizer: NativeSizer,
-    attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
-    /// (closure tuple address, code object) of every function with a closure.
-    closures: Vec<(u64, *mut ffi::PyObject)>,
-    /// Containers of known capacity, in node order.
-    bounds: Vec<heapsight_snapshot::Bound>,
-    /// Where frames keep their locals, when this interpreter's frames can be read.
-    locals_layout: Option<LocalsLayout>,
-    /// (frame address, code object) of every frame whose locals were emitted.
-    frame_codes: Vec<(u64, *mut ffi::PyObject)>,
     /// Caller of each frame of the running threads (3.11+ frame objects leave `f_back`
     /// empty until asked).
     frame_callers: AddressMap<u64>,
+    /// Where frames keep their locals, when this interpreter's frames can be read.
+    locals_layout: Option<LocalsLayout>,
+    pool: Mutex<WorkPool>,
+    /// A thread ran out of work: the next thread to finish a batch with work to spare
+    /// moves half of its queue to the pool.
+    hungry: AtomicBool,
+    /// An address the [`NodeSet`] could not hold was met: the capture fails.
+    out_of_range: AtomicBool,
+}
+
+// SAFETY: the raw pointers inside (type objects, probes) are only read during the walk,
+// while the GIL's thread keeps every object alive and runs no Python code; the mutable
+// parts are atomics and mutexes.
+unsafe impl Sync for WalkShared {}
+
+/// Work moved between the walking threads. One thread alone would otherwise process
+/// everything a huge container leads to, while the other waits.
+struct WorkPool {
+    /// Discovered objects, for whichever thread takes them.
+    spare: Vec<Code>,
+    /// Objects the helper may not process, for the thread holding the GIL.
+    for_main: Vec<Code>,
+    /// Threads that may still discover work: the walk is over when none is busy and the
+    /// pool is empty.
+    busy: usize,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One walking thread: the objects it discovered first, and the columns of the nodes it
+/// processed, in its own order.
+struct Walker<'s> {
+    shared: &'s WalkShared,
+    /// Runs beside the GIL's thread without a thread state: hands over the objects only
+    /// that thread may process.
+    helper: bool,
+    labels: FixedLabels,
+    include_values: bool,
+    /// This thread's view of the shared string table.
+    string_ids: HashMap<String, StrId>,
+    label_cache: AddressMap<StrId>,
+    /// Dict key labels by key object: the kind is cached with the id (the text need not be
+    /// rescanned for every entry).
+    key_cache: AddressMap<(LabelKind, StrId)>,
+    /// Index in the shared type table and classification, per type.
+    type_cache: AddressMap<(TypeIdx, TypeInfo)>,
+    last_type: Option<(*mut ffi::PyTypeObject, TypeIdx, TypeInfo)>,
+    page_cache: PageCache,
+    /// Codes of the objects discovered and not yet processed, in discovery order.
+    queue: VecDeque<Code>,
+    /// The next batch to process, sorted by code.
+    batch: Vec<Code>,
+    /// Discovered by the helper, to be handed over.
+    to_hand_over: Vec<Code>,
+    chunk: Vec<*mut ffi::PyObject>,
+    columns: WalkColumns,
+    /// Addresses of the current node's edges so far (matched against `tp_traverse`).
+    node_targets: Vec<u64>,
+    sizer: NativeSizer,
+    attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
     traverse_buf: Vec<*mut ffi::PyObject>,
     leftover_buf: Vec<*mut ffi::PyObject>,
     dedup_counts: AddressMap<u32>,
 }
 
-impl Walker {
+/// What a walking thread produced: the columns of its nodes, in its node order.
+#[derive(Default)]
+struct WalkColumns {
+    /// The [`NodeSet`] code of every node processed, in node order.
+    node_codes: CodeColumn,
+    /// The processed nodes' columns and their edges' labels, as the file stores them.
+    packed: PackedNodes,
+    /// Targets as [`NodeSet`] codes.
+    edge_code: CodeColumn,
+    /// (node, object) whose size needs `__sizeof__` after the walk. No reference is
+    /// taken during the walk (the helper may not write a reference count).
+    needs_sizeof: Vec<(usize, *mut ffi::PyObject)>,
+    /// (closure tuple address, code object) of every function with a closure.
+    closures: Vec<(u64, *mut ffi::PyObject)>,
+    /// Containers of known capacity, in node order.
+    bounds: Vec<heapsight_snapshot::Bound>,
+    /// (frame address, code object) of every frame whose locals were emitted.
+    frame_codes: Vec<(u64, *mut ffi::PyObject)>,
+}
+
+// SAFETY: the object pointers inside are only read by the GIL's thread once the helper
+// that collected them has ended.
+unsafe impl Send for WalkColumns {}
+
+impl WalkColumns {
+    /// Appends the nodes of another thread after these (their indices shift by as many).
+    fn append(&mut self, other: WalkColumns) {
+        let offset = self.packed.len();
+        let WalkColumns {
+            node_codes,
+            packed,
+            edge_code,
+            needs_sizeof,
+            closures,
+            bounds,
+            frame_codes,
+        } = other;
+        // About as many bytes each side: the packed columns, then the code columns.
+        let (own_packed, own_nodes, own_edges) =
+            (&mut self.packed, &mut self.node_codes, &mut self.edge_code);
+        parallel::join(
+            move || own_packed.append(packed),
+            move || {
+                own_nodes.append(node_codes);
+                own_edges.append(edge_code);
+            },
+        );
+        self.needs_sizeof.extend(
+            needs_sizeof
+                .into_iter()
+                .map(|(node, op)| (node + offset, op)),
+        );
+        self.closures.extend(closures);
+        self.bounds
+            .extend(bounds.into_iter().map(|b| heapsight_snapshot::Bound {
+                node: NodeIdx(b.node.0 + offset as u32),
+                ..b
+            }));
+        self.frame_codes.extend(frame_codes);
+    }
+}
+
+impl<'s> Walker<'s> {
+    fn new(shared: &'s WalkShared, helper: bool) -> Self {
+        Walker {
+            shared,
+            helper,
+            labels: shared.labels,
+            include_values: shared.include_values,
+            string_ids: HashMap::new(),
+            label_cache: AddressMap::default(),
+            key_cache: AddressMap::default(),
+            type_cache: AddressMap::default(),
+            last_type: None,
+            page_cache: PageCache::default(),
+            queue: VecDeque::new(),
+            batch: Vec::new(),
+            to_hand_over: Vec::new(),
+            chunk: Vec::with_capacity(RING_CHUNK),
+            columns: WalkColumns::default(),
+            node_targets: Vec::new(),
+            sizer: NativeSizer::new(),
+            attr_buf: Vec::new(),
+            traverse_buf: Vec::new(),
+            leftover_buf: Vec::new(),
+            dedup_counts: AddressMap::default(),
+        }
+    }
+
     fn reserve(&mut self, nodes: usize, edges: usize) {
-        for (column, len) in [(&mut self.node_codes, nodes), (&mut self.edge_code, edges)] {
+        let columns = &mut self.columns;
+        for (column, len) in [
+            (&mut columns.node_codes, nodes),
+            (&mut columns.edge_code, edges),
+        ] {
             match column {
-                CodeColumn::Narrow(v) => reserve_column(v, len),
-                CodeColumn::Wide(v) => reserve_column(v, len),
+                CodeColumn::Narrow(ref mut v) => reserve_column(v, len),
+                CodeColumn::Wide(ref mut v) => reserve_column(v, len),
             }
         }
         // Varints take one to three bytes: the floor keeps each column mapped on its own.
-        self.packed
+        columns
+            .packed
             .try_reserve(nodes.max(COLUMN_FLOOR_BYTES), edges.max(COLUMN_FLOOR_BYTES));
     }
 
-    /// Marks `address` seen; a new one becomes the next node, processed in its turn.
+    /// Marks `address` seen; a new one becomes one of this thread's next nodes. `None`
+    /// for an address the set cannot hold (the capture then fails).
     #[inline]
-    fn discover(&mut self, address: usize) -> (Code, bool) {
-        let (code, new) = self.seen.insert(address);
-        if new {
-            self.queue.push_back(code);
+    fn discover(&mut self, address: usize) -> Option<(Code, bool)> {
+        match self
+            .shared
+            .seen
+            .insert_cached(&mut self.page_cache, address)
+        {
+            Ok((code, new)) => {
+                if new {
+                    self.queue.push_back(code);
+                }
+                Some((code, new))
+            }
+            Err(_) => {
+                self.shared.out_of_range.store(true, Ordering::Relaxed);
+                None
+            }
         }
-        (code, new)
+    }
+
+    /// Interns `text` in the shared table, through this thread's cache.
+    fn intern_owned(&mut self, text: String) -> StrId {
+        if let Some(&id) = self.string_ids.get(&text) {
+            return id;
+        }
+        let id = locked(&self.shared.strings).intern(&text);
+        self.string_ids.insert(text, id);
+        id
+    }
+
+    /// The shared index and the classification of a type.
+    #[inline]
+    unsafe fn type_entry(&mut self, ty: *mut ffi::PyTypeObject) -> (TypeIdx, TypeInfo) {
+        if let Some((last, idx, info)) = self.last_type {
+            if last == ty {
+                return (idx, info);
+            }
+        }
+        let (idx, info) = match self.type_cache.get(&(ty as usize)) {
+            Some(&entry) => entry,
+            None => {
+                let idx = TypeIdx(locked(&self.shared.types).index_of(ty));
+                // SAFETY: the caller's: `ty` is the type of a live object.
+                let info = unsafe { TypeInfo::classify(ty, &self.shared.known, self.shared.pure) };
+                self.type_cache.insert(ty as usize, (idx, info));
+                (idx, info)
+            }
+        };
+        self.last_type = Some((ty, idx, info));
+        (idx, info)
+    }
+
+    /// Discovers and processes tracked objects, a chunk of the gc rings at a time, until
+    /// no chunk is left; then what they lead to, until this thread's queue is empty.
+    unsafe fn walk_tracked(&mut self, tracked: &TrackedChunks) {
+        let mut chunk = std::mem::take(&mut self.chunk);
+        // SAFETY (both calls): the caller's; the walk creates and frees no Python object.
+        while unsafe { tracked.next_chunk(&mut chunk, RING_CHUNK) } {
+            for &op in &chunk {
+                self.discover(op as usize);
+            }
+            // At most two batches wait, so the queue stays small.
+            while self.queue.len() >= 2 * WALK_BATCH {
+                unsafe { self.process_batch(WALK_BATCH) };
+            }
+        }
+        self.chunk = chunk;
+        // SAFETY: as above.
+        unsafe { self.drain() };
+    }
+
+    unsafe fn drain(&mut self) {
+        while !self.queue.is_empty() {
+            // SAFETY: the caller's.
+            unsafe { self.process_batch(WALK_BATCH) };
+        }
+    }
+
+    /// Once this thread's own work is done: takes work from the pool until no thread is
+    /// busy and the pool is empty (a thread that is still busy may yet share or hand over).
+    unsafe fn finish(&mut self) {
+        let mut idle = false;
+        loop {
+            {
+                let mut pool = locked(&self.shared.pool);
+                if !self.helper {
+                    self.queue.extend(pool.for_main.drain(..));
+                }
+                self.queue.extend(pool.spare.drain(..));
+                if !self.queue.is_empty() {
+                    if idle {
+                        pool.busy += 1;
+                        idle = false;
+                    }
+                } else {
+                    if !idle {
+                        pool.busy -= 1;
+                        idle = true;
+                    }
+                    if pool.busy == 0 && pool.spare.is_empty() && pool.for_main.is_empty() {
+                        return;
+                    }
+                    self.shared.hungry.store(true, Ordering::Relaxed);
+                }
+            }
+            if self.queue.is_empty() {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                // SAFETY: the caller's.
+                unsafe { self.drain() };
+            }
+        }
+    }
+
+    /// Moves half of this thread's queue to the pool when another thread asked for work.
+    fn share_if_asked(&mut self) {
+        if self.queue.len() < 2 * WALK_BATCH || !self.shared.hungry.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut pool = locked(&self.shared.pool);
+        let keep = self.queue.len() / 2;
+        pool.spare.extend(self.queue.drain(keep..));
+        self.shared.hungry.store(false, Ordering::Relaxed);
     }
 
     /// Processes the `count` oldest discovered objects grouped by 64 KiB page (the
@@ -366,12 +643,21 @@ impl Walker {
         batch.extend(self.queue.drain(..count));
         batch.sort_unstable();
         for &code in &batch {
-            self.node_codes.push(code);
-            let address = self.seen.address_of(code) as u64;
+            let address = self.shared.seen.address_of(code) as u64;
             // SAFETY: the caller's: every discovered address is a live object.
-            unsafe { self.process(address) };
+            if unsafe { self.process(address) } {
+                self.columns.node_codes.push(code);
+            } else {
+                self.to_hand_over.push(code);
+            }
         }
         self.batch = batch;
+        if !self.to_hand_over.is_empty() {
+            locked(&self.shared.pool)
+                .for_main
+                .append(&mut self.to_hand_over);
+        }
+        self.share_if_asked();
     }
 
     #[inline]
@@ -380,15 +666,17 @@ impl Walker {
             return;
         }
         let address = target as usize;
-        let (code, new) = self.discover(address);
+        let Some((code, new)) = self.discover(address) else {
+            return;
+        };
         if new {
             prefetch(target);
-        } else if self.excluded.contains(&code) {
+        } else if self.shared.excluded.contains(&code) {
             return;
         }
-        self.edge_code.push(code);
+        self.columns.edge_code.push(code);
         self.node_targets.push(address as u64);
-        self.packed.push_label(kind, value);
+        self.columns.packed.push_label(kind, value);
     }
 
     #[inline]
@@ -404,7 +692,7 @@ impl Walker {
         }
         // SAFETY: live str (or not: then a placeholder).
         let text = unsafe { read_str(name) }.unwrap_or_else(|| String::from("?"));
-        let id = self.strings.intern_owned(text);
+        let id = self.intern_owned(text);
         self.label_cache.insert(key, id);
         id
     }
@@ -421,7 +709,7 @@ impl Walker {
         let text = unsafe { std::ffi::CStr::from_ptr(name) }
             .to_string_lossy()
             .into_owned();
-        let id = self.strings.intern_owned(text);
+        let id = self.intern_owned(text);
         if name as usize & 7 == 0 {
             self.label_cache.insert(key, id);
         }
@@ -439,16 +727,14 @@ impl Walker {
                     return (kind, id.0);
                 }
                 let (kind, id) = match read_str(key) {
-                    Some(text) if is_label_like(&text) => {
-                        (LabelKind::Key, self.strings.intern_owned(text))
-                    }
+                    Some(text) if is_label_like(&text) => (LabelKind::Key, self.intern_owned(text)),
                     // Opted in to values: any short key, quoted (never label-like then).
                     Some(text)
                         if self.include_values && text.chars().count() <= MAX_KEY_LABEL_LEN =>
                     {
                         (
                             LabelKind::KeyRepr,
-                            self.strings.intern_owned(format!(
+                            self.intern_owned(format!(
                                 "'{}'",
                                 heapsight_graph::escape_quoted(&text)
                             )),
@@ -458,7 +744,7 @@ impl Walker {
                         let len = ffi::PyUnicode_GET_LENGTH(key);
                         (
                             LabelKind::KeyRepr,
-                            self.strings.intern_owned(format!("<str len {len}>")),
+                            self.intern_owned(format!("<str len {len}>")),
                         )
                     }
                 };
@@ -477,14 +763,14 @@ impl Walker {
                         .and_then(|layout| super::shims::long_value(layout, key));
                     value.map_or_else(|| String::from("<int>"), |v| v.to_string())
                 };
-                return (LabelKind::KeyRepr, self.strings.intern_owned(text).0);
+                return (LabelKind::KeyRepr, self.intern_owned(text).0);
             }
             let cache_key = ty as usize | TAG_KEY_TYPE;
             if let Some(id) = self.label_cache.get(&cache_key) {
                 return (LabelKind::KeyRepr, id.0);
             }
             let name = type_qualname(ty);
-            let id = self.strings.intern_owned(format!("<{name}>"));
+            let id = self.intern_owned(format!("<{name}>"));
             self.label_cache.insert(cache_key, id);
             (LabelKind::KeyRepr, id.0)
         }
@@ -578,7 +864,8 @@ impl Walker {
                 self.emit_attr(target, label);
             }
             if !(*f).func_closure.is_null() && !(*f).func_code.is_null() {
-                self.closures
+                self.columns
+                    .closures
                     .push(((*f).func_closure as u64, (*f).func_code));
             }
         }
@@ -675,23 +962,23 @@ impl Walker {
                 Shape::Frame => {
                     let mut f_back = super::shims::read_ptr::<ffi::PyObject>(
                         op as *const u8,
-                        super::shims::frame_back_offset(self.version) as isize,
+                        super::shims::frame_back_offset(self.shared.version) as isize,
                     );
                     if f_back.is_null() {
-                        if let Some(&caller) = self.frame_callers.get(&(op as usize)) {
+                        if let Some(&caller) = self.shared.frame_callers.get(&(op as usize)) {
                             f_back = caller as usize as *mut ffi::PyObject;
                         }
                     }
                     self.emit_attr(f_back, self.labels.f_back);
                     // Indices now, renamed `local 'name'` after the walk.
-                    let locals = self.locals_layout;
+                    let locals = self.shared.locals_layout;
                     if let Some((slots, code)) = locals.as_ref().and_then(|l| l.slots(op)) {
                         for (i, &word) in slots.iter().enumerate() {
                             if let Some(slot) = super::shims::stack_ref_object(word) {
                                 self.emit(slot, LabelKind::Index, i as u32);
                             }
                         }
-                        self.frame_codes.push((op as u64, code));
+                        self.columns.frame_codes.push((op as u64, code));
                     }
                 }
                 Shape::Module => {
@@ -756,34 +1043,35 @@ impl Walker {
         unsafe {
             let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
             match dict_find_ascii(md_dict, b"__name__").and_then(|n| read_str(n)) {
-                Some(name) => self.strings.intern_owned(name),
+                Some(name) => self.intern_owned(name),
                 None => NO_STR,
             }
         }
     }
 
-    /// Computes one node's columns and edges.
-    unsafe fn process(&mut self, address: u64) {
-        let index = self.packed.len();
-        let edges_before = self.edge_code.len();
+    /// Computes one node's columns and edges; `false` (and nothing recorded) for an
+    /// object the helper leaves to the GIL's thread.
+    unsafe fn process(&mut self, address: u64) -> bool {
+        let index = self.columns.packed.len();
+        let edges_before = self.columns.edge_code.len();
         // SAFETY: every node address is a live object during the walk.
         unsafe {
             let op = address as usize as *mut ffi::PyObject;
             let ty = ffi::Py_TYPE(op);
-            let type_idx = TypeIdx(self.types.index_of(ty));
-            if type_idx.index() == self.type_info.len() {
-                self.type_info.push(TypeInfo::classify(ty, &self.known));
+            let (type_idx, info) = self.type_entry(ty);
+            if self.helper && !info.helper_safe {
+                return false;
             }
-            let info = self.type_info[type_idx.index()];
+            let shared = self.shared;
             let mut flags = 0u8;
-            let listed = self
+            let listed = shared
                 .listed_members
                 .as_ref()
                 .is_some_and(|l| l.contains(address as usize));
             let tracked = gc_lists::is_gc_tracked(op);
             if tracked {
                 flags |= node_flags::GC_TRACKED;
-                let frozen = match (&self.frozen_members, &self.listed_members) {
+                let frozen = match (&shared.frozen_members, &shared.listed_members) {
                     (Some(frozen), _) => frozen.contains(address as usize),
                     (None, Some(_)) => !listed,
                     (None, None) => false,
@@ -793,13 +1081,13 @@ impl Walker {
                 }
             }
             let raw_refcount = ffi::Py_REFCNT(op);
-            let refcount = if self.immortals_exist && (raw_refcount as i32) < 0 {
+            let refcount = if shared.immortals_exist && (raw_refcount as i32) < 0 {
                 flags |= node_flags::IMMORTAL;
                 u32::MAX
             } else {
                 let mut held = isize::from(listed);
                 if info.shape == Shape::Frame {
-                    held += self
+                    held += shared
                         .refs_held
                         .get(&(address as usize))
                         .copied()
@@ -811,7 +1099,7 @@ impl Walker {
                 Some(s) => s,
                 None => {
                     // Replaced by `__sizeof__` after the walk; kept if that fails.
-                    self.deferred.defer(index, op);
+                    self.columns.needs_sizeof.push((index, op));
                     census::basic_size(op)
                 }
             };
@@ -823,7 +1111,7 @@ impl Walker {
                     length = n as u64;
                     if self.include_values && n <= MAX_VALUE_LEN {
                         if let Some(text) = read_str(op) {
-                            name = self.strings.intern_owned(text);
+                            name = self.intern_owned(text);
                             flags |= node_flags::HAS_VALUE;
                         }
                     }
@@ -835,7 +1123,7 @@ impl Walker {
                         let data = ffi::PyBytes_AsString(op) as *const u8;
                         if !data.is_null() {
                             let bytes = std::slice::from_raw_parts(data, n);
-                            name = self.strings.intern_owned(escape_bytes(bytes));
+                            name = self.intern_owned(escape_bytes(bytes));
                             flags |= node_flags::HAS_VALUE;
                         }
                     }
@@ -851,9 +1139,7 @@ impl Walker {
                 }
                 Shape::Type => {
                     flags |= node_flags::IS_TYPE;
-                    name = self
-                        .strings
-                        .intern_owned(type_qualname(op as *mut ffi::PyTypeObject));
+                    name = self.intern_owned(type_qualname(op as *mut ffi::PyTypeObject));
                 }
                 Shape::Function => {
                     let f = op as *mut ffi::PyFunctionObject;
@@ -866,13 +1152,13 @@ impl Walker {
                 Shape::Cell | Shape::Method | Shape::Frame | Shape::Other => {}
             }
             if let Some(offset) = info.capacity_offset {
-                self.bounds.push(heapsight_snapshot::Bound {
+                self.columns.bounds.push(heapsight_snapshot::Bound {
                     node: NodeIdx(index as u32),
                     capacity: bounds::read_capacity(op, offset),
                 });
             }
             self.edges_of(op, ty, info);
-            self.packed.push(PackedNode {
+            self.columns.packed.push(PackedNode {
                 address,
                 type_idx,
                 size,
@@ -880,9 +1166,10 @@ impl Walker {
                 refcount,
                 name,
                 length,
-                degree: (self.edge_code.len() - edges_before) as u64,
+                degree: (self.columns.edge_code.len() - edges_before) as u64,
             });
         }
+        true
     }
 }
 
@@ -1087,6 +1374,7 @@ struct PreWalk<'py> {
     interpreter: Vec<(&'static str, u64)>,
     method_type: *mut ffi::PyTypeObject,
     bounded: &'static BoundedTypes,
+    pure: &'static PureTraverses,
     locals_layout: Option<LocalsLayout>,
     /// The callers of the innermost frames, materialised and held until the walk ends.
     stack: Vec<Bound<'py, PyAny>>,
@@ -1173,6 +1461,7 @@ fn gather_pre_walk<'py>(py: Python<'py>, frames: &Bound<'py, PyDict>) -> PyResul
         ],
         method_type,
         bounded: BoundedTypes::get(py),
+        pure: PureTraverses::get(py),
         locals_layout: LocalsLayout::get(py),
         stack,
         stack_callers,
@@ -1216,6 +1505,7 @@ pub struct Prepared<'py> {
     pause: GcPause<'py>,
     n_frozen: u64,
     source: TrackedSource<'py>,
+    walk_threads: usize,
 }
 
 pub fn prepare(py: Python<'_>) -> PyResult<Prepared<'_>> {
@@ -1232,6 +1522,7 @@ pub fn prepare(py: Python<'_>) -> PyResult<Prepared<'_>> {
         .call_method0("get_freeze_count")?
         .extract()?;
     let source = TrackedSource::open(&pause)?;
+    let walk_threads = walk_threads()?;
     Ok(Prepared {
         frames,
         pre,
@@ -1239,7 +1530,30 @@ pub fn prepare(py: Python<'_>) -> PyResult<Prepared<'_>> {
         pause,
         n_frozen,
         source,
+        walk_threads,
     })
+}
+
+/// Threads walking the heap: [`WALK_THREADS_ENV`] when set, else two where two cores
+/// exist. Read before the walk, where a fork capture may still read the environment.
+fn walk_threads() -> PyResult<usize> {
+    let default = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        2
+    } else {
+        1
+    };
+    match std::env::var(WALK_THREADS_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Ok(value) if value.trim() == "1" => Ok(1),
+        Ok(value) if value.trim() == "2" => Ok(2),
+        Ok(value) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{WALK_THREADS_ENV} must be 1 or 2 (threads walking the heap), not {value:?}; \
+             unset it to let heapsight choose"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(pyo3::exceptions::PyValueError::new_err(
+            format!("{WALK_THREADS_ENV} must be 1 or 2, and is not even text"),
+        )),
+    }
 }
 
 /// What may happen once the walk is done.
@@ -1269,12 +1583,53 @@ pub fn capture_prepared(
         pause,
         n_frozen,
         source,
+        walk_threads,
     } = prepared;
 
     let walk_started = Instant::now();
     let mut strings = Interner::default();
     let labels = FixedLabels::new(&mut strings);
-    let mut walker = Walker {
+    let seen = NodeSet::default();
+    // The capture's own objects are marked seen but never become nodes; edges to them
+    // are dropped when targets are mapped.
+    let mut excluded: Vec<Code> = Vec::new();
+    let mut own_objects = vec![frames.as_ptr() as usize];
+    own_objects.extend(source.own_object().map(|own| own as usize));
+    for own in own_objects {
+        if let Ok((code, _)) = seen.insert(own) {
+            excluded.push(code);
+        }
+    }
+    let mut refs_held: AddressMap<isize> = AddressMap::default();
+    for (_, frame, _) in &pre.threads {
+        *refs_held.entry(*frame as usize).or_insert(0) += 1;
+    }
+    for frame in &pre.stack {
+        *refs_held.entry(frame.as_ptr() as usize).or_insert(0) += 1;
+    }
+    let frame_callers: AddressMap<u64> = pre
+        .stack_callers
+        .iter()
+        .map(|&(frame, caller)| (frame as usize, caller))
+        .collect();
+    // SAFETY (all blocks below): GIL held and gc paused; `process` and the closures
+    // create and free no Python object.
+    let mut frozen_members = None;
+    let mut listed_members = None;
+    match &source {
+        TrackedSource::Rings(rings) if n_frozen > 0 => {
+            let frozen = NodeSet::default();
+            unsafe { rings.for_each_permanent(|op| _ = frozen.insert(op as usize)) };
+            frozen_members = Some(frozen);
+        }
+        TrackedSource::Rings(_) => {}
+        TrackedSource::Listed(_) => {
+            let listed = NodeSet::default();
+            unsafe { source.for_each(|op, _| _ = listed.insert(op as usize)) };
+            listed_members = Some(listed);
+        }
+    }
+    let shared = WalkShared {
         include_values: options.include_values,
         immortals_exist: version >= (3, 12),
         version,
@@ -1283,119 +1638,133 @@ pub fn capture_prepared(
             method: pre.method_type,
             bounded: pre.bounded,
         },
-        strings,
-        label_cache: AddressMap::default(),
-        key_cache: AddressMap::default(),
-        types: TypeTable::default(),
-        type_info: Vec::new(),
-        seen: NodeSet::default(),
-        queue: VecDeque::new(),
-        batch: Vec::new(),
-        node_codes: CodeColumn::default(),
-        excluded: Vec::new(),
-        packed: PackedNodes::default(),
-        frozen_members: None,
-        listed_members: None,
-        refs_held: AddressMap::default(),
-        edge_code: CodeColumn::default(),
-        node_targets: Vec::new(),
-        deferred: DeferredSizes::default(),
-        sizer: NativeSizer::new(),
-        attr_buf: Vec::new(),
-        closures: Vec::new(),
-        bounds: Vec::new(),
+        pure: pre.pure,
+        strings: Mutex::new(strings),
+        types: Mutex::new(TypeTable::default()),
+        seen,
+        excluded,
+        frozen_members,
+        listed_members,
+        refs_held,
+        frame_callers,
         locals_layout: pre.locals_layout,
-        frame_codes: Vec::new(),
-        frame_callers: AddressMap::default(),
-        traverse_buf: Vec::new(),
-        leftover_buf: Vec::new(),
-        dedup_counts: AddressMap::default(),
+        pool: Mutex::new(WorkPool {
+            spare: Vec::new(),
+            for_main: Vec::new(),
+            busy: walk_threads.min(2),
+        }),
+        hungry: AtomicBool::new(false),
+        out_of_range: AtomicBool::new(false),
     };
+    let tracked = source.chunks();
+    let mut walker = Walker::new(&shared, false);
     let hint = LAST_SHAPE.each_ref().map(|v| v.load(Ordering::Relaxed));
     walker.reserve(hint[0] + hint[0] / 16, hint[1] + hint[1] / 16);
-    // The capture's own objects are marked seen but never become nodes; edges to them
-    // are dropped when targets are mapped.
-    walker
-        .excluded
-        .push(walker.seen.insert(frames.as_ptr() as usize).0);
-    if let Some(own) = source.own_object() {
-        walker.excluded.push(walker.seen.insert(own as usize).0);
-    }
-    for (_, frame, _) in &pre.threads {
-        *walker.refs_held.entry(*frame as usize).or_insert(0) += 1;
-    }
-    for frame in &pre.stack {
-        *walker.refs_held.entry(frame.as_ptr() as usize).or_insert(0) += 1;
-    }
-    for &(frame, caller) in &pre.stack_callers {
-        walker.frame_callers.insert(frame as usize, caller);
-    }
-    // SAFETY (all blocks below): GIL held and gc paused; `process` and the closures
-    // create and free no Python object.
-    match &source {
-        TrackedSource::Rings(rings) if n_frozen > 0 => {
-            let mut frozen = NodeSet::default();
-            unsafe { rings.for_each_permanent(|op| _ = frozen.insert(op as usize)) };
-            walker.frozen_members = Some(frozen);
+    // Tracked objects are taken from the gc rings a chunk at a time by each walking
+    // thread; each processes what it discovers first. Discoveries wait for a batch of
+    // `WALK_BATCH` and are processed grouped by 64 KiB page: the heap is far larger than
+    // the TLB, and in discovery order nearly every header load also paid a page walk (the
+    // walk took 17% longer on the 3M benchmark heap).
+    let helper_columns = std::thread::scope(|scope| {
+        let helper = (walk_threads > 1)
+            .then(|| {
+                std::thread::Builder::new()
+                    .name(String::from("heapsight-walk"))
+                    .spawn_scoped(scope, || {
+                        let mut helper = Walker::new(&shared, true);
+                        helper.reserve(hint[0] / 2, hint[1] / 2);
+                        // SAFETY: the GIL's thread holds the GIL, keeps the collector
+                        // paused and runs no Python code until this thread has ended.
+                        unsafe {
+                            helper.walk_tracked(&tracked);
+                            helper.finish();
+                        }
+                        helper.columns
+                    })
+                    .inspect_err(|_| {
+                        // No thread to be had: this one walks alone.
+                        locked(&shared.pool).busy -= 1;
+                    })
+                    .ok()
+            })
+            .flatten();
+        unsafe { walker.walk_tracked(&tracked) };
+        // Running frames are untracked on 3.11+ and reachable from no object: seed them.
+        for (_, frame, _) in &pre.threads {
+            walker.discover(*frame as usize);
         }
-        TrackedSource::Rings(_) => {}
-        TrackedSource::Listed(_) => {
-            let mut listed = NodeSet::default();
-            unsafe { source.for_each(|op, _| _ = listed.insert(op as usize)) };
-            walker.listed_members = Some(listed);
+        unsafe {
+            walker.drain();
+            walker.finish();
         }
-    }
-    // Tracked objects are discovered in ring order, the objects they reference as they
-    // are processed. Discoveries wait for a batch of `WALK_BATCH` and are processed
-    // grouped by 64 KiB page: the heap is far larger than the TLB, and in discovery order
-    // nearly every header load also paid a page walk (the walk took 17% longer on the
-    // 3M benchmark heap). At most two batches wait, so the queue stays small.
-    unsafe {
-        source.for_each(|op, _| {
-            walker.discover(op as usize);
-            while walker.queue.len() >= 2 * WALK_BATCH {
-                walker.process_batch(WALK_BATCH);
-            }
-        });
-    }
-    // Running frames are untracked on 3.11+ and reachable from no object: seed them.
-    for (_, frame, _) in &pre.threads {
-        walker.discover(*frame as usize);
-    }
-    while !walker.queue.is_empty() {
-        unsafe { walker.process_batch(WALK_BATCH) };
-    }
+        helper.map(|helper| helper.join())
+    });
+    let mut columns = std::mem::take(&mut walker.columns);
+    let walk_threads = 1 + usize::from(helper_columns.is_some());
     let walk_ms = walk_started.elapsed().as_millis() as u64;
-    LAST_SHAPE[0].store(walker.packed.len(), Ordering::Relaxed);
-    LAST_SHAPE[1].store(walker.edge_code.len(), Ordering::Relaxed);
+    let failure = match helper_columns {
+        Some(Ok(helper)) => {
+            columns.append(helper);
+            None
+        }
+        Some(Err(_)) => Some(
+            "the heap walk's helper thread failed; set HEAPSIGHT_WALK_THREADS=1 to walk on \
+             one thread, and please report this",
+        ),
+        None => None,
+    }
+    .or_else(|| {
+        shared.out_of_range.load(Ordering::Relaxed).then_some(
+            "the heap uses addresses beyond 128 TiB or more than 4 TiB of distinct pages, \
+             which a snapshot cannot hold",
+        )
+    });
+    if let Some(failure) = failure {
+        if after == AfterWalk::NoPython {
+            // As below: the child only exits, releasing nothing.
+            std::mem::forget((source, pause, frames, pre));
+        }
+        return Err(PyRuntimeError::new_err(failure));
+    }
+    LAST_SHAPE[0].store(columns.packed.len(), Ordering::Relaxed);
+    LAST_SHAPE[1].store(columns.edge_code.len(), Ordering::Relaxed);
+    drop(walker);
+    let WalkShared {
+        strings,
+        types: type_table,
+        seen,
+        ..
+    } = shared;
+    let mut strings = strings.into_inner().unwrap_or_else(|p| p.into_inner());
+    let type_table = type_table.into_inner().unwrap_or_else(|p| p.into_inner());
 
     // After the walk, still under the GIL: names (before any Python code could free a
     // type or code object), then user `__sizeof__`.
     let mut types = Types::default();
-    for &ty in &walker.types.types {
+    for &ty in &type_table.types {
         // SAFETY: every type in the table has instances that are still alive.
         let name = unsafe { type_qualified_name(ty) };
         types.address.push(ty as u64);
-        types.name.push(walker.strings.intern_owned(name));
+        types.name.push(strings.intern_owned(name));
     }
     // Names read from the code objects themselves (no Python call): the same in-process
     // and in a forked child.
-    let mut closure_names: Vec<(u64, u32)> = Vec::with_capacity(walker.closures.len());
+    let mut closure_names: Vec<(u64, u32)> = Vec::with_capacity(columns.closures.len());
     let mut name_lists: Vec<Vec<StrId>> = Vec::new();
     for (holders, which) in [
         (
-            std::mem::take(&mut walker.closures),
+            std::mem::take(&mut columns.closures),
             frames::Names::FreeVariables,
         ),
         (
-            std::mem::take(&mut walker.frame_codes),
+            std::mem::take(&mut columns.frame_codes),
             frames::Names::LocalSlots,
         ),
     ] {
         // One list per code object, shared by all its closures or frames.
         let mut by_code: AddressMap<u32> = AddressMap::default();
         for (holder, code) in holders {
-            let strings = &mut walker.strings;
+            let strings = &mut strings;
             let list = *by_code.entry(code as usize).or_insert_with(|| {
                 // SAFETY: the code object is alive: nothing has been freed since the walk.
                 let names = unsafe { frames::code_names(code, which) }
@@ -1409,10 +1778,15 @@ pub fn capture_prepared(
             closure_names.push((holder, list));
         }
     }
-    let deferred = std::mem::take(&mut walker.deferred);
+    let mut deferred = DeferredSizes::default();
+    for (node, op) in std::mem::take(&mut columns.needs_sizeof) {
+        // SAFETY: GIL held, no Python code has run since the walk: `op` is alive. The
+        // reference keeps it so while `__sizeof__` runs.
+        unsafe { deferred.defer(node, op) };
+    }
     let mut late_sizes: Vec<(u64, u64)> = Vec::new();
     {
-        let flags = &mut walker.packed.flags;
+        let flags = &mut columns.packed.flags;
         let mut report = |slot: usize, size: Option<u64>| match size {
             Some(s) => late_sizes.push((slot as u64, s)),
             None => {
@@ -1427,7 +1801,7 @@ pub fn capture_prepared(
         }
     }
     late_sizes.sort_unstable();
-    let n_tracked_total = walker
+    let n_tracked_total = columns
         .packed
         .flags
         .iter()
@@ -1439,7 +1813,7 @@ pub fn capture_prepared(
         roots.push(PendingRoot {
             kind: RootKind::Module,
             address: *address,
-            name: walker.strings.intern(name),
+            name: strings.intern(name),
             extra: 0,
         });
     }
@@ -1447,7 +1821,7 @@ pub fn capture_prepared(
         roots.push(PendingRoot {
             kind: RootKind::Thread,
             address: *frame,
-            name: walker.strings.intern(name),
+            name: strings.intern(name),
             extra: *ident,
         });
     }
@@ -1455,7 +1829,7 @@ pub fn capture_prepared(
         roots.push(PendingRoot {
             kind: RootKind::Interpreter,
             address: *address,
-            name: walker.strings.intern(name),
+            name: strings.intern(name),
             extra: 0,
         });
     }
@@ -1464,21 +1838,21 @@ pub fn capture_prepared(
     metadata.n_frozen = n_frozen;
     metadata.include_values = options.include_values;
     metadata.walk_ms = walk_ms;
+    LAST_WALK_THREADS.store(walk_threads, Ordering::Relaxed);
     let raw = RawGraph {
-        packed: std::mem::take(&mut walker.packed),
-        node_codes: std::mem::take(&mut walker.node_codes),
-        seen: std::mem::take(&mut walker.seen),
-        edge_code: std::mem::take(&mut walker.edge_code),
+        packed: columns.packed,
+        node_codes: columns.node_codes,
+        seen,
+        edge_code: columns.edge_code,
         late_sizes,
-        strings: std::mem::take(&mut walker.strings.strings),
+        strings: strings.strings,
         types,
         closure_names,
         name_lists,
         roots,
-        bounds: std::mem::take(&mut walker.bounds),
+        bounds: columns.bounds,
         metadata,
     };
-    drop(walker);
     match after {
         AfterWalk::MayRunPython => {
             drop(source);
