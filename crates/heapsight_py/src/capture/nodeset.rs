@@ -358,12 +358,23 @@ impl CodeColumn {
         }
     }
 
-    /// Calls `f` with each position and code, in order (one loop per width, so that `f`
-    /// is inlined into it).
-    pub fn for_each(&self, mut f: impl FnMut(usize, Code)) {
+    /// Calls `f` with each position and code, the first half on a helper thread (order
+    /// across the halves is not kept).
+    pub fn for_each_in_halves(&self, f: impl Fn(usize, Code) + Sync) {
+        fn halves<T: Copy + Into<Code> + Sync>(codes: &[T], f: &(impl Fn(usize, Code) + Sync)) {
+            let (first, second) = codes.split_at(codes.len() / 2);
+            let offset = first.len();
+            heapsight_snapshot::parallel::join(
+                || first.iter().enumerate().for_each(|(i, &c)| f(i, c.into())),
+                || {
+                    let at = |(i, &c): (usize, &T)| f(offset + i, c.into());
+                    second.iter().enumerate().for_each(at)
+                },
+            );
+        }
         match self {
-            CodeColumn::Narrow(v) => v.iter().enumerate().for_each(|(i, &c)| f(i, c.into())),
-            CodeColumn::Wide(v) => v.iter().enumerate().for_each(|(i, &c)| f(i, c)),
+            CodeColumn::Narrow(v) => halves(v, &f),
+            CodeColumn::Wide(v) => halves(v, &f),
         }
     }
 
@@ -400,6 +411,15 @@ impl CodeColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every (position, code) of a column, in position order.
+    fn positions_and_codes(column: &CodeColumn) -> Vec<(usize, Code)> {
+        let seen = std::sync::Mutex::new(Vec::new());
+        column.for_each_in_halves(|i, code| seen.lock().expect("not poisoned").push((i, code)));
+        let mut seen = seen.into_inner().expect("not poisoned");
+        seen.sort_unstable();
+        seen
+    }
 
     #[test]
     fn dedupes_and_numbers_every_member_once() {
@@ -494,8 +514,7 @@ mod tests {
         column.push(7);
         column.push(u64::from(u32::MAX) + 5);
         column.push(9);
-        let mut visited = Vec::new();
-        column.for_each(|i, code| visited.push((i, code)));
+        let visited = positions_and_codes(&column);
         assert_eq!(visited, vec![(0, 7), (1, u64::from(u32::MAX) + 5), (2, 9)]);
         match &column {
             CodeColumn::Wide(v) => assert_eq!(v, &vec![7, u64::from(u32::MAX) + 5, 9]),
@@ -506,10 +525,11 @@ mod tests {
         narrow.append(column);
         let mut wide_then_narrow = CodeColumn::Wide(vec![2]);
         wide_then_narrow.append(CodeColumn::Narrow(vec![3]));
-        let collect = |c: &CodeColumn| {
-            let mut out = Vec::new();
-            c.for_each(|_, code| out.push(code));
-            out
+        let collect = |c: &CodeColumn| -> Vec<Code> {
+            positions_and_codes(c)
+                .into_iter()
+                .map(|(_, code)| code)
+                .collect()
         };
         assert_eq!(collect(&narrow), vec![1, 7, u64::from(u32::MAX) + 5, 9]);
         assert_eq!(collect(&wide_then_narrow), vec![2, 3]);

@@ -19,7 +19,7 @@
 //!    the packed labels), and refcounts are compared with in-degrees for external roots.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -1266,13 +1266,18 @@ impl RawGraph {
         let n = packed.len();
         let (targets, mut holders, resolved_roots) = {
             let numbered: NumberedSet = seen.into_numbered();
-            let mut node_of = vec![NO_NODE; numbered.len()];
-            node_codes.for_each(|i, code| {
+            // Each node has its own number, so the two halves store to distinct slots.
+            let node_of: Vec<AtomicU32> = (0..numbered.len())
+                .map(|_| AtomicU32::new(NO_NODE))
+                .collect();
+            node_codes.for_each_in_halves(|i, code| {
                 if let Some(k) = numbered.number_of_code(code) {
-                    node_of[k as usize] = i as u32;
+                    node_of[k as usize].store(i as u32, Ordering::Relaxed);
                 }
             });
             drop(node_codes);
+            // Same size and alignment: collected in place.
+            let node_of: Vec<u32> = node_of.into_iter().map(AtomicU32::into_inner).collect();
             let target = |code: u64| {
                 numbered
                     .number_of_code(code)
