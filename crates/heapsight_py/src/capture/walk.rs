@@ -373,8 +373,6 @@ struct Walker<'s> {
     helper: bool,
     labels: FixedLabels,
     include_values: bool,
-    /// This thread's view of the shared string table.
-    string_ids: HashMap<String, StrId>,
     label_cache: AddressMap<StrId>,
     /// Dict key labels by key object: the kind is cached with the id (the text need not be
     /// rescanned for every entry).
@@ -469,7 +467,6 @@ impl<'s> Walker<'s> {
             helper,
             labels: shared.labels,
             include_values: shared.include_values,
-            string_ids: HashMap::new(),
             label_cache: AddressMap::default(),
             key_cache: AddressMap::default(),
             type_cache: AddressMap::default(),
@@ -528,14 +525,11 @@ impl<'s> Walker<'s> {
         }
     }
 
-    /// Interns `text` in the shared table, through this thread's cache.
+    /// Interns `text` in the shared table. Callers look in their own caches first (by
+    /// the address of the object the text came from, except for int keys, mostly
+    /// distinct), so no thread keeps a copy of the table.
     fn intern_owned(&mut self, text: String) -> StrId {
-        if let Some(&id) = self.string_ids.get(&text) {
-            return id;
-        }
-        let id = locked(&self.shared.strings).intern(&text);
-        self.string_ids.insert(text, id);
-        id
+        locked(&self.shared.strings).intern_owned(text)
     }
 
     /// The shared index and the classification of a type.
