@@ -512,39 +512,8 @@ impl PackedSnapshot {
     }
 
     /// The checks of `Snapshot::validate` that a packed snapshot can fail, without
-    /// unpacking it: every count agrees, every index is in range. The edge columns are
-    /// checked on a second thread.
+    /// unpacking it: every count agrees, every index is in range.
     pub(crate) fn validate(&self) -> Result<(), String> {
-        let (edges, nodes) = parallel::join(|| self.validate_edges(), || self.validate_nodes());
-        nodes.and(edges)
-    }
-
-    fn validate_edges(&self) -> Result<(), String> {
-        let n = self.nodes.len() as u64;
-        let n_strings = self.strings.len() as u64;
-        let nodes = &self.nodes;
-        let n_edges = self.targets.len() as u64;
-        let degree_sum: u64 = nodes.degrees.values().sum();
-        if degree_sum != n_edges || nodes.labels.len() != n_edges {
-            return Err(format!(
-                "{degree_sum} edges by degree, {} labels, {n_edges} targets",
-                nodes.labels.len()
-            ));
-        }
-        if let Some(t) = self.targets.iter().find(|t| t.index() as u64 >= n) {
-            return Err(format!("edge target {} out of range ({n} nodes)", t.0));
-        }
-        for code in nodes.labels.values() {
-            match columns::label_of_code(code) {
-                Some((kind, value)) if !kind.value_is_str() || u64::from(value) < n_strings => {}
-                Some((_, value)) => return Err(format!("edge label string {value} out of range")),
-                None => return Err(format!("label code {code} is invalid")),
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_nodes(&self) -> Result<(), String> {
         let n = self.nodes.len() as u64;
         let n_strings = self.strings.len() as u64;
         let n_types = self.types.len() as u64;
@@ -590,6 +559,24 @@ impl PackedSnapshot {
             .find(|s| s.index() as u64 >= n_strings)
         {
             return Err(format!("node name string {} out of range", s.0));
+        }
+        let n_edges = self.targets.len() as u64;
+        let degree_sum: u64 = nodes.degrees.values().sum();
+        if degree_sum != n_edges || nodes.labels.len() != n_edges {
+            return Err(format!(
+                "{degree_sum} edges by degree, {} labels, {n_edges} targets",
+                nodes.labels.len()
+            ));
+        }
+        if let Some(t) = self.targets.iter().find(|t| t.index() as u64 >= n) {
+            return Err(format!("edge target {} out of range ({n} nodes)", t.0));
+        }
+        for code in nodes.labels.values() {
+            match columns::label_of_code(code) {
+                Some((kind, value)) if !kind.value_is_str() || u64::from(value) < n_strings => {}
+                Some((_, value)) => return Err(format!("edge label string {value} out of range")),
+                None => return Err(format!("label code {code} is invalid")),
+            }
         }
         for root in &self.roots {
             if root.node.index() as u64 >= n {
