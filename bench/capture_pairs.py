@@ -11,8 +11,9 @@ pairs of this script run back to back, one per build, each in its own virtualenv
 Each run builds the synthetic heap (bench/heap.py), measures the extra peak memory of one
 `heapsight.snapshot(path, fork=False)` (VmHWM reset through /proc/self/clear_refs), then
 alternates `gc.collect()`, `snapshot(path, fork=False)` and `capture_heap()` and prints
-the median wall and CPU time of each, and the snapshot/gc.collect ratio of wall times, on
-one line.
+the median wall and CPU time of each, the snapshot/gc.collect ratio of wall times, and
+the snapshot's phases from its own summary (walk, the steps after it until packed,
+compressing and writing; medians) with the number of walking threads, on one line.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main() -> None:
         "snapshot": lambda: heapsight.snapshot(str(path), fork=False),
         "capture_heap": _heapsight.capture_heap,
     }
+    phases: dict[str, list[float]] = {"walk": [], "after": [], "write": []}
     wall: dict[str, list[float]] = {name: [] for name in calls}
     cpu: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(args.reps):
@@ -77,6 +79,11 @@ def main() -> None:
             result = call()
             wall[name].append(time.perf_counter() - started)
             cpu[name].append(_cpu_s() - started_cpu)
+            if name == "snapshot":
+                phases["walk"].append(result["walk_ms"])
+                phases["after"].append(result["capture_ms"] - result["walk_ms"])
+                phases["write"].append(result["write_ms"])
+                summary = result
             del result
     wall_medians = {name: statistics.median(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
@@ -89,7 +96,9 @@ def main() -> None:
         + " ".join(
             f"{name}={wall_medians[name]:.3f}s(cpu {cpu_medians[name]:.3f})" for name in calls
         )
-        + f" snapshot/gc={wall_medians['snapshot'] / wall_medians['gc.collect']:.2f}",
+        + f" snapshot/gc={wall_medians['snapshot'] / wall_medians['gc.collect']:.2f} "
+        + " ".join(f"{name}={statistics.median(ms):.0f}ms" for name, ms in phases.items())
+        + f" walk_threads={summary.get('walk_threads', 1)}",
         flush=True,
     )
     # The heap is dropped with the process; tearing it down object by object takes seconds.
