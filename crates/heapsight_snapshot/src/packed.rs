@@ -292,27 +292,16 @@ impl PackedNodes {
     /// Appends `other`'s nodes and their edges' labels after this one's (a second
     /// walking thread's columns); each column is freed as soon as it is copied.
     pub fn append(&mut self, other: PackedNodes) {
-        let PackedNodes {
-            addresses,
-            type_idx,
-            size,
-            flags,
-            refcount,
-            name,
-            length,
-            degrees,
-            labels,
-        } = other;
-        self.addresses.append(addresses);
-        self.type_idx.append(type_idx);
-        self.size.append(size);
-        self.flags.extend_from_slice(&flags);
-        drop(flags);
-        self.refcount.append(refcount);
-        self.name.append(name);
-        self.length.append(length);
-        self.degrees.append(degrees);
-        self.labels.append(labels);
+        self.addresses.append(other.addresses);
+        self.type_idx.append(other.type_idx);
+        self.size.append(other.size);
+        self.flags.extend_from_slice(&other.flags);
+        drop(other.flags);
+        self.refcount.append(other.refcount);
+        self.name.append(other.name);
+        self.length.append(other.length);
+        self.degrees.append(other.degrees);
+        self.labels.append(other.labels);
     }
 
     pub fn is_empty(&self) -> bool {
