@@ -353,9 +353,27 @@ struct WorkPool {
     spare: Vec<Code>,
     /// Objects the helper may not process, for the thread holding the GIL.
     for_main: Vec<Code>,
-    /// Threads that may still discover work: the walk is over when none is busy and the
-    /// pool is empty.
-    busy: usize,
+    /// Whether the GIL's thread (0) and the helper (1) may still discover work: the walk
+    /// is over when neither is busy and the pool is empty.
+    busy: [bool; 2],
+    /// A thread left by a panic: the other stops too (the capture fails), rather than
+    /// wait for work only the lost thread could do.
+    abandoned: bool,
+}
+
+/// Marks a walking thread as no longer busy when it leaves, normally or by a panic: the
+/// other thread would otherwise wait for it forever, inside the host application.
+struct LeavesPool<'s> {
+    pool: &'s Mutex<WorkPool>,
+    thread: usize,
+}
+
+impl Drop for LeavesPool<'_> {
+    fn drop(&mut self) {
+        let mut pool = locked(self.pool);
+        pool.busy[self.thread] = false;
+        pool.abandoned |= std::thread::panicking();
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -583,25 +601,23 @@ impl<'s> Walker<'s> {
     /// Once this thread's own work is done: takes work from the pool until no thread is
     /// busy and the pool is empty (a thread that is still busy may yet share or hand over).
     unsafe fn finish(&mut self) {
-        let mut idle = false;
+        let me = usize::from(self.helper);
         loop {
             {
                 let mut pool = locked(&self.shared.pool);
+                if pool.abandoned {
+                    return;
+                }
                 if !self.helper {
                     self.queue.extend(pool.for_main.drain(..));
                 }
                 self.queue.extend(pool.spare.drain(..));
-                if !self.queue.is_empty() {
-                    if idle {
-                        pool.busy += 1;
-                        idle = false;
-                    }
-                } else {
-                    if !idle {
-                        pool.busy -= 1;
-                        idle = true;
-                    }
-                    if pool.busy == 0 && pool.spare.is_empty() && pool.for_main.is_empty() {
+                pool.busy[me] = !self.queue.is_empty();
+                if self.queue.is_empty() {
+                    if !pool.busy.contains(&true)
+                        && pool.spare.is_empty()
+                        && pool.for_main.is_empty()
+                    {
                         return;
                     }
                     self.shared.hungry.store(true, Ordering::Relaxed);
@@ -1650,7 +1666,8 @@ pub fn capture_prepared(
         pool: Mutex::new(WorkPool {
             spare: Vec::new(),
             for_main: Vec::new(),
-            busy: walk_threads.min(2),
+            busy: [true, walk_threads > 1],
+            abandoned: false,
         }),
         hungry: AtomicBool::new(false),
         out_of_range: AtomicBool::new(false),
@@ -1670,6 +1687,10 @@ pub fn capture_prepared(
                 std::thread::Builder::new()
                     .name(String::from("heapsight-walk"))
                     .spawn_scoped(scope, || {
+                        let _leaves = LeavesPool {
+                            pool: &shared.pool,
+                            thread: 1,
+                        };
                         let mut helper = Walker::new(&shared, true);
                         helper.reserve(hint[0] / 2, hint[1] / 2);
                         // SAFETY: the GIL's thread holds the GIL, keeps the collector
@@ -1682,11 +1703,15 @@ pub fn capture_prepared(
                     })
                     .inspect_err(|_| {
                         // No thread to be had: this one walks alone.
-                        locked(&shared.pool).busy -= 1;
+                        locked(&shared.pool).busy[1] = false;
                     })
                     .ok()
             })
             .flatten();
+        let _leaves = LeavesPool {
+            pool: &shared.pool,
+            thread: 0,
+        };
         unsafe { walker.walk_tracked(&tracked) };
         // Running frames are untracked on 3.11+ and reachable from no object: seed them.
         for (_, frame, _) in &pre.threads {
