@@ -4,14 +4,16 @@
 //! Phases:
 //! 1. Before the walk (Python code allowed): read roots (`sys.modules`, the innermost
 //!    frame of each thread with its name), pause the collector, open the gc lists.
-//! 2. The walk (GIL held, no Python code, nothing created or freed): every tracked object
-//!    becomes a node; nodes are processed in index order, each emitting its references
+//! 2. The walk (GIL held, no Python code, nothing created or freed), on the GIL's thread
+//!    and a helper: every tracked object becomes a node; each thread processes what it
+//!    discovers first, in batches grouped by page, each node emitting its references
 //!    (explicitly enumerated and labelled, then `tp_traverse` for what is left) and then
-//!    appending its columns, encoded as the file stores them, to [`PackedNodes`]. A
-//!    reference to an address never seen appends a node (untracked leaves and containers;
-//!    frozen objects when the gc lists could not be read). Dedup of addresses is a sparse
-//!    bitmap ([`NodeSet`]), not a hash set or a sort; edges keep the 32-bit code it hands
-//!    out instead of a 64-bit address.
+//!    appending its columns, encoded as the file stores them, to that thread's
+//!    [`PackedNodes`]. A reference to an address never seen makes a node (untracked
+//!    leaves and containers; frozen objects when the gc lists could not be read). Dedup of
+//!    addresses is a sparse bitmap shared by both threads ([`NodeSet`]), not a hash set or
+//!    a sort; edges keep the 32-bit code it hands out instead of a 64-bit address. The
+//!    helper's columns are appended to the GIL thread's at the end.
 //! 3. Right after the walk (GIL held): type names, closure variable names, then user
 //!    `__sizeof__` calls on objects that need them (the only Python code run).
 //! 4. Without the GIL: edge targets are mapped from codes to node indices in place through
