@@ -128,7 +128,6 @@ impl Interner {
 }
 
 /// Labels used on every capture, interned once.
-#[derive(Clone, Copy)]
 struct FixedLabels {
     dict: StrId,
     class: StrId,
@@ -391,8 +390,6 @@ struct Walker<'s> {
     /// Runs beside the GIL's thread without a thread state: hands over the objects only
     /// that thread may process.
     helper: bool,
-    labels: FixedLabels,
-    include_values: bool,
     label_cache: AddressMap<StrId>,
     /// Dict key labels by key object: the kind is cached with the id (the text need not be
     /// rescanned for every entry).
@@ -485,8 +482,6 @@ impl<'s> Walker<'s> {
         Walker {
             shared,
             helper,
-            labels: shared.labels,
-            include_values: shared.include_values,
             label_cache: AddressMap::default(),
             key_cache: AddressMap::default(),
             type_cache: AddressMap::default(),
@@ -742,7 +737,8 @@ impl<'s> Walker<'s> {
                     Some(text) if is_label_like(&text) => (LabelKind::Key, self.intern_owned(text)),
                     // Opted in to values: any short key, quoted (never label-like then).
                     Some(text)
-                        if self.include_values && text.chars().count() <= MAX_KEY_LABEL_LEN =>
+                        if self.shared.include_values
+                            && text.chars().count() <= MAX_KEY_LABEL_LEN =>
                     {
                         (
                             LabelKind::KeyRepr,
@@ -830,21 +826,21 @@ impl<'s> Walker<'s> {
                     ffi::Py_DECREF(dict);
                 }
             }
-            self.emit_attr(dict, self.labels.dict);
-            self.emit_attr((*t).tp_mro, self.labels.mro);
-            self.emit_attr((*t).tp_bases, self.labels.bases);
-            self.emit_attr((*t).tp_base as *mut ffi::PyObject, self.labels.base);
+            self.emit_attr(dict, self.shared.labels.dict);
+            self.emit_attr((*t).tp_mro, self.shared.labels.mro);
+            self.emit_attr((*t).tp_bases, self.shared.labels.bases);
+            self.emit_attr((*t).tp_base as *mut ffi::PyObject, self.shared.labels.base);
             if is_heap {
                 let heap = t as *mut ffi::PyHeapTypeObject;
-                self.emit_attr((*heap).ht_name, self.labels.name);
-                self.emit_attr((*heap).ht_qualname, self.labels.qualname);
-                self.emit_attr((*heap).ht_slots, self.labels.slots);
-                self.emit_attr((*heap).ht_module, self.labels.module_object);
+                self.emit_attr((*heap).ht_name, self.shared.labels.name);
+                self.emit_attr((*heap).ht_qualname, self.shared.labels.qualname);
+                self.emit_attr((*heap).ht_slots, self.shared.labels.slots);
+                self.emit_attr((*heap).ht_module, self.shared.labels.module_object);
                 // A dict of weak references to subclasses (static builtins store an index
                 // here since 3.12, hence heap types only).
                 self.emit_attr(
                     (*t).tp_subclasses.cast::<ffi::PyObject>(),
-                    self.labels.subclasses,
+                    self.shared.labels.subclasses,
                 );
             }
         }
@@ -854,7 +850,7 @@ impl<'s> Walker<'s> {
         // SAFETY: `op` is a live function object.
         unsafe {
             let f = op as *mut ffi::PyFunctionObject;
-            let l = &self.labels;
+            let l = &self.shared.labels;
             let fields = [
                 ((*f).func_code, l.code),
                 ((*f).func_globals, l.globals),
@@ -890,7 +886,7 @@ impl<'s> Walker<'s> {
         // SAFETY: `op` is a live instance of heap type `ty`.
         unsafe {
             if let Some(dict) = attrs::dict_of(op) {
-                self.emit_attr(dict, self.labels.dict);
+                self.emit_attr(dict, self.shared.labels.dict);
                 self.slot_members(op, ty);
                 return;
             }
@@ -963,13 +959,13 @@ impl<'s> Walker<'s> {
                 Shape::Function => self.function_fields(op),
                 Shape::Cell => {
                     let cell = op as *mut ffi::PyCellObject;
-                    self.emit_attr((*cell).ob_ref, self.labels.cell_contents);
+                    self.emit_attr((*cell).ob_ref, self.shared.labels.cell_contents);
                 }
                 Shape::Method => {
                     // PyMethodObject: PyObject_HEAD, im_func, im_self.
                     let fields = op as *mut *mut ffi::PyObject;
-                    self.emit_attr(*fields.add(2), self.labels.func);
-                    self.emit_attr(*fields.add(3), self.labels.self_);
+                    self.emit_attr(*fields.add(2), self.shared.labels.func);
+                    self.emit_attr(*fields.add(3), self.shared.labels.self_);
                 }
                 Shape::Frame => {
                     let mut f_back = super::shims::read_ptr::<ffi::PyObject>(
@@ -981,7 +977,7 @@ impl<'s> Walker<'s> {
                             f_back = caller as usize as *mut ffi::PyObject;
                         }
                     }
-                    self.emit_attr(f_back, self.labels.f_back);
+                    self.emit_attr(f_back, self.shared.labels.f_back);
                     // Indices now, renamed `local 'name'` after the walk.
                     let locals = self.shared.locals_layout;
                     if let Some((slots, code)) = locals.as_ref().and_then(|l| l.slots(op)) {
@@ -997,14 +993,14 @@ impl<'s> Walker<'s> {
                     // PyModuleObject: PyObject_HEAD, md_dict, ... (stable 3.9 to 3.14).
                     let md_dict = *(op as *mut *mut ffi::PyObject).add(2);
                     if !md_dict.is_null() && ffi::PyDict_Check(md_dict) != 0 {
-                        self.emit_attr(md_dict, self.labels.dict);
+                        self.emit_attr(md_dict, self.shared.labels.dict);
                     }
                 }
                 Shape::Set => leftover_kind = LabelKind::SetItem,
                 Shape::Str | Shape::Bytes | Shape::ByteArray | Shape::Deque | Shape::Other => {}
             }
             if info.heap {
-                self.emit_attr(ty as *mut ffi::PyObject, self.labels.class);
+                self.emit_attr(ty as *mut ffi::PyObject, self.shared.labels.class);
                 if info.shape != Shape::Type {
                     self.instance_attrs(op, ty);
                 }
@@ -1121,7 +1117,7 @@ impl<'s> Walker<'s> {
                 Shape::Str => {
                     let n = ffi::PyUnicode_GET_LENGTH(op).max(0) as usize;
                     length = n as u64;
-                    if self.include_values && n <= MAX_VALUE_LEN {
+                    if self.shared.include_values && n <= MAX_VALUE_LEN {
                         if let Some(text) = read_str(op) {
                             name = self.intern_owned(text);
                             flags |= node_flags::HAS_VALUE;
@@ -1131,7 +1127,7 @@ impl<'s> Walker<'s> {
                 Shape::Bytes => {
                     let n = ffi::Py_SIZE(op).max(0) as usize;
                     length = n as u64;
-                    if self.include_values && n <= MAX_VALUE_LEN {
+                    if self.shared.include_values && n <= MAX_VALUE_LEN {
                         let data = ffi::PyBytes_AsString(op) as *const u8;
                         if !data.is_null() {
                             let bytes = std::slice::from_raw_parts(data, n);
