@@ -164,8 +164,13 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
     assert suspect["retainer_path"][:2] == ["module flask_app", "._SESSIONS"]
     assert [(e["endpoint"], e["verdict"]) for e in data["endpoints"]] == [
         ("GET /login/<user>", "leak")]
-    # Both workers served the driven requests, counted by the wrappers added on attach.
-    assert all(w["requests"] > 0 for w in data["workers"]), data["workers"]
+    # The wrappers added on attach counted every driven request, whichever worker took
+    # it: the kernel hands each new connection to either sync worker, and one of them can
+    # win every accept (measured: 47 of 48 sequential requests), so no per-worker share
+    # is asserted.
+    assert sorted(w["pid"] for w in data["workers"]) == workers, data["workers"]
+    driven = sum(e["requests"] for e in data["endpoints"])
+    assert driven > 0 and sum(w["requests"] for w in data["workers"]) >= driven, data
     assert "heapsight attach · verdict: LEAK" in result.stdout
     # The same HTML report as `run --report` (checked in a browser by test_html_report).
     html = page.read_text()
