@@ -81,21 +81,19 @@ impl PackedColumn {
     /// `patches` sorted by position. Positions past the end are ignored.
     pub fn patched(self, patches: &[(u64, u64)]) -> PackedColumn {
         let mut at_offsets = Vec::with_capacity(patches.len());
-        let mut pending = patches.iter().peekable();
         let mut values = self.values();
-        for position in 0u64.. {
-            while pending.next_if(|p| p.0 < position).is_some() {}
-            let Some(&&(at, value)) = pending.peek() else {
-                break;
-            };
+        let mut position = 0u64;
+        for &(at, value) in patches {
+            if at < position {
+                continue; // a repeated position: the first patch stands
+            }
+            values.skip_values(at - position);
             let offset = values.offset();
             if values.next().is_none() {
                 break;
             }
-            if at == position {
-                at_offsets.push((offset, value));
-                pending.next();
-            }
+            at_offsets.push((offset, value));
+            position = at + 1;
         }
         self.spliced(&at_offsets)
     }
@@ -139,10 +137,70 @@ pub struct PackedValues<'a> {
     offset: usize,
 }
 
+/// The high bit of each byte of a word: set on every varint byte but a value's last.
+const CONTINUATION_BITS: u64 = 0x8080_8080_8080_8080;
+
 impl PackedValues<'_> {
     /// Byte offset of the next value.
     pub fn offset(&self) -> usize {
         self.offset
+    }
+
+    /// The next eight bytes as a little-endian word, if there are eight.
+    #[inline]
+    fn word(&self) -> Option<u64> {
+        let bytes = self.bytes.get(self.offset..self.offset + 8)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    /// Skips `count` values without decoding them, eight bytes at a time where it can:
+    /// a value ends at each byte whose high bit is clear. After the walk, columns are
+    /// patched at a few nodes far apart, and skipping to them decoding every value took
+    /// most of the time.
+    pub fn skip_values(&mut self, mut count: u64) {
+        while count >= 8 {
+            let Some(word) = self.word() else { break };
+            let ends = u64::from((!word & CONTINUATION_BITS).count_ones());
+            if ends > count {
+                break;
+            }
+            // Every value ending in these bytes is skipped; one that runs on past them
+            // is finished by the next word (or the scalar loop).
+            self.offset += 8;
+            count -= ends;
+        }
+        for _ in 0..count {
+            if self.next().is_none() {
+                return;
+            }
+        }
+    }
+
+    /// The sum of the next `count` values (wrapping), eight one-byte values at a time
+    /// where it can.
+    pub fn sum_of_next(&mut self, mut count: u64) -> u64 {
+        let mut sum = 0u64;
+        while count >= 8 {
+            let Some(word) = self.word() else { break };
+            if word & CONTINUATION_BITS != 0 {
+                // A value of two bytes or more among these: one value the slow way.
+                let Some(value) = self.next() else { return sum };
+                sum = sum.wrapping_add(value);
+                count -= 1;
+                continue;
+            }
+            // Eight values below 128: added in 16-bit lanes (at most 8 x 127 each).
+            const LOW_BYTES: u64 = 0x00ff_00ff_00ff_00ff;
+            let pairs = (word & LOW_BYTES) + ((word >> 8) & LOW_BYTES);
+            sum = sum.wrapping_add(pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48);
+            self.offset += 8;
+            count -= 8;
+        }
+        for _ in 0..count {
+            let Some(value) = self.next() else { break };
+            sum = sum.wrapping_add(value);
+        }
+        sum
     }
 }
 
@@ -367,29 +425,29 @@ impl PackedNodes {
         rename: &mut impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
     ) -> Vec<(usize, u64)> {
         let mut patches: Vec<(usize, u64)> = Vec::new();
-        let mut next_holder = 0usize;
         let mut labels = self.labels.values();
-        for (node, degree) in self.degrees.values().enumerate() {
-            while next_holder < holders.len() && holders[next_holder].index() < node {
-                next_holder += 1;
-            }
-            let holder = (next_holder < holders.len() && holders[next_holder].index() == node)
-                .then_some(next_holder);
+        let mut degrees = self.degrees.values();
+        // The next node whose degree is unread.
+        let mut node = 0usize;
+        for (i, holder) in holders.iter().enumerate() {
+            let Some(gap) = holder.index().checked_sub(node) else {
+                continue; // a repeated holder: its labels were renamed already
+            };
+            labels.skip_values(degrees.sum_of_next(gap as u64));
+            let Some(degree) = degrees.next() else {
+                break;
+            };
+            node = holder.index() + 1;
             for _ in 0..degree {
                 let offset = labels.offset();
                 let Some(code) = labels.next() else {
                     break;
                 };
-                if let Some(i) = holder {
-                    let renamed = columns::label_of_code(code)
-                        .and_then(|(kind, value)| rename(i, kind, value));
-                    if let Some((kind, value)) = renamed {
-                        patches.push((offset, columns::label_code(kind, value)));
-                    }
+                let renamed =
+                    columns::label_of_code(code).and_then(|(kind, value)| rename(i, kind, value));
+                if let Some((kind, value)) = renamed {
+                    patches.push((offset, columns::label_code(kind, value)));
                 }
-            }
-            if next_holder >= holders.len() {
-                break;
             }
         }
         patches
@@ -397,9 +455,14 @@ impl PackedNodes {
 
     /// Each node's refcount, in node order.
     pub fn refcounts(&self) -> impl Iterator<Item = u32> + '_ {
-        self.refcount
-            .values()
-            .map(|code| columns::refcount_from_code(code as u32))
+        self.refcounts_from(0)
+    }
+
+    /// The refcounts of the nodes from `first` on, in node order.
+    pub fn refcounts_from(&self, first: usize) -> impl Iterator<Item = u32> + '_ {
+        let mut values = self.refcount.values();
+        values.skip_values(first as u64);
+        values.map(|code| columns::refcount_from_code(code as u32))
     }
 }
 
@@ -687,6 +750,97 @@ mod tests {
         let packed = column(&values);
         assert_eq!(packed.values().collect::<Vec<_>>(), values);
         assert_eq!(packed.len(), values.len() as u64);
+    }
+
+    /// Mostly one-byte values with runs of longer ones, as the degree and label columns.
+    fn mixed_values(n: u64) -> Vec<u64> {
+        (0..n)
+            .map(|i| match i % 23 {
+                0 => 1 << (7 * (i % 9)),
+                5 | 6 => 200 + i,
+                _ => i % 128,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skipping_and_summing_agree_with_decoding_one_value_at_a_time() {
+        let values = mixed_values(300);
+        let packed = column(&values);
+        for start in [0usize, 1, 5, 17, 60] {
+            for count in 0..(values.len() - start + 3) {
+                let mut skipped = packed.values();
+                skipped.skip_values(start as u64);
+                let mut summed = packed.values();
+                summed.skip_values(start as u64);
+                skipped.skip_values(count as u64);
+                let sum = summed.sum_of_next(count as u64);
+                let taken = &values[start..(start + count).min(values.len())];
+                let expected = taken.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+                assert_eq!(sum, expected, "start {start} count {count}");
+                assert_eq!(
+                    skipped.offset(),
+                    summed.offset(),
+                    "start {start} count {count}"
+                );
+                assert_eq!(skipped.next(), values.get(start + count).copied());
+            }
+        }
+    }
+
+    #[test]
+    fn relabelling_renames_exactly_the_holders_edges() {
+        let mut nodes = PackedNodes::default();
+        let degrees: Vec<u64> = (0..500u64)
+            .map(|i| [0, 1, 2, 3, 40][(i % 5) as usize])
+            .collect();
+        let mut edges = 0u32;
+        for (i, &degree) in degrees.iter().enumerate() {
+            for _ in 0..degree {
+                // Two-byte label codes in places, so that skipping meets long values.
+                nodes.push_label(
+                    LabelKind::Index,
+                    if edges.is_multiple_of(7) {
+                        300
+                    } else {
+                        edges % 9
+                    },
+                );
+                edges += 1;
+            }
+            nodes.push(PackedNode {
+                address: 8 * i as u64,
+                type_idx: TypeIdx(0),
+                size: 16,
+                flags: 0,
+                refcount: 1,
+                name: NO_STR,
+                length: 0,
+                degree,
+            });
+        }
+        let before: Vec<u64> = nodes.labels.values().collect();
+        // Consecutive holders, one without edges, a repeated one, and the last node.
+        let holders: Vec<NodeIdx> = [3, 4, 5, 9, 9, 120, 121, 250, 499]
+            .into_iter()
+            .map(NodeIdx)
+            .collect();
+        nodes.relabel(&holders, |i, kind, value| {
+            (kind == LabelKind::Index).then_some((LabelKind::Local, 1000 + i as u32 * 10 + value))
+        });
+        let mut expected = before.clone();
+        let mut first_edge = 0usize;
+        for (node, &degree) in degrees.iter().enumerate() {
+            if let Some(i) = holders.iter().position(|h| h.index() == node) {
+                for edge in first_edge..first_edge + degree as usize {
+                    let (_, value) = columns::label_of_code(before[edge]).expect("valid code");
+                    let renamed = 1000 + i as u32 * 10 + value;
+                    expected[edge] = columns::label_code(LabelKind::Local, renamed);
+                }
+            }
+            first_edge += degree as usize;
+        }
+        assert_eq!(nodes.labels.values().collect::<Vec<_>>(), expected);
     }
 
     #[test]

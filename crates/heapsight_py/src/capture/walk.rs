@@ -1355,18 +1355,31 @@ impl RawGraph {
             packed.patch_sizes(&late_sizes);
         };
         let (in_degree, ()) = parallel::join(count_in_degrees, name_holders);
-        let mut out_roots = resolved_roots;
-        let counts = packed.flags.iter().zip(packed.refcounts()).zip(&in_degree);
-        for (i, ((flags, rc), &found)) in counts.enumerate() {
-            if flags & node_flags::IMMORTAL == 0 && rc > found {
-                out_roots.push(Root {
+        // Referenced from outside the graph: a refcount above the references found.
+        let external_roots = |nodes: std::ops::Range<usize>| -> Vec<Root> {
+            let flags = packed.flags.get(nodes.clone()).unwrap_or_default();
+            let found = in_degree.get(nodes.clone()).unwrap_or_default();
+            let counts = flags
+                .iter()
+                .zip(packed.refcounts_from(nodes.start))
+                .zip(found);
+            nodes
+                .zip(counts)
+                .filter(|&(_, ((flags, rc), &found))| {
+                    flags & node_flags::IMMORTAL == 0 && rc > found
+                })
+                .map(|(i, ((_, rc), &found))| Root {
                     kind: RootKind::External,
                     node: NodeIdx(i as u32),
                     name: NO_STR,
                     extra: u64::from(rc - found),
-                });
-            }
-        }
+                })
+                .collect()
+        };
+        let (low, high) = parallel::join(|| external_roots(0..n / 2), || external_roots(n / 2..n));
+        let mut out_roots = resolved_roots;
+        out_roots.extend(low);
+        out_roots.extend(high);
         PackedSnapshot {
             metadata,
             strings: StringTable { strings },
