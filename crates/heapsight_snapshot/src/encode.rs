@@ -2,7 +2,7 @@
 //! form of a column never exists in memory as a whole, and compressed on two threads.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::columns;
 use crate::columns::SnapshotCounts;
@@ -115,10 +115,14 @@ pub(crate) fn check_writable(snap: &Snapshot) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// [`check_writable`] for a packed snapshot.
-pub(crate) fn check_packed_writable(snap: &PackedSnapshot) -> Result<(), FormatError> {
-    snap.validate()
-        .map_err(|detail| FormatError::InvalidSnapshot { detail })?;
+/// [`check_writable`] for a packed snapshot, in two parts: 0 the nodes and tables, 1 the
+/// edges.
+pub(crate) fn check_packed_writable(snap: &PackedSnapshot, part: usize) -> Result<(), FormatError> {
+    let invalid = |detail| FormatError::InvalidSnapshot { detail };
+    if part != 0 {
+        return snap.validate_edges().map_err(invalid);
+    }
+    snap.validate_nodes().map_err(invalid)?;
     let counts = snap.counts();
     for (count, what) in [
         (counts.n_strings, "strings"),
@@ -147,8 +151,11 @@ pub(crate) fn first_value_without_opt_in(snap: &Snapshot) -> Option<usize> {
 
 /// What the writer needs from a snapshot, whichever form it is held in.
 pub(crate) trait Writable: Sync {
-    /// Refuses what the reader would reject, and values the user did not opt into.
-    fn check(&self) -> Result<(), FormatError>;
+    /// Independent parts of [`Writable::check`], run as jobs beside the compression.
+    const CHECK_PARTS: usize = 1;
+    /// Refuses what the reader would reject, and values the user did not opt into: part
+    /// `part` (below `CHECK_PARTS`) of the whole check.
+    fn check(&self, part: usize) -> Result<(), FormatError>;
     fn counts(&self) -> SnapshotCounts;
     fn tables(&self) -> Tables<'_>;
     /// The payload of one per-node or per-edge section (address to labels).
@@ -178,7 +185,7 @@ macro_rules! tables_of {
 }
 
 impl Writable for Snapshot {
-    fn check(&self) -> Result<(), FormatError> {
+    fn check(&self, _part: usize) -> Result<(), FormatError> {
         check_writable(self)
     }
     fn counts(&self) -> SnapshotCounts {
@@ -221,8 +228,10 @@ impl Writable for Snapshot {
 }
 
 impl Writable for PackedSnapshot {
-    fn check(&self) -> Result<(), FormatError> {
-        check_packed_writable(self)
+    /// Nodes, and edges: about the same time each.
+    const CHECK_PARTS: usize = 2;
+    fn check(&self, part: usize) -> Result<(), FormatError> {
+        check_packed_writable(self, part)
     }
     fn counts(&self) -> SnapshotCounts {
         PackedSnapshot::counts(self)
@@ -250,32 +259,43 @@ struct EncodedSection {
 
 /// Checks `snap` and compresses each of its sections, on two threads: the sections are
 /// independent, and on a capture this is most of what happens after the walk.
-pub(crate) fn encode_sections(snap: &impl Writable) -> Result<EncodedSections, FormatError> {
+pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, FormatError> {
     let counts = snap.counts();
     let tables = snap.tables();
-    let mut jobs: Vec<Section> = REQUIRED_SECTIONS.to_vec();
+    let mut sections: Vec<Section> = REQUIRED_SECTIONS.to_vec();
     if !tables.bounds.is_empty() {
-        jobs.push(Section::Optional(BOUNDS_SECTION_ID));
+        sections.push(Section::Optional(BOUNDS_SECTION_ID));
     }
-    // The heaviest first, so that the last job to start is a short one.
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| section_weight(jobs[i]));
+    // The check's parts run as jobs beside the compression (nothing is written before
+    // all end); the heaviest jobs go first, so that the last to start is a short one.
+    let mut jobs: Vec<Job> = (0..W::CHECK_PARTS).map(Job::Check).collect();
+    jobs.extend((0..sections.len()).map(Job::Compress));
+    jobs.sort_by_key(|job| match *job {
+        Job::Compress(i) => section_weight(sections[i]),
+        Job::Check(_) => CHECK_WEIGHT,
+    });
     let next_job = AtomicUsize::new(0);
-    let check_taken = AtomicBool::new(false);
     let work = || -> Result<Vec<(usize, EncodedSection)>, FormatError> {
-        // The check runs alongside the compression: nothing is written before both end.
-        if !check_taken.swap(true, Ordering::Relaxed) {
-            snap.check()?;
-        }
-        let mut context = new_compression_context()
-            .map_err(|e| FormatError::io("compressing the snapshot", e))?;
+        let mut context = None;
         let mut done = Vec::new();
         loop {
-            let Some(&job) = order.get(next_job.fetch_add(1, Ordering::Relaxed)) else {
-                return Ok(done);
+            let job = match jobs.get(next_job.fetch_add(1, Ordering::Relaxed)) {
+                None => return Ok(done),
+                Some(&Job::Check(part)) => {
+                    snap.check(part)?;
+                    continue;
+                }
+                Some(&Job::Compress(job)) => job,
             };
-            let which = jobs[job];
-            let section = compress_section(&mut context, which, &mut |s| match which {
+            let context = match &mut context {
+                Some(context) => context,
+                empty => empty.insert(
+                    new_compression_context()
+                        .map_err(|e| FormatError::io("compressing the snapshot", e))?,
+                ),
+            };
+            let which = sections[job];
+            let section = compress_section(context, which, &mut |s| match which {
                 Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
                 Section::Strings => columns::encode_strings(tables.strings, s),
                 Section::Types => columns::encode_types(tables.types, s),
@@ -288,16 +308,28 @@ pub(crate) fn encode_sections(snap: &impl Writable) -> Result<EncodedSections, F
         }
     };
     let (first, second) = parallel::join(work, work);
-    let mut slots: Vec<Option<EncodedSection>> = jobs.iter().map(|_| None).collect();
+    let mut slots: Vec<Option<EncodedSection>> = sections.iter().map(|_| None).collect();
     for done in [first, second] {
         for (job, section) in done? {
             slots[job] = Some(section);
         }
     }
+    let n_sections = sections.len();
     let sections = slots.into_iter().flatten().collect::<Vec<_>>();
-    debug_assert_eq!(sections.len(), jobs.len());
+    debug_assert_eq!(sections.len(), n_sections);
     Ok(EncodedSections { sections, counts })
 }
+
+/// A part of the check, or the compression of one section (an index into the sections).
+#[derive(Clone, Copy)]
+enum Job {
+    Check(usize),
+    Compress(usize),
+}
+
+/// Rank of the check's parts among the sections: each takes about as long as the edge
+/// labels, and less than the edge targets.
+const CHECK_WEIGHT: u8 = 1;
 
 /// Rank of a section in the compression order: the per-edge columns are the largest.
 fn section_weight(section: Section) -> u8 {

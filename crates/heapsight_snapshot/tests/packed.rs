@@ -4,7 +4,7 @@ mod common;
 
 use heapsight_snapshot::{
     decode, encode, encode_packed, read_file, write_packed_file, FormatError, LabelKind, NodeIdx,
-    PackedNode, PackedNodes, PackedSnapshot, Snapshot,
+    PackedNode, PackedNodes, PackedSnapshot, Snapshot, StrId, TypeIdx,
 };
 
 /// Packs a snapshot the way the capture does: node by node, labels as they come.
@@ -96,6 +96,45 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
     secret.metadata.include_values = false;
     secret.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
     assert!(refused(&secret).contains("include_values"));
+    let stray_node = |type_idx: TypeIdx, name: StrId| {
+        let mut packed = pack(&snap);
+        packed.nodes.push(PackedNode {
+            address: 0x1000,
+            type_idx,
+            size: 16,
+            flags: 0,
+            refcount: 1,
+            name,
+            length: 0,
+            degree: 0,
+        });
+        packed
+    };
+    let n_types = snap.types.len() as u32;
+    let n_strings = snap.strings.len() as u32;
+    let stray_type = stray_node(TypeIdx(n_types + 200), heapsight_snapshot::NO_STR);
+    assert!(refused(&stray_type).contains("node type"));
+    let stray_name = stray_node(TypeIdx(0), StrId(n_strings + 200));
+    assert!(refused(&stray_name).contains("node name string"));
+    // With few strings every label code is read; with many, only the longer codes are:
+    // a stray string id is caught either way.
+    for extra_strings in [0, 40] {
+        let mut stray_label = pack(&snap);
+        let n_strings = n_strings + extra_strings;
+        stray_label
+            .strings
+            .strings
+            .extend((0..extra_strings).map(|i| format!("s{i}")));
+        let holder = (0..snap.n_nodes())
+            .find(|&i| !snap.edges.range_of(NodeIdx(i as u32)).is_empty())
+            .expect("an edge");
+        stray_label
+            .nodes
+            .relabel(&[NodeIdx(holder as u32)], |_, _, _| {
+                Some((LabelKind::Attr, n_strings + 300))
+            });
+        assert!(refused(&stray_label).contains("edge label string"));
+    }
 }
 
 #[test]
