@@ -209,23 +209,68 @@ pub fn encode_targets(
     sink: &mut ColumnSink<'_>,
 ) -> io::Result<()> {
     let mut bases = TargetBases::new(n_types);
+    visit_targets(&mut bases, targets, 0, degrees, node_types, Some(sink))
+}
+
+/// The targets of the edges of nodes `split_node..`, which start at `targets[split_edge]`,
+/// encoded exactly as [`encode_targets`] encodes them within the whole column: the
+/// predictions are first replayed over the nodes before `split_node`, without encoding
+/// (a fraction of the cost). With the part before it encoded on another thread, the
+/// column compresses in two frames that the reader reads as one.
+pub fn encode_targets_after(
+    targets: &[NodeIdx],
+    (split_node, split_edge): (usize, usize),
+    mut degrees: impl Iterator<Item = u64>,
+    mut node_types: impl Iterator<Item = u32>,
+    n_types: usize,
+    sink: &mut ColumnSink<'_>,
+) -> io::Result<()> {
+    let mut bases = TargetBases::new(n_types);
+    let (before, after) = targets.split_at(split_edge.min(targets.len()));
+    let replayed = (
+        degrees.by_ref().take(split_node),
+        node_types.by_ref().take(split_node),
+    );
+    visit_targets(&mut bases, before, 0, replayed.0, replayed.1, None)?;
+    visit_targets(
+        &mut bases,
+        after,
+        split_node,
+        degrees,
+        node_types,
+        Some(sink),
+    )
+}
+
+/// Goes through the edges of the nodes from `first_node` on, recording each target in
+/// `bases`, and encodes them into `sink` if there is one.
+fn visit_targets(
+    bases: &mut TargetBases,
+    targets: &[NodeIdx],
+    first_node: usize,
+    degrees: impl Iterator<Item = u64>,
+    node_types: impl Iterator<Item = u32>,
+    mut sink: Option<&mut ColumnSink<'_>>,
+) -> io::Result<()> {
     let mut start = 0usize;
-    for ((source, degree), type_idx) in degrees.enumerate().zip(node_types) {
+    for ((source, degree), type_idx) in (first_node..).zip(degrees).zip(node_types) {
         let source = source as i64;
         let mut previous = source;
         let end = start.saturating_add(degree as usize).min(targets.len());
         for (position, node) in targets[start..end].iter().enumerate() {
             let target = i64::from(node.0);
             let slot = TargetBases::slot(type_idx, position);
-            let candidates = bases.bases(source, previous, slot);
-            let mut best = (zigzag(target - candidates[0]), 0u64);
-            for (selector, base) in candidates.iter().enumerate().skip(1) {
-                let code = zigzag(target - base);
-                if code < best.0 {
-                    best = (code, selector as u64);
+            if let Some(sink) = sink.as_deref_mut() {
+                let candidates = bases.bases(source, previous, slot);
+                let mut best = (zigzag(target - candidates[0]), 0u64);
+                for (selector, base) in candidates.iter().enumerate().skip(1) {
+                    let code = zigzag(target - base);
+                    if code < best.0 {
+                        best = (code, selector as u64);
+                    }
                 }
+                sink.varint(best.0 * TARGET_BASES + best.1)?;
             }
-            sink.varint(best.0 * TARGET_BASES + best.1)?;
             bases.record(node.0, slot);
             previous = target;
         }

@@ -160,6 +160,20 @@ pub(crate) trait Writable: Sync {
     fn tables(&self) -> Tables<'_>;
     /// The payload of one per-node or per-edge section (address to labels).
     fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()>;
+    /// Parts a column's payload is compressed in, side by side, as zstd frames that
+    /// follow each other in the section.
+    fn column_parts(&self, _section: Section) -> usize {
+        1
+    }
+    /// Part `part` of a column's payload: the parts in order make the payload.
+    fn column_part(
+        &self,
+        section: Section,
+        _part: usize,
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        self.column(section, sink)
+    }
 }
 
 /// The parts both forms hold alike.
@@ -242,6 +256,17 @@ impl Writable for PackedSnapshot {
     fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
         PackedSnapshot::column(self, section, sink)
     }
+    fn column_parts(&self, section: Section) -> usize {
+        PackedSnapshot::column_parts(self, section)
+    }
+    fn column_part(
+        &self,
+        section: Section,
+        part: usize,
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        PackedSnapshot::column_part(self, section, part, sink)
+    }
 }
 
 /// A snapshot's sections, compressed and checksummed in memory (about a byte per node),
@@ -269,13 +294,15 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
     // The check's parts run as jobs beside the compression (nothing is written before
     // all end); the heaviest jobs go first, so that the last to start is a short one.
     let mut jobs: Vec<Job> = (0..W::CHECK_PARTS).map(Job::Check).collect();
-    jobs.extend((0..sections.len()).map(Job::Compress));
+    for (i, &section) in sections.iter().enumerate() {
+        jobs.extend((0..snap.column_parts(section)).map(|part| Job::Compress(i, part)));
+    }
     jobs.sort_by_key(|job| match *job {
-        Job::Compress(i) => section_weight(sections[i]),
+        Job::Compress(i, _) => section_weight(sections[i]),
         Job::Check(_) => CHECK_WEIGHT,
     });
     let next_job = AtomicUsize::new(0);
-    let work = || -> Result<Vec<(usize, EncodedSection)>, FormatError> {
+    let work = || -> Result<Vec<(SectionPart, EncodedSection)>, FormatError> {
         let mut context = None;
         let mut done = Vec::new();
         loop {
@@ -285,7 +312,7 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
                     snap.check(part)?;
                     continue;
                 }
-                Some(&Job::Compress(job)) => job,
+                Some(&Job::Compress(job, part)) => (job, part),
             };
             let context = match &mut context {
                 Some(context) => context,
@@ -294,38 +321,57 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
                         .map_err(|e| FormatError::io("compressing the snapshot", e))?,
                 ),
             };
-            let which = sections[job];
+            let which = sections[job.0];
             let section = compress_section(context, which, &mut |s| match which {
                 Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
                 Section::Strings => columns::encode_strings(tables.strings, s),
                 Section::Types => columns::encode_types(tables.types, s),
                 Section::Roots => columns::encode_roots(tables.roots, s),
                 Section::Optional(BOUNDS_SECTION_ID) => columns::encode_bounds(tables.bounds, s),
-                column => snap.column(column, s),
+                column => snap.column_part(column, job.1, s),
             })
             .map_err(|e| FormatError::io("compressing the snapshot", e))?;
             done.push((job, section));
         }
     };
     let (first, second) = parallel::join(work, work);
-    let mut slots: Vec<Option<EncodedSection>> = sections.iter().map(|_| None).collect();
-    for done in [first, second] {
-        for (job, section) in done? {
-            slots[job] = Some(section);
+    let mut parts: Vec<(SectionPart, EncodedSection)> = first?;
+    parts.extend(second?);
+    parts.sort_unstable_by_key(|&(job, _)| job);
+    let mut encoded: Vec<EncodedSection> = Vec::with_capacity(sections.len());
+    for ((_, part), section) in parts {
+        match encoded.last_mut() {
+            Some(previous) if part > 0 => previous.append(section),
+            _ => encoded.push(section),
         }
     }
-    let n_sections = sections.len();
-    let sections = slots.into_iter().flatten().collect::<Vec<_>>();
-    debug_assert_eq!(sections.len(), n_sections);
-    Ok(EncodedSections { sections, counts })
+    debug_assert_eq!(encoded.len(), sections.len());
+    Ok(EncodedSections {
+        sections: encoded,
+        counts,
+    })
 }
 
-/// A part of the check, or the compression of one section (an index into the sections).
+impl EncodedSection {
+    /// Appends the next part of the same section: zstd frames read one after the other.
+    fn append(&mut self, next: EncodedSection) {
+        self.payload.extend_from_slice(&next.payload);
+        self.header.stored_len += next.header.stored_len;
+        self.header.raw_len += next.header.raw_len;
+        self.header.payload_crc = crc32fast::hash(&self.payload);
+    }
+}
+
+/// A part of the check, or the compression of one part of one section (an index into
+/// the sections, and the part).
 #[derive(Clone, Copy)]
 enum Job {
     Check(usize),
-    Compress(usize),
+    Compress(usize, usize),
 }
+
+/// (index into the sections, part).
+type SectionPart = (usize, usize);
 
 /// Rank of the check's parts among the sections: each takes about as long as the edge
 /// labels, and less than the edge targets.

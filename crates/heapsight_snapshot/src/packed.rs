@@ -140,6 +140,15 @@ pub struct PackedValues<'a> {
 /// The high bit of each byte of a word: set on every varint byte but a value's last.
 const CONTINUATION_BITS: u64 = 0x8080_8080_8080_8080;
 
+/// Edge targets are compressed in two parts from this many edges.
+pub(crate) const SPLIT_TARGETS_FROM_EDGES: u64 = 1 << 18;
+/// Share of the edges in the first part of the targets, in percent: the second part also
+/// replays the first part's predictions (about a quarter of encoding them), and these
+/// shares make the two take about as long.
+const FIRST_PART_PERCENT: u64 = 55;
+/// Nodes whose degrees are summed at a time while looking for the split.
+const SPLIT_STEP_NODES: usize = 4096;
+
 /// Label codes below 128 (one byte) carry values below 16.
 const ONE_BYTE_LABEL_VALUES: u64 = 16;
 
@@ -695,6 +704,67 @@ impl PackedSnapshot {
     }
 
     /// The payload of one per-node or per-edge section.
+    /// Parts the edge targets are compressed in: two from [`SPLIT_TARGETS_FROM_EDGES`].
+    pub(crate) fn column_parts(&self, section: Section) -> usize {
+        if section == Section::EdgeTargets && self.targets.len() as u64 >= SPLIT_TARGETS_FROM_EDGES
+        {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Part `part` of a column: the edge targets of the nodes before the split, or from
+    /// it on (encoded as the whole column would be). Their encoding is the slowest of
+    /// the write, twice the time of any other job on a large heap.
+    pub(crate) fn column_part(
+        &self,
+        section: Section,
+        part: usize,
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        if self.column_parts(section) == 1 {
+            return self.column(section, sink);
+        }
+        let (split_node, split_edge) = self.targets_split();
+        let nodes = &self.nodes;
+        let types = nodes.type_idx.values().map(|t| t as u32);
+        if part == 0 {
+            columns::encode_targets(
+                self.targets.get(..split_edge).unwrap_or(&self.targets),
+                nodes.degrees.values().take(split_node),
+                types.take(split_node),
+                self.types.len(),
+                sink,
+            )
+        } else {
+            columns::encode_targets_after(
+                &self.targets,
+                (split_node, split_edge),
+                nodes.degrees.values(),
+                types,
+                self.types.len(),
+                sink,
+            )
+        }
+    }
+
+    /// The first node of the second part of the edge targets, and its first edge: about
+    /// [`FIRST_PART_PERCENT`] of the edges come before (the second part also replays
+    /// them).
+    fn targets_split(&self) -> (usize, usize) {
+        let wanted = self.targets.len() as u64 * FIRST_PART_PERCENT / 100;
+        let n = self.nodes.len();
+        let mut degrees = self.nodes.degrees.values();
+        let (mut node, mut edges) = (0usize, 0u64);
+        while edges < wanted && node < n {
+            let step = (n - node).min(SPLIT_STEP_NODES);
+            edges = edges.saturating_add(degrees.sum_of_next(step as u64));
+            node += step;
+        }
+        (node, edges as usize)
+    }
+
     pub(crate) fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
         let nodes = &self.nodes;
         match section {

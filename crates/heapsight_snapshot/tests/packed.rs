@@ -55,6 +55,24 @@ fn packed_snapshots_unpack_and_write_to_the_same_snapshot() {
 }
 
 #[test]
+fn targets_compressed_in_two_parts_read_back_as_one_column() {
+    // Enough edges for the writer to compress the targets in two parts side by side.
+    let snap = common::synthetic_web_heap(200_000, 11);
+    let n_edges = snap.edges.targets.len();
+    assert!(n_edges >= 1 << 18, "{n_edges} edges");
+    let packed = pack(&snap);
+    let bytes = encode_packed(&packed).expect("encodes");
+    assert_eq!(decode(&bytes).expect("decodes"), snap);
+    // The parts cost a second zstd frame, not a worse encoding.
+    let whole = encode(&snap).expect("encodes").len() as f64;
+    assert!(
+        (bytes.len() as f64) < whole * 1.02,
+        "{} vs {whole}",
+        bytes.len()
+    );
+}
+
+#[test]
 fn packed_files_are_written_atomically_and_read_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("packed.hsnap");
