@@ -26,17 +26,36 @@ use crate::varint::{put_varint, unzigzag, zigzag};
 const ADDRESS_SHIFT: u32 = 3;
 
 /// Varints appended one at a time: a column's section payload as it grows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct PackedColumn {
     bytes: Vec<u8>,
     len: u64,
+    /// The largest value ever stored: an upper bound of the values (one replaced by a
+    /// smaller one stays counted), so that range checks before writing need not decode
+    /// the column.
+    max: u64,
 }
+
+/// Columns holding the same values are equal, whatever values they held before.
+impl PartialEq for PackedColumn {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.bytes == other.bytes
+    }
+}
+
+impl Eq for PackedColumn {}
 
 impl PackedColumn {
     #[inline]
     pub fn push(&mut self, value: u64) {
         put_varint(&mut self.bytes, value);
         self.len += 1;
+        self.max = self.max.max(value);
+    }
+
+    /// No value is above this (see the field).
+    pub fn max(&self) -> u64 {
+        self.max
     }
 
     /// Values held.
@@ -67,6 +86,7 @@ impl PackedColumn {
     pub fn append(&mut self, other: PackedColumn) {
         self.bytes.extend_from_slice(&other.bytes);
         self.len += other.len;
+        self.max = self.max.max(other.max);
     }
 
     /// The values in order.
@@ -123,9 +143,11 @@ impl PackedColumn {
             copied = old.offset;
         }
         bytes.extend_from_slice(&self.bytes[copied..]);
+        let patched_max = patches.iter().map(|&(_, value)| value).max();
         PackedColumn {
             bytes,
             len: self.len,
+            max: self.max.max(patched_max.unwrap_or(0)),
         }
     }
 }
@@ -148,9 +170,6 @@ pub(crate) const SPLIT_TARGETS_FROM_EDGES: u64 = 1 << 18;
 const FIRST_PART_PERCENT: u64 = 55;
 /// Nodes whose degrees are summed at a time while looking for the split.
 const SPLIT_STEP_NODES: usize = 4096;
-
-/// Label codes below 128 (one byte) carry values below 16.
-const ONE_BYTE_LABEL_VALUES: u64 = 16;
 
 impl PackedValues<'_> {
     /// Byte offset of the next value.
@@ -185,26 +204,6 @@ impl PackedValues<'_> {
             if self.next().is_none() {
                 return;
             }
-        }
-    }
-
-    /// The next value of two bytes or more (128 and above), skipping one-byte values
-    /// eight at a time.
-    pub fn next_above_one_byte(&mut self) -> Option<u64> {
-        loop {
-            let Some(word) = self.word() else {
-                // Fewer than eight bytes left.
-                return self.find(|&value| value >= 0x80);
-            };
-            let long = word & CONTINUATION_BITS;
-            if long == 0 {
-                self.offset += 8;
-                continue;
-            }
-            // The bytes before the first with its high bit set are whole one-byte
-            // values; that byte starts a longer one.
-            self.offset += (long.trailing_zeros() / 8) as usize;
-            return self.next();
         }
     }
 
@@ -280,6 +279,7 @@ impl Default for AddressColumn {
             column: PackedColumn {
                 bytes: vec![ADDRESS_SHIFT as u8],
                 len: 0,
+                max: 0,
             },
             previous: 0,
             misaligned: false,
@@ -354,7 +354,10 @@ pub struct PackedNodes {
     pub name: PackedColumn,
     pub length: PackedColumn,
     pub degrees: PackedColumn,
+    /// Pushed with [`PackedNodes::push_label`] only, which keeps `string_labels_end`.
     pub labels: PackedColumn,
+    /// One past the largest string id a label holds (0 when none does).
+    string_labels_end: u64,
 }
 
 impl PackedNodes {
@@ -373,6 +376,17 @@ impl PackedNodes {
     #[inline]
     pub fn push_label(&mut self, kind: LabelKind, value: u32) {
         self.labels.push(columns::label_code(kind, value));
+        let end = if kind.value_is_str() {
+            u64::from(value) + 1
+        } else {
+            0
+        };
+        self.string_labels_end = self.string_labels_end.max(end);
+    }
+
+    /// One past the largest string id a label holds (0 when none does).
+    pub(crate) fn string_labels_end(&self) -> u64 {
+        self.string_labels_end
     }
 
     pub fn len(&self) -> usize {
@@ -392,6 +406,7 @@ impl PackedNodes {
         self.length.append(other.length);
         self.degrees.append(other.degrees);
         self.labels.append(other.labels);
+        self.string_labels_end = self.string_labels_end.max(other.string_labels_end);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -448,6 +463,13 @@ impl PackedNodes {
         mut rename: impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
     ) {
         let patches = self.label_patches(holders, &mut rename);
+        for &(_, code) in &patches {
+            if let Some((kind, value)) = columns::label_of_code(code) {
+                if kind.value_is_str() {
+                    self.string_labels_end = self.string_labels_end.max(u64::from(value) + 1);
+                }
+            }
+        }
         self.labels = std::mem::take(&mut self.labels).spliced(&patches);
     }
 
@@ -633,12 +655,17 @@ impl PackedSnapshot {
         {
             return Err(format!("type name string {} out of range", s.0));
         }
-        if let Some(t) = nodes.type_idx.values().find(|t| *t >= n_types) {
+        // Upper bounds kept as the columns grew: no value is decoded.
+        if n > 0 && nodes.type_idx.max() >= n_types {
+            let t = nodes.type_idx.max();
             return Err(format!("node type {t} out of range ({n_types} types)"));
         }
         // A name is an opt-id: 0 for none, else the string id plus one.
-        if let Some(code) = nodes.name.values().max().filter(|&code| code > n_strings) {
-            return Err(format!("node name string {} out of range", code - 1));
+        if nodes.name.max() > n_strings {
+            return Err(format!(
+                "node name string {} out of range",
+                nodes.name.max() - 1
+            ));
         }
         for root in &self.roots {
             if root.node.index() as u64 >= n {
@@ -686,19 +713,11 @@ impl PackedSnapshot {
         if let Some(t) = highest.filter(|&t| u64::from(t) >= n) {
             return Err(format!("edge target {t} out of range ({n} nodes)"));
         }
-        let check_label = |code: u64| match columns::label_of_code(code) {
-            Some((kind, value)) if !kind.value_is_str() || u64::from(value) < n_strings => Ok(()),
-            Some((_, value)) => Err(format!("edge label string {value} out of range")),
-            None => Err(format!("label code {code} is invalid")),
-        };
-        let mut labels = nodes.labels.values();
-        if n_strings >= ONE_BYTE_LABEL_VALUES {
-            // Every one-byte code is then a valid label: only the longer ones are read.
-            while let Some(code) = labels.next_above_one_byte() {
-                check_label(code)?;
-            }
-        } else {
-            labels.try_for_each(check_label)?;
+        // Every label code is valid as made by `push_label` and `relabel`; only string
+        // ids can be out of range.
+        if nodes.string_labels_end() > n_strings {
+            let value = nodes.string_labels_end() - 1;
+            return Err(format!("edge label string {value} out of range"));
         }
         Ok(())
     }
@@ -818,7 +837,14 @@ mod tests {
             length: i * 3,
             degree: i % 3,
         };
-        let label = |i: u64| (LabelKind::Index, i as u32);
+        let label = |i: u64| {
+            let kind = if i == 1 {
+                LabelKind::Attr
+            } else {
+                LabelKind::Index
+            };
+            (kind, i as u32)
+        };
         let fill = |nodes: &mut PackedNodes, range: std::ops::Range<u64>| {
             for i in range {
                 for e in 0..i % 3 {
@@ -837,6 +863,14 @@ mod tests {
             fill(&mut second, split..40);
             first.append(second);
             assert_eq!(first, whole, "split at {split}");
+            // The bounds the check reads, too.
+            for (appended, one) in [
+                (&first.type_idx, &whole.type_idx),
+                (&first.name, &whole.name),
+            ] {
+                assert_eq!(appended.max(), one.max(), "split at {split}");
+            }
+            assert_eq!(first.string_labels_end(), whole.string_labels_end());
         }
     }
 
@@ -892,19 +926,6 @@ mod tests {
                 assert_eq!(skipped.next(), values.get(start + count).copied());
             }
         }
-    }
-
-    #[test]
-    fn values_above_one_byte_are_found_past_runs_of_one_byte_values() {
-        let values = mixed_values(300);
-        let packed = column(&values);
-        let mut found = Vec::new();
-        let mut above = packed.values();
-        while let Some(value) = above.next_above_one_byte() {
-            found.push(value);
-        }
-        let expected: Vec<u64> = values.iter().copied().filter(|&v| v >= 0x80).collect();
-        assert_eq!(found, expected);
     }
 
     #[test]
