@@ -158,22 +158,14 @@ pub(crate) trait Writable: Sync {
     fn check(&self, part: usize) -> Result<(), FormatError>;
     fn counts(&self) -> SnapshotCounts;
     fn tables(&self) -> Tables<'_>;
-    /// The payload of one per-node or per-edge section (address to labels).
-    fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()>;
     /// Parts a column's payload is compressed in, side by side, as zstd frames that
     /// follow each other in the section.
     fn column_parts(&self, _section: Section) -> usize {
         1
     }
-    /// Part `part` of a column's payload: the parts in order make the payload.
-    fn column_part(
-        &self,
-        section: Section,
-        _part: usize,
-        sink: &mut ColumnSink<'_>,
-    ) -> io::Result<()> {
-        self.column(section, sink)
-    }
+    /// Part `part` of the payload of one per-node or per-edge section (address to
+    /// labels): the parts in order make the payload.
+    fn column(&self, section: Section, part: usize, sink: &mut ColumnSink<'_>) -> io::Result<()>;
 }
 
 /// The parts both forms hold alike.
@@ -208,7 +200,7 @@ impl Writable for Snapshot {
     fn tables(&self) -> Tables<'_> {
         tables_of!(self)
     }
-    fn column(&self, section: Section, s: &mut ColumnSink<'_>) -> io::Result<()> {
+    fn column(&self, section: Section, _part: usize, s: &mut ColumnSink<'_>) -> io::Result<()> {
         let nodes = &self.nodes;
         let edges = &self.edges;
         match section {
@@ -253,18 +245,10 @@ impl Writable for PackedSnapshot {
     fn tables(&self) -> Tables<'_> {
         tables_of!(self)
     }
-    fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
-        PackedSnapshot::column(self, section, sink)
-    }
     fn column_parts(&self, section: Section) -> usize {
         PackedSnapshot::column_parts(self, section)
     }
-    fn column_part(
-        &self,
-        section: Section,
-        part: usize,
-        sink: &mut ColumnSink<'_>,
-    ) -> io::Result<()> {
+    fn column(&self, section: Section, part: usize, sink: &mut ColumnSink<'_>) -> io::Result<()> {
         PackedSnapshot::column_part(self, section, part, sink)
     }
 }
@@ -328,7 +312,7 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
                 Section::Types => columns::encode_types(tables.types, s),
                 Section::Roots => columns::encode_roots(tables.roots, s),
                 Section::Optional(BOUNDS_SECTION_ID) => columns::encode_bounds(tables.bounds, s),
-                column => snap.column_part(column, job.1, s),
+                column => snap.column(column, job.1, s),
             })
             .map_err(|e| FormatError::io("compressing the snapshot", e))?;
             done.push((job, section));

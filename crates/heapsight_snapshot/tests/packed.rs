@@ -98,58 +98,40 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
     let mut stray_target = pack(&snap);
     stray_target.targets[0] = NodeIdx(snap.n_nodes() as u32);
     assert!(refused(&stray_target).contains("out of range"));
-    let mut misaligned = pack(&snap);
-    misaligned.nodes.push(PackedNode {
-        address: 0x1001,
-        type_idx: snap.nodes.type_idx[0],
-        size: 16,
-        flags: 0,
-        refcount: 1,
-        name: heapsight_snapshot::NO_STR,
-        length: 0,
-        degree: 0,
-    });
-    assert!(refused(&misaligned).contains("8-aligned"));
-    let mut secret = pack(&snap);
-    secret.metadata.include_values = false;
-    secret.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
-    assert!(refused(&secret).contains("include_values"));
-    let stray_node = |type_idx: TypeIdx, name: StrId| {
+    // A node appended to a packed copy of `snap`.
+    let with_node = |address: u64, type_idx: TypeIdx, name: StrId, degree: u64| {
         let mut packed = pack(&snap);
         packed.nodes.push(PackedNode {
-            address: 0x1000,
+            address,
             type_idx,
             size: 16,
             flags: 0,
             refcount: 1,
             name,
             length: 0,
-            degree: 0,
+            degree,
         });
         packed
     };
+    let no_name = heapsight_snapshot::NO_STR;
+    let misaligned = with_node(0x1001, snap.nodes.type_idx[0], no_name, 0);
+    assert!(refused(&misaligned).contains("8-aligned"));
+    let mut secret = pack(&snap);
+    secret.metadata.include_values = false;
+    secret.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
+    assert!(refused(&secret).contains("include_values"));
     let n_types = snap.types.len() as u32;
     let n_strings = snap.strings.len() as u32;
-    let stray_type = stray_node(TypeIdx(n_types + 200), heapsight_snapshot::NO_STR);
+    let stray_type = with_node(0x1000, TypeIdx(n_types + 200), no_name, 0);
     assert!(refused(&stray_type).contains("node type"));
-    let stray_name = stray_node(TypeIdx(0), StrId(n_strings + 200));
+    let stray_name = with_node(0x1000, TypeIdx(0), StrId(n_strings + 200), 0);
     assert!(refused(&stray_name).contains("node name string"));
     // A stray string id in a label pushed, or renamed in.
-    let mut stray_label = pack(&snap);
+    let mut stray_label = with_node(0x1000, TypeIdx(0), no_name, 1);
     stray_label
         .nodes
         .push_label(LabelKind::Key, n_strings + 300);
     stray_label.targets.push(NodeIdx(0));
-    stray_label.nodes.push(PackedNode {
-        address: 0x1000,
-        type_idx: TypeIdx(0),
-        size: 16,
-        flags: 0,
-        refcount: 1,
-        name: heapsight_snapshot::NO_STR,
-        length: 0,
-        degree: 1,
-    });
     assert!(refused(&stray_label).contains("edge label string"));
     let mut stray_rename = pack(&snap);
     let holder = (0..snap.n_nodes())
