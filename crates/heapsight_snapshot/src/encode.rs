@@ -234,7 +234,7 @@ impl Writable for Snapshot {
 }
 
 impl Writable for PackedSnapshot {
-    /// Nodes, and edges: about the same time each.
+    /// Nodes and tables; edges.
     const CHECK_PARTS: usize = 2;
     fn check(&self, part: usize) -> Result<(), FormatError> {
         check_packed_writable(self, part)
@@ -293,7 +293,11 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
             let job = match jobs.get(next_job.fetch_add(1, Ordering::Relaxed)) {
                 None => return Ok(done),
                 Some(&Job::Check(part)) => {
-                    snap.check(part)?;
+                    if let Err(refused) = snap.check(part) {
+                        // Nothing will be written: no job is handed out any more.
+                        next_job.store(jobs.len(), Ordering::Relaxed);
+                        return Err(refused);
+                    }
                     continue;
                 }
                 Some(&Job::Compress(job, part)) => (job, part),
@@ -357,8 +361,8 @@ enum Job {
 /// (index into the sections, part).
 type SectionPart = (usize, usize);
 
-/// Rank of the check's parts among the sections: each takes about as long as the edge
-/// labels, and less than the edge targets.
+/// Rank of the check's parts among the sections: right after the edge targets, so that a
+/// refused snapshot stops the other compressions early (a part takes a few milliseconds).
 const CHECK_WEIGHT: u8 = 1;
 
 /// Rank of a section in the compression order: the per-edge columns are the largest.
