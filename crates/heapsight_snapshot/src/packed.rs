@@ -498,11 +498,6 @@ impl PackedNodes {
         patches
     }
 
-    /// Each node's refcount, in node order.
-    pub fn refcounts(&self) -> impl Iterator<Item = u32> + '_ {
-        self.refcounts_from(0)
-    }
-
     /// The refcounts of the nodes from `first` on, in node order.
     pub fn refcounts_from(&self, first: usize) -> impl Iterator<Item = u32> + '_ {
         let mut values = self.refcount.values();
