@@ -224,6 +224,8 @@ struct TypeInfo {
     /// Exact dict, list or tuple: the explicit enumeration covers all of `tp_traverse`.
     fully_enumerated: bool,
     heap: bool,
+    /// `PyType_IS_GC`.
+    gc_type: bool,
     /// `PyType_IS_GC` and a `tp_traverse` slot.
     traversable: bool,
     /// The type has `tp_is_gc`: gc-ness is per object (type objects).
@@ -293,10 +295,27 @@ impl TypeInfo {
                     || exact(&raw mut ffi::PyList_Type)
                     || exact(&raw mut ffi::PyTuple_Type),
                 heap: flags & ffi::Py_TPFLAGS_HEAPTYPE != 0,
+                gc_type: ffi::PyType_IS_GC(ty) != 0,
                 traversable: ffi::PyType_IS_GC(ty) != 0 && (*ty).tp_traverse.is_some(),
                 per_object_gc,
                 capacity_offset: known.bounded.field_of(ty),
             }
+        }
+    }
+
+    /// `PyObject_IS_GC(op)` for an instance `op` of the classified type, calling into the
+    /// interpreter only for types whose gc-ness is per object: the walk asks for every one
+    /// of millions of objects.
+    ///
+    /// # Safety
+    /// `op` a live instance of the classified type; GIL held.
+    #[inline]
+    unsafe fn is_gc(&self, op: *mut ffi::PyObject) -> bool {
+        if self.per_object_gc {
+            // SAFETY: forwarded from the caller; `tp_is_gc` only reads.
+            unsafe { ffi::PyObject_IS_GC(op) != 0 }
+        } else {
+            self.gc_type
         }
     }
 }
@@ -935,12 +954,7 @@ impl<'s> Walker<'s> {
         // SAFETY: `op` live, `ty` its type; all reads follow CPython's layouts.
         unsafe {
             self.node_targets.clear();
-            let is_gc = if info.per_object_gc {
-                ffi::PyObject_IS_GC(op) != 0
-            } else {
-                info.traversable
-            };
-            let traverse = is_gc && info.traversable && !info.fully_enumerated;
+            let traverse = info.traversable && !info.fully_enumerated && info.is_gc(op);
             let mut leftover_kind = LabelKind::None;
             match info.shape {
                 Shape::Dict => self.dict_entries(op),
@@ -1009,7 +1023,7 @@ impl<'s> Walker<'s> {
                 return;
             }
             self.traverse_buf.clear();
-            gc_lists::traverse_into(op, &mut self.traverse_buf);
+            gc_lists::traverse_gc_object_into(op, &mut self.traverse_buf);
             self.leftover_buf.clear();
             let explicit = &self.node_targets[..];
             if explicit.len() <= LINEAR_DEDUP_LIMIT {
@@ -1076,7 +1090,7 @@ impl<'s> Walker<'s> {
                 .listed_members
                 .as_ref()
                 .is_some_and(|l| l.contains(address as usize));
-            let tracked = gc_lists::is_gc_tracked(op);
+            let tracked = info.is_gc(op) && gc_lists::is_linked(op);
             if tracked {
                 flags |= node_flags::GC_TRACKED;
                 let frozen = match (&shared.frozen_members, &shared.listed_members) {
@@ -1272,7 +1286,7 @@ impl RawGraph {
         edge_code.shrink_to_fit();
         packed.shrink_to_fit();
         let n = packed.len();
-        let (targets, mut holders, resolved_roots) = {
+        let (targets, mut holders, resolved_roots, node_of) = {
             let numbered: NumberedSet = seen.into_numbered();
             // Each node has its own number, so the two halves store to distinct slots.
             let node_of: Vec<AtomicU32> = (0..numbered.len())
@@ -1328,12 +1342,16 @@ impl RawGraph {
                 }
                 CodeColumn::Wide(codes) => codes.into_iter().map(target).collect(),
             };
-            (targets, holders, resolved_roots)
+            (targets, holders, resolved_roots, node_of)
         };
         // Same size and alignment: collected in place, no second buffer.
         let targets: Vec<NodeIdx> = targets.into_iter().map(NodeIdx).collect();
         let count_in_degrees = || {
-            let mut in_degree = vec![0u32; n];
+            // In the numbering's buffer: a fresh one would take as many page faults as
+            // it has pages, where clearing touches pages already mapped.
+            let mut in_degree = node_of;
+            in_degree.clear();
+            in_degree.resize(n, 0);
             for t in &targets {
                 if let Some(d) = in_degree.get_mut(t.index()) {
                     *d = d.saturating_add(1);
