@@ -65,9 +65,6 @@ const DEBUG_BACK_OFFSET: usize = 8;
 /// `op` must point to a live object and the GIL must be held.
 #[inline]
 pub unsafe fn is_gc_tracked(op: *mut ffi::PyObject) -> bool {
-    if cfg!(Py_GIL_DISABLED) {
-        return false;
-    }
     // SAFETY: forwarded from the caller.
     unsafe { ffi::PyObject_IS_GC(op) != 0 && is_linked(op) }
 }
