@@ -56,7 +56,10 @@ def snapshot(
     Every gc-tracked object and the untracked objects they reference, with sizes, labelled
     references and roots. String and bytes values are not stored (only their length)
     unless `include_values=True`. The file is written atomically. Returns a summary dict
-    (node and edge counts, timings; `mode` is `"fork"` or `"in-process"`; `walk_threads`
+    (node and edge counts; `roots`, the roots the capture names: modules, thread stacks,
+    interpreter objects, while the objects referenced from outside the graph are found
+    from reference counts when the file is read; timings; `mode` is `"fork"` or
+    `"in-process"`; `walk_threads`
     is 2 where a helper thread shared the walk, 1 where it did not or where the
     environment variable `HEAPSIGHT_WALK_THREADS=1` said not to).
 

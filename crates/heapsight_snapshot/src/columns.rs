@@ -5,6 +5,7 @@ use std::io;
 
 use crate::encode::ColumnSink;
 use crate::error::FormatError;
+use crate::keys::{KeyIndex, KeySlice, KeyedRoot, LocalNames};
 use crate::layout::{Section, BOUNDS_SECTION_ID};
 use crate::model::{
     Bound, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
@@ -141,28 +142,30 @@ pub fn encode_addresses(addresses: &[u64], sink: &mut ColumnSink<'_>) -> io::Res
 /// the source node as base.
 const HISTORY_POSITIONS: usize = 8;
 
-/// Types remembered by [`TargetBases`] (indices below this): bounds its table to 8 MiB
+/// Types remembered by [`TargetBases`] (indices below this): bounds its table to 16 MiB
 /// however many types a (possibly forged) file declares. Real heaps have far fewer.
 const HISTORY_TYPES: usize = 1 << 18;
 
-/// A history entry with no target seen yet (node indices stay below `u32::MAX`).
-const NO_TARGET: u32 = u32::MAX;
+/// A history entry with no target seen yet.
+const NO_TARGET: u64 = u64::MAX;
 
 /// Number of bases a target can be stored against (the selector's 2 bits).
 const TARGET_BASES: u64 = 4;
 
-/// The four predictions a target is stored against. Each edge target is written as
-/// `zigzag(target - base) << 2 | selector`, and the writer picks the closest base:
-/// - 0: the source node (objects reference objects allocated, and numbered, near them);
+/// The four predictions a target is stored against, all in the space the targets are
+/// stored in (node keys from version 2, node indices in version 1). Each edge target is
+/// written as `zigzag(target - base) << 2 | selector`, and the writer picks the closest
+/// base:
+/// - 0: the source node (objects reference objects allocated near them);
 /// - 1: the previous target of the same node (the source itself for its first edge);
 /// - 2: the previous target in the whole column (runs of leaves in address order);
 /// - 3: the target at the same position (below 8) in the last earlier node of the same
 ///   type (types below 2^18), else the source: an instance's class, the interned keys of
 ///   same-shaped dicts.
 struct TargetBases {
-    last_target: i64,
+    last_target: u64,
     /// `HISTORY_POSITIONS` targets per remembered type.
-    history: Vec<u32>,
+    history: Vec<u64>,
 }
 
 impl TargetBases {
@@ -182,96 +185,118 @@ impl TargetBases {
     }
 
     #[inline]
-    fn bases(&self, source: i64, previous_in_node: i64, slot: Option<usize>) -> [i64; 4] {
+    fn bases(&self, source: u64, previous_in_node: u64, slot: Option<usize>) -> [u64; 4] {
         let remembered = slot
             .and_then(|s| self.history.get(s).copied())
             .filter(|t| *t != NO_TARGET)
-            .map_or(source, i64::from);
+            .unwrap_or(source);
         [source, previous_in_node, self.last_target, remembered]
     }
 
-    /// `target` must be a node index (below `u32::MAX`).
     #[inline]
-    fn record(&mut self, target: u32, slot: Option<usize>) {
-        self.last_target = i64::from(target);
+    fn record(&mut self, target: u64, slot: Option<usize>) {
+        self.last_target = target;
         if let Some(entry) = slot.and_then(|s| self.history.get_mut(s)) {
             *entry = target;
         }
     }
 }
 
-/// `degrees` and `node_types` give each node's edge count and type, in node order.
-pub fn encode_targets(
-    targets: &[NodeIdx],
-    degrees: impl Iterator<Item = u64>,
-    node_types: impl Iterator<Item = u32>,
-    n_types: usize,
-    sink: &mut ColumnSink<'_>,
-) -> io::Result<()> {
-    let mut bases = TargetBases::new(n_types);
-    visit_targets(&mut bases, targets, 0, degrees, node_types, Some(sink))
+/// The delta of `target` from `base`, as stored (wrapping, so any two keys have one).
+#[inline]
+fn delta_code(target: u64, base: u64) -> u64 {
+    zigzag(target.wrapping_sub(base) as i64)
 }
 
-/// The targets of the edges of nodes `split_node..`, which start at `targets[split_edge]`,
-/// encoded exactly as [`encode_targets`] encodes them within the whole column: the
-/// predictions are first replayed over the nodes before `split_node`, without encoding
-/// (a fraction of the cost). With the part before it encoded on another thread, the
-/// column compresses in two frames that the reader reads as one.
-pub fn encode_targets_after(
-    targets: &[NodeIdx],
-    (split_node, split_edge): (usize, usize),
-    mut degrees: impl Iterator<Item = u64>,
-    mut node_types: impl Iterator<Item = u32>,
-    n_types: usize,
-    sink: &mut ColumnSink<'_>,
-) -> io::Result<()> {
-    let mut bases = TargetBases::new(n_types);
-    let (before, after) = targets.split_at(split_edge.min(targets.len()));
-    let replayed = (
-        degrees.by_ref().take(split_node),
-        node_types.by_ref().take(split_node),
-    );
-    visit_targets(&mut bases, before, 0, replayed.0, replayed.1, None)?;
-    visit_targets(
-        &mut bases,
-        after,
-        split_node,
-        degrees,
-        node_types,
-        Some(sink),
-    )
+/// Edge targets as the writer sees them: a run of target keys, and each node's edge
+/// count, type and own key, in node order.
+pub struct TargetColumn<'a, D, T, K> {
+    pub targets: KeySlice<'a>,
+    pub degrees: D,
+    pub node_types: T,
+    pub node_keys: K,
+    pub n_types: usize,
 }
 
-/// Goes through the edges of the nodes from `first_node` on, recording each target in
-/// `bases`, and encodes them into `sink` if there is one.
-fn visit_targets(
+impl<D, T, K> TargetColumn<'_, D, T, K>
+where
+    D: Iterator<Item = u64>,
+    T: Iterator<Item = u32>,
+    K: Iterator<Item = u64>,
+{
+    pub fn encode(self, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+        let mut bases = TargetBases::new(self.n_types);
+        self.visit(&mut bases, Some(sink))
+    }
+
+    /// The targets of the nodes from `split_node` on, whose edges start at
+    /// `split_edge` (the run holds every edge), encoded exactly as [`Self::encode`]
+    /// encodes them within the whole column: the predictions are first replayed over the
+    /// nodes before the split, without encoding (a fraction of the cost). With the part
+    /// before it encoded on another thread, the column compresses in two frames that the
+    /// reader reads as one.
+    pub fn encode_after(
+        mut self,
+        (split_node, split_edge): (usize, usize),
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        let mut bases = TargetBases::new(self.n_types);
+        let all = self.targets;
+        let before = TargetColumn {
+            targets: all.range(0, split_edge),
+            degrees: self.degrees.by_ref().take(split_node),
+            node_types: self.node_types.by_ref().take(split_node),
+            node_keys: self.node_keys.by_ref().take(split_node),
+            n_types: self.n_types,
+        };
+        before.visit(&mut bases, None)?;
+        self.targets = all.range(split_edge, usize::MAX);
+        self.visit(&mut bases, Some(sink))
+    }
+
+    fn visit(self, bases: &mut TargetBases, sink: Option<&mut ColumnSink<'_>>) -> io::Result<()> {
+        match self.targets {
+            KeySlice::Narrow(targets) => visit_targets(bases, targets, self, sink),
+            KeySlice::Wide(targets) => visit_targets(bases, targets, self, sink),
+            KeySlice::Nodes(targets) => visit_targets(bases, targets, self, sink),
+        }
+    }
+}
+
+/// Goes through the edges of the column's nodes, recording each target in `bases`, and
+/// encodes them into `sink` if there is one.
+fn visit_targets<D, T, K, V>(
     bases: &mut TargetBases,
-    targets: &[NodeIdx],
-    first_node: usize,
-    degrees: impl Iterator<Item = u64>,
-    node_types: impl Iterator<Item = u32>,
+    targets: &[V],
+    column: TargetColumn<'_, D, T, K>,
     mut sink: Option<&mut ColumnSink<'_>>,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    D: Iterator<Item = u64>,
+    T: Iterator<Item = u32>,
+    K: Iterator<Item = u64>,
+    V: Copy + Into<u64>,
+{
     let mut start = 0usize;
-    for ((source, degree), type_idx) in (first_node..).zip(degrees).zip(node_types) {
-        let source = source as i64;
+    let nodes = column.node_keys.zip(column.degrees).zip(column.node_types);
+    for ((source, degree), type_idx) in nodes {
         let mut previous = source;
         let end = start.saturating_add(degree as usize).min(targets.len());
-        for (position, node) in targets[start..end].iter().enumerate() {
-            let target = i64::from(node.0);
+        for (position, &target) in targets[start..end].iter().enumerate() {
+            let target: u64 = target.into();
             let slot = TargetBases::slot(type_idx, position);
             if let Some(sink) = sink.as_deref_mut() {
                 let candidates = bases.bases(source, previous, slot);
-                let mut best = (zigzag(target - candidates[0]), 0u64);
-                for (selector, base) in candidates.iter().enumerate().skip(1) {
-                    let code = zigzag(target - base);
+                let mut best = (delta_code(target, candidates[0]), 0u64);
+                for (selector, &base) in candidates.iter().enumerate().skip(1) {
+                    let code = delta_code(target, base);
                     if code < best.0 {
                         best = (code, selector as u64);
                     }
                 }
                 sink.varint(best.0 * TARGET_BASES + best.1)?;
             }
-            bases.record(node.0, slot);
+            bases.record(target, slot);
             previous = target;
         }
         start = end;
@@ -279,15 +304,172 @@ fn visit_targets(
     Ok(())
 }
 
-pub fn encode_roots(roots: &[Root], sink: &mut ColumnSink<'_>) -> io::Result<()> {
+/// Node keys: the zigzag delta of each from the previous one (the first from 0).
+pub fn encode_node_keys(
+    keys: impl Iterator<Item = u64>,
+    sink: &mut ColumnSink<'_>,
+) -> io::Result<()> {
+    let mut previous = 0u64;
+    for key in keys {
+        sink.varint(delta_code(key, previous))?;
+        previous = key;
+    }
+    Ok(())
+}
+
+pub fn decode_node_keys(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+    let mut r = PayloadReader::new(Section::NodeKeys, payload);
+    let count = r.fits(n_nodes, 1, "node keys")?;
+    let mut keys = Vec::with_capacity(count);
+    let mut previous = 0u64;
+    for _ in 0..count {
+        previous = previous.wrapping_add(unzigzag(r.varint()?) as u64);
+        keys.push(previous);
+    }
+    r.finish()?;
+    Ok(keys)
+}
+
+/// How a file's edge targets name nodes.
+pub enum TargetSpace<'a> {
+    /// Version 1: by node index (below the count).
+    Indices(u64),
+    /// By key: node `i`'s key is `keys[i]`.
+    Keys {
+        keys: &'a [u64],
+        index: &'a KeyIndex,
+    },
+}
+
+impl TargetSpace<'_> {
+    #[inline]
+    pub(crate) fn key_of(&self, node: usize) -> u64 {
+        match self {
+            TargetSpace::Indices(_) => node as u64,
+            TargetSpace::Keys { keys, .. } => keys.get(node).copied().unwrap_or_default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, key: u64) -> Option<NodeIdx> {
+        match self {
+            // Below n_nodes, itself below u32::MAX (checked with the metadata).
+            TargetSpace::Indices(n) => (key < *n).then_some(NodeIdx(key as u32)),
+            TargetSpace::Keys { index, .. } => index.node(key),
+        }
+    }
+}
+
+pub fn decode_targets(
+    payload: &[u8],
+    offsets: &[u64],
+    node_types: &[TypeIdx],
+    n_types: usize,
+    space: &TargetSpace<'_>,
+) -> Result<Vec<NodeIdx>, FormatError> {
+    let mut r = PayloadReader::new(Section::EdgeTargets, payload);
+    let n_edges = offsets.last().copied().unwrap_or(0);
+    let count = r.fits(n_edges, 1, "edge targets")?;
+    let mut targets = Vec::with_capacity(count);
+    let mut bases = TargetBases::new(n_types);
+    for (source, range) in offsets.windows(2).enumerate() {
+        let type_idx = match node_types.get(source) {
+            Some(t) if t.index() < n_types => t.0,
+            _ => return Err(r.corrupt(format!("node {source} has no valid type"))),
+        };
+        let source_key = space.key_of(source);
+        let mut previous = source_key;
+        for position in 0..(range[1] - range[0]) as usize {
+            let code = r.varint()?;
+            let slot = TargetBases::slot(type_idx, position);
+            let base = bases.bases(source_key, previous, slot)[(code % TARGET_BASES) as usize];
+            let target = base.wrapping_add(unzigzag(code / TARGET_BASES) as u64);
+            let node = space.node(target).ok_or_else(|| {
+                r.corrupt(format!(
+                    "an edge of node {source} points to no node of the snapshot"
+                ))
+            })?;
+            targets.push(node);
+            bases.record(target, slot);
+            previous = target;
+        }
+    }
+    r.finish()?;
+    Ok(targets)
+}
+
+/// The roots as stored (by key from version 2), then whether the reader is to add the
+/// external ones (a capture leaves counting references to the reader).
+pub fn encode_roots(
+    roots: &[KeyedRoot],
+    derive_external: bool,
+    sink: &mut ColumnSink<'_>,
+) -> io::Result<()> {
     sink.varint(roots.len() as u64)?;
     for root in roots {
         sink.byte(root.kind as u8)?;
-        sink.varint(u64::from(root.node.0))?;
+        sink.varint(root.key)?;
         sink.varint(str_id_code(root.name))?;
         sink.varint(root.extra)?;
     }
+    sink.byte(u8::from(derive_external))
+}
+
+/// The name lists (each a length and string ids), then the holders: the zigzag delta of
+/// each key from the previous one, and the index of its list.
+pub fn encode_local_names(names: &LocalNames, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    sink.varint(names.lists.len() as u64)?;
+    for list in &names.lists {
+        sink.varint(list.len() as u64)?;
+        sink.varints(list.iter().map(|s| u64::from(s.0)))?;
+    }
+    sink.varint(names.holders.len() as u64)?;
+    let mut previous = 0u64;
+    for &(key, list) in &names.holders {
+        sink.varint(delta_code(key, previous))?;
+        previous = key;
+        sink.varint(u64::from(list))?;
+    }
     Ok(())
+}
+
+pub fn decode_local_names(payload: &[u8], n_strings: u64) -> Result<LocalNames, FormatError> {
+    let mut r = PayloadReader::new(Section::LocalNames, payload);
+    let n_lists = r.varint()?;
+    let n_lists = r.fits(n_lists, 1, "name lists")?;
+    let mut lists = Vec::with_capacity(n_lists);
+    for _ in 0..n_lists {
+        let len = r.varint()?;
+        let len = r.fits(len, 1, "names")?;
+        let mut list = Vec::with_capacity(len);
+        for _ in 0..len {
+            let id = r.varint_u32()?;
+            if u64::from(id) >= n_strings {
+                return Err(r.corrupt(format!("name string {id} out of range")));
+            }
+            list.push(StrId(id));
+        }
+        lists.push(list);
+    }
+    let n_holders = r.varint()?;
+    let n_holders = r.fits(n_holders, 2, "holders")?;
+    let mut holders = Vec::with_capacity(n_holders);
+    let mut key = 0u64;
+    for i in 0..n_holders {
+        let previous = key;
+        key = key.wrapping_add(unzigzag(r.varint()?) as u64);
+        // Ascending, so that no node's edges are renamed twice.
+        if i > 0 && key <= previous {
+            return Err(r.corrupt("holders are not in ascending key order"));
+        }
+        let list = r.varint_u32()?;
+        if list as usize >= lists.len() {
+            return Err(r.corrupt(format!("name list {list} out of range")));
+        }
+        holders.push((key, list));
+    }
+    r.finish()?;
+    Ok(LocalNames { lists, holders })
 }
 
 /// Count, then per container: node delta from the previous one (nodes ascend) and the
@@ -601,48 +783,6 @@ pub fn decode_offsets(payload: &[u8], n_nodes: u64, n_edges: u64) -> Result<Vec<
     Ok(offsets)
 }
 
-pub fn decode_targets(
-    payload: &[u8],
-    offsets: &[u64],
-    node_types: &[TypeIdx],
-    n_types: usize,
-) -> Result<Vec<NodeIdx>, FormatError> {
-    let mut r = PayloadReader::new(Section::EdgeTargets, payload);
-    let n_edges = offsets.last().copied().unwrap_or(0);
-    let count = r.fits(n_edges, 1, "edge targets")?;
-    let mut targets = Vec::with_capacity(count);
-    let n_nodes = node_types.len() as i64;
-    let mut bases = TargetBases::new(n_types);
-    for (source, range) in offsets.windows(2).enumerate() {
-        let type_idx = match node_types.get(source) {
-            Some(t) if t.index() < n_types => t.0,
-            _ => return Err(r.corrupt(format!("node {source} has no valid type"))),
-        };
-        let source_idx = source as i64;
-        let mut previous = source_idx;
-        for position in 0..(range[1] - range[0]) as usize {
-            let code = r.varint()?;
-            let slot = TargetBases::slot(type_idx, position);
-            let base = bases.bases(source_idx, previous, slot)[(code % TARGET_BASES) as usize];
-            let target = base
-                .checked_add(unzigzag(code / TARGET_BASES))
-                .filter(|t| (0..n_nodes).contains(t))
-                .ok_or_else(|| {
-                    r.corrupt(format!(
-                        "an edge of node {source} points outside the {n_nodes} nodes"
-                    ))
-                })?;
-            // In 0..n_nodes, and n_nodes < u32::MAX (checked with the metadata).
-            let node = target as u32;
-            targets.push(NodeIdx(node));
-            bases.record(node, slot);
-            previous = target;
-        }
-    }
-    r.finish()?;
-    Ok(targets)
-}
-
 pub fn decode_labels(
     payload: &[u8],
     n_edges: u64,
@@ -691,7 +831,14 @@ pub fn decode_bounds(payload: &[u8], n_nodes: u64) -> Result<Vec<Bound>, FormatE
     Ok(bounds)
 }
 
-pub fn decode_roots(payload: &[u8], expected: u64) -> Result<Vec<Root>, FormatError> {
+/// The stored roots, and whether the external ones are to be derived (never in
+/// version 1, which stores them all).
+pub fn decode_roots(
+    payload: &[u8],
+    expected: u64,
+    version: u32,
+    space: &TargetSpace<'_>,
+) -> Result<(Vec<Root>, bool), FormatError> {
     let mut r = PayloadReader::new(Section::Roots, payload);
     let count = r.varint()?;
     if count != expected {
@@ -704,7 +851,10 @@ pub fn decode_roots(payload: &[u8], expected: u64) -> Result<Vec<Root>, FormatEr
         let raw_kind = r.u8()?;
         let kind = RootKind::from_u8(raw_kind)
             .ok_or_else(|| r.corrupt(format!("unknown root kind {raw_kind}")))?;
-        let node = NodeIdx(r.varint_u32()?);
+        let key = r.varint()?;
+        let node = space
+            .node(key)
+            .ok_or_else(|| r.corrupt(format!("a {kind:?} root names no node")))?;
         let name = str_id_from_code(r.varint_u32()?);
         let extra = r.varint()?;
         roots.push(Root {
@@ -714,6 +864,14 @@ pub fn decode_roots(payload: &[u8], expected: u64) -> Result<Vec<Root>, FormatEr
             extra,
         });
     }
+    let derive_external = version >= 2
+        && match r.u8()? {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(r.corrupt(format!("external roots flag is {other}, expected 0 or 1")))
+            }
+        };
     r.finish()?;
-    Ok(roots)
+    Ok((roots, derive_external))
 }

@@ -4,14 +4,15 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::columns::{self, SnapshotCounts};
+use crate::columns::{self, SnapshotCounts, TargetSpace};
 use crate::encode::{first_value_without_opt_in, SectionSize};
 use crate::error::{ForeignKind, FormatError};
+use crate::keys::{external_roots, KeyError, KeyIndex, LocalNames};
 use crate::layout::{
-    Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN, FORMAT_VERSION, MAGIC,
-    MAX_WINDOW_LOG, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
+    required_sections, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN,
+    FORMAT_VERSION, MAGIC, MAX_WINDOW_LOG, SECTION_HEADER_LEN,
 };
-use crate::model::{Bound, Edges, Metadata, Nodes, Snapshot};
+use crate::model::{Bound, Edges, Metadata, NodeIdx, Nodes, Snapshot};
 
 /// What `read_metadata` learns without decoding the heap itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -347,7 +348,7 @@ fn decompress_into(
 }
 
 pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapshot, FormatError> {
-    src.file_header()?;
+    let version = src.file_header()?;
     let (metadata, counts) = columns::decode_metadata(src.required_payload(Section::Metadata)?)?;
     let strings =
         columns::decode_strings(src.required_payload(Section::Strings)?, counts.n_strings)?;
@@ -362,20 +363,55 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
         name: columns::decode_names(src.required_payload(Section::NodeName)?, n)?,
         length: columns::decode_lengths(src.required_payload(Section::NodeLength)?, n)?,
     };
+    let keys = if version >= 2 {
+        let keys = columns::decode_node_keys(src.required_payload(Section::NodeKeys)?, n)?;
+        let index = index_keys(&keys)?;
+        Some((keys, index))
+    } else {
+        None
+    };
     let offsets = columns::decode_offsets(
         src.required_payload(Section::EdgeDegrees)?,
         n,
         counts.n_edges,
     )?;
+    let space = match &keys {
+        Some((keys, index)) => TargetSpace::Keys { keys, index },
+        None => TargetSpace::Indices(n),
+    };
     let targets = columns::decode_targets(
         src.required_payload(Section::EdgeTargets)?,
         &offsets,
         &nodes.type_idx,
         types.len(),
+        &space,
     )?;
-    let (label_kinds, label_values) =
+    let (mut label_kinds, mut label_values) =
         columns::decode_labels(src.required_payload(Section::EdgeLabels)?, counts.n_edges)?;
-    let roots = columns::decode_roots(src.required_payload(Section::Roots)?, counts.n_roots)?;
+    let (mut roots, derive_external) = columns::decode_roots(
+        src.required_payload(Section::Roots)?,
+        counts.n_roots,
+        version,
+        &space,
+    )?;
+    if version >= 2 {
+        let names = columns::decode_local_names(
+            src.required_payload(Section::LocalNames)?,
+            counts.n_strings,
+        )?;
+        let holders = resolve_holders(&names, &space)?;
+        names.apply(
+            holders.into_iter(),
+            &offsets,
+            &mut label_kinds,
+            &mut label_values,
+        );
+    }
+    // The index is a few bytes per node: freed before the external roots are counted.
+    drop(keys);
+    if derive_external {
+        roots.extend(external_roots(&nodes, &targets));
+    }
     let bounds = src.end(n)?;
     let snapshot = Snapshot {
         metadata,
@@ -419,7 +455,7 @@ pub(crate) fn read_info<R: Read + Seek>(
         raw_bytes: header.raw_len,
     };
     let mut sections = vec![size(&metadata_header, Section::Metadata)];
-    let mut still_required = REQUIRED_SECTIONS[1..].iter().copied();
+    let mut still_required = required_sections(format_version).skip(1);
     let mut expected = still_required.next();
     loop {
         let place = expected.unwrap_or(Section::End);
@@ -456,4 +492,34 @@ pub(crate) fn read_info<R: Read + Seek>(
         counts,
         sections,
     })
+}
+
+/// Indexes the nodes' keys; a file whose keys cannot be indexed is corrupt.
+pub(crate) fn index_keys(keys: &[u64]) -> Result<KeyIndex, FormatError> {
+    KeyIndex::new(keys).map_err(|e| {
+        let detail = match e {
+            KeyError::Duplicate(key) => format!("two nodes have the key {key:#x}"),
+            KeyError::OutOfRange(key) => format!(
+                "the key {key:#x} lies beyond what {} nodes can use",
+                keys.len()
+            ),
+        };
+        FormatError::corrupt(Section::NodeKeys, detail)
+    })
+}
+
+/// The node of each holder of local names, in order; a holder that is no node's key
+/// makes the file corrupt.
+pub(crate) fn resolve_holders(
+    names: &LocalNames,
+    space: &TargetSpace<'_>,
+) -> Result<Vec<(NodeIdx, u32)>, FormatError> {
+    names
+        .holders
+        .iter()
+        .map(|&(key, list)| space.node(key).map(|node| (node, list)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            FormatError::corrupt(Section::LocalNames, "a holder of names is no node's key")
+        })
 }

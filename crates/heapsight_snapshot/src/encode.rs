@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::columns;
 use crate::columns::SnapshotCounts;
 use crate::error::FormatError;
+use crate::keys::{KeySlice, KeyedRoot, LocalNames};
 use crate::layout::{
     encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN,
     FORMAT_VERSION, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
@@ -173,22 +174,42 @@ pub(crate) struct Tables<'a> {
     metadata: &'a Metadata,
     strings: &'a StringTable,
     types: &'a Types,
-    roots: &'a [Root],
+    roots: Roots<'a>,
+    /// Whether the reader is to add the external roots (they are not in `roots`).
+    derive_external_roots: bool,
+    local_names: &'a LocalNames,
     bounds: &'a [Bound],
 }
 
-/// Both forms hold the five tables under the same names.
-macro_rules! tables_of {
-    ($snap:expr) => {
-        Tables {
-            metadata: &$snap.metadata,
-            strings: &$snap.strings,
-            types: &$snap.types,
-            roots: &$snap.roots,
-            bounds: &$snap.bounds,
-        }
-    };
+/// Roots by node, whose index is its key, or by key.
+#[derive(Clone, Copy)]
+enum Roots<'a> {
+    ByNode(&'a [Root]),
+    ByKey(&'a [KeyedRoot]),
 }
+
+impl Roots<'_> {
+    fn keyed(self) -> Vec<KeyedRoot> {
+        match self {
+            Roots::ByNode(roots) => roots
+                .iter()
+                .map(|r| KeyedRoot {
+                    kind: r.kind,
+                    key: u64::from(r.node),
+                    name: r.name,
+                    extra: r.extra,
+                })
+                .collect(),
+            Roots::ByKey(roots) => roots.to_vec(),
+        }
+    }
+}
+
+/// The in-memory form has no local names left to give: its labels are final.
+static NO_LOCAL_NAMES: LocalNames = LocalNames {
+    lists: Vec::new(),
+    holders: Vec::new(),
+};
 
 impl Writable for Snapshot {
     fn check(&self, _part: usize) -> Result<(), FormatError> {
@@ -198,7 +219,15 @@ impl Writable for Snapshot {
         SnapshotCounts::of(self)
     }
     fn tables(&self) -> Tables<'_> {
-        tables_of!(self)
+        Tables {
+            metadata: &self.metadata,
+            strings: &self.strings,
+            types: &self.types,
+            roots: Roots::ByNode(&self.roots),
+            derive_external_roots: false,
+            local_names: &NO_LOCAL_NAMES,
+            bounds: &self.bounds,
+        }
     }
     fn column(&self, section: Section, _part: usize, s: &mut ColumnSink<'_>) -> io::Result<()> {
         let nodes = &self.nodes;
@@ -214,13 +243,16 @@ impl Writable for Snapshot {
             Section::NodeName => s.varints(nodes.name.iter().map(|n| columns::str_id_code(*n))),
             Section::NodeLength => s.varints(nodes.length.iter().copied()),
             Section::EdgeDegrees => s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0])),
-            Section::EdgeTargets => columns::encode_targets(
-                &edges.targets,
-                edges.offsets.windows(2).map(|w| w[1] - w[0]),
-                nodes.type_idx.iter().map(|t| t.0),
-                self.types.len(),
-                s,
-            ),
+            // Node indices serve as keys: the reader's index of them is the identity.
+            Section::NodeKeys => columns::encode_node_keys(0..nodes.len() as u64, s),
+            Section::EdgeTargets => columns::TargetColumn {
+                targets: KeySlice::Nodes(&edges.targets),
+                degrees: edges.offsets.windows(2).map(|w| w[1] - w[0]),
+                node_types: nodes.type_idx.iter().map(|t| t.0),
+                node_keys: 0..nodes.len() as u64,
+                n_types: self.types.len(),
+            }
+            .encode(s),
             Section::EdgeLabels => s.varints(
                 edges
                     .label_kinds
@@ -243,7 +275,15 @@ impl Writable for PackedSnapshot {
         PackedSnapshot::counts(self)
     }
     fn tables(&self) -> Tables<'_> {
-        tables_of!(self)
+        Tables {
+            metadata: &self.metadata,
+            strings: &self.strings,
+            types: &self.types,
+            roots: Roots::ByKey(&self.roots),
+            derive_external_roots: self.derive_external_roots,
+            local_names: &self.local_names,
+            bounds: &self.bounds,
+        }
     }
     fn column_parts(&self, section: Section) -> usize {
         PackedSnapshot::column_parts(self, section)
@@ -314,7 +354,10 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
                 Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
                 Section::Strings => columns::encode_strings(tables.strings, s),
                 Section::Types => columns::encode_types(tables.types, s),
-                Section::Roots => columns::encode_roots(tables.roots, s),
+                Section::Roots => {
+                    columns::encode_roots(&tables.roots.keyed(), tables.derive_external_roots, s)
+                }
+                Section::LocalNames => columns::encode_local_names(tables.local_names, s),
                 Section::Optional(BOUNDS_SECTION_ID) => columns::encode_bounds(tables.bounds, s),
                 column => snap.column(column, job.1, s),
             })

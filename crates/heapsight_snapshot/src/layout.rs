@@ -8,7 +8,7 @@
 pub const MAGIC: [u8; 8] = *b"\x89HSNAP\r\n";
 
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Magic, version (u32 LE) and a CRC32 of those 12 bytes (u32 LE). Frozen across format
 /// versions so that any reader can tell "newer version" from "corrupt".
@@ -50,10 +50,12 @@ pub enum Section {
     NodeRefcount,
     NodeName,
     NodeLength,
+    NodeKeys,
     EdgeDegrees,
     EdgeTargets,
     EdgeLabels,
     Roots,
+    LocalNames,
     End,
     /// An optional section this reader does not know, by id.
     Optional(u16),
@@ -61,8 +63,8 @@ pub enum Section {
     CrossReferences,
 }
 
-/// The required sections of format version 1, in file order.
-pub const REQUIRED_SECTIONS: [Section; 14] = [
+/// The required sections of the newest format version, in file order.
+pub const REQUIRED_SECTIONS: [Section; 16] = [
     Section::Metadata,
     Section::Strings,
     Section::Types,
@@ -73,11 +75,21 @@ pub const REQUIRED_SECTIONS: [Section; 14] = [
     Section::NodeRefcount,
     Section::NodeName,
     Section::NodeLength,
+    Section::NodeKeys,
     Section::EdgeDegrees,
     Section::EdgeTargets,
     Section::EdgeLabels,
     Section::Roots,
+    Section::LocalNames,
 ];
+
+/// The required sections of a file of format `version`, in file order: version 1 has no
+/// node keys (its edge targets and roots are node indices) and no local names.
+pub fn required_sections(version: u32) -> impl Iterator<Item = Section> {
+    REQUIRED_SECTIONS
+        .into_iter()
+        .filter(move |s| version >= 2 || !matches!(s, Section::NodeKeys | Section::LocalNames))
+}
 
 impl Section {
     /// The id stored in the section header; `None` for places that are not sections.
@@ -93,10 +105,12 @@ impl Section {
             Section::NodeRefcount => 0x0014,
             Section::NodeName => 0x0015,
             Section::NodeLength => 0x0016,
+            Section::NodeKeys => 0x0017,
             Section::EdgeDegrees => 0x0020,
             Section::EdgeTargets => 0x0021,
             Section::EdgeLabels => 0x0022,
             Section::Roots => 0x0030,
+            Section::LocalNames => 0x0031,
             Section::End => END_ID,
             Section::Optional(id) => id,
             Section::FileHeader | Section::CrossReferences => return None,
@@ -129,10 +143,12 @@ impl std::fmt::Display for Section {
             Section::NodeRefcount => "node refcounts",
             Section::NodeName => "node names",
             Section::NodeLength => "node lengths",
+            Section::NodeKeys => "node keys",
             Section::EdgeDegrees => "edge counts",
             Section::EdgeTargets => "edge targets",
             Section::EdgeLabels => "edge labels",
             Section::Roots => "roots",
+            Section::LocalNames => "local names",
             Section::End => "end marker",
             Section::Optional(BOUNDS_SECTION_ID) => "container bounds",
             Section::Optional(id) => return write!(f, "optional section {id:#06x}"),

@@ -20,6 +20,12 @@ pub struct TypeIdx(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StrId(pub u32);
 
+impl From<NodeIdx> for u64 {
+    fn from(node: NodeIdx) -> u64 {
+        u64::from(node.0)
+    }
+}
+
 impl NodeIdx {
     pub fn index(self) -> usize {
         self.0 as usize

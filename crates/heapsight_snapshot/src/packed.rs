@@ -9,13 +9,15 @@
 
 use std::io;
 
-use crate::columns::{self, SnapshotCounts};
+use crate::columns::{self, SnapshotCounts, TargetColumn, TargetSpace};
+use crate::decode::{index_keys, resolve_holders};
 use crate::encode::ColumnSink;
 use crate::error::FormatError;
+use crate::keys::{external_roots, KeyColumn, KeyedRoot, LocalNames};
 use crate::layout::Section;
 use crate::model::{
-    node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, Snapshot, StrId,
-    StringTable, TypeIdx, Types, NO_STR,
+    node_flags, Bound, Edges, LabelKind, Metadata, Nodes, Root, Snapshot, StrId, StringTable,
+    TypeIdx, Types, NO_STR,
 };
 use crate::parallel;
 use crate::varint::{put_varint, unzigzag, zigzag};
@@ -121,7 +123,7 @@ impl PackedColumn {
     /// The same column with the value starting at each listed byte offset replaced;
     /// `patches` sorted by offset, each the start of a value. The bytes between patches
     /// are copied as they are.
-    pub fn spliced(self, patches: &[(usize, u64)]) -> PackedColumn {
+    fn spliced(self, patches: &[(usize, u64)]) -> PackedColumn {
         if patches.is_empty() {
             return self;
         }
@@ -446,58 +448,6 @@ impl PackedNodes {
         self.size = std::mem::take(&mut self.size).patched(sizes);
     }
 
-    /// Renames edges of the listed nodes (`holders` sorted by node): `rename(i, kind,
-    /// value)` is asked for every edge of `holders[i]` and returns the new label, if any.
-    pub fn relabel(
-        &mut self,
-        holders: &[NodeIdx],
-        mut rename: impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
-    ) {
-        let patches = self.label_patches(holders, &mut rename);
-        for &(_, code) in &patches {
-            if let Some((kind, value)) = columns::label_of_code(code) {
-                if kind.value_is_str() {
-                    self.string_labels_end = self.string_labels_end.max(u64::from(value) + 1);
-                }
-            }
-        }
-        self.labels = std::mem::take(&mut self.labels).spliced(&patches);
-    }
-
-    fn label_patches(
-        &self,
-        holders: &[NodeIdx],
-        rename: &mut impl FnMut(usize, LabelKind, u32) -> Option<(LabelKind, u32)>,
-    ) -> Vec<(usize, u64)> {
-        let mut patches: Vec<(usize, u64)> = Vec::new();
-        let mut labels = self.labels.values();
-        let mut degrees = self.degrees.values();
-        // The next node whose degree is unread.
-        let mut node = 0usize;
-        for (i, holder) in holders.iter().enumerate() {
-            let Some(gap) = holder.index().checked_sub(node) else {
-                continue; // a repeated holder: its labels were renamed already
-            };
-            labels.skip_values(degrees.sum_of_next(gap as u64));
-            let Some(degree) = degrees.next() else {
-                break;
-            };
-            node = holder.index() + 1;
-            for _ in 0..degree {
-                let offset = labels.offset();
-                let Some(code) = labels.next() else {
-                    break;
-                };
-                let renamed =
-                    columns::label_of_code(code).and_then(|(kind, value)| rename(i, kind, value));
-                if let Some((kind, value)) = renamed {
-                    patches.push((offset, columns::label_code(kind, value)));
-                }
-            }
-        }
-        patches
-    }
-
     /// The refcounts of the nodes from `first` on, in node order.
     pub fn refcounts_from(&self, first: usize) -> impl Iterator<Item = u32> + '_ {
         let mut values = self.refcount.values();
@@ -523,9 +473,16 @@ pub struct PackedSnapshot {
     pub strings: StringTable,
     pub types: Types,
     pub nodes: PackedNodes,
-    /// One per label, in node order (the node's own edges in a row).
-    pub targets: Vec<NodeIdx>,
-    pub roots: Vec<Root>,
+    /// Each node's key, in node order: edge targets name nodes by key.
+    pub node_keys: KeyColumn,
+    /// The target's key, one per label, in node order (the node's own edges in a row).
+    pub targets: KeyColumn,
+    pub roots: Vec<KeyedRoot>,
+    /// Whether the external roots are left out of `roots`, to be derived from the
+    /// reference counts and the edges when the snapshot is read or unpacked.
+    pub derive_external_roots: bool,
+    /// Names given to edges of some nodes when the snapshot is read or unpacked.
+    pub local_names: LocalNames,
     /// Sorted by node.
     pub bounds: Vec<Bound>,
 }
@@ -557,12 +514,15 @@ impl PackedSnapshot {
             strings,
             types,
             nodes: packed,
-            targets,
-            roots,
+            node_keys,
+            targets: target_keys,
+            roots: keyed_roots,
+            derive_external_roots,
+            local_names,
             bounds,
         } = self;
         let n = packed.len() as u64;
-        let n_edges = targets.len() as u64;
+        let n_edges = target_keys.len() as u64;
         // Two halves of about the same work, the first on a second thread when one can be
         // started: unpacking is most of `capture_heap()` after the walk.
         let first = || -> Result<_, FormatError> {
@@ -575,15 +535,45 @@ impl PackedSnapshot {
             ))
         };
         let second = || -> Result<_, FormatError> {
+            let invalid = |detail: &str| FormatError::InvalidSnapshot {
+                detail: detail.into(),
+            };
+            let keys: Vec<u64> = node_keys.map_all(Some).unwrap_or_default();
+            let index = index_keys(&keys)?;
+            let space = TargetSpace::Keys {
+                keys: &keys,
+                index: &index,
+            };
+            let targets = target_keys
+                .map_all(|key| space.node(key))
+                .ok_or_else(|| invalid("an edge target is the key of no node"))?;
+            let roots = keyed_roots
+                .iter()
+                .map(|r| {
+                    space.node(r.key).map(|node| Root {
+                        kind: r.kind,
+                        node,
+                        name: r.name,
+                        extra: r.extra,
+                    })
+                })
+                .collect::<Option<Vec<Root>>>()
+                .ok_or_else(|| invalid("a root is the key of no node"))?;
+            let holders = resolve_holders(&local_names, &space)?;
+            let offsets = columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?;
+            let (mut kinds, mut values) = columns::decode_labels(packed.labels.bytes(), n_edges)?;
+            local_names.apply(holders.into_iter(), &offsets, &mut kinds, &mut values);
             Ok((
                 columns::decode_lengths(packed.length.bytes(), n)?,
-                columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?,
-                columns::decode_labels(packed.labels.bytes(), n_edges)?,
+                offsets,
+                (kinds, values),
+                targets,
+                roots,
             ))
         };
         let (first, second) = parallel::join(first, second);
         let (address, type_idx, size, refcount, name) = first?;
-        let (length, offsets, (label_kinds, label_values)) = second?;
+        let (length, offsets, (label_kinds, label_values), targets, mut roots) = second?;
         let nodes = Nodes {
             address,
             type_idx,
@@ -593,6 +583,9 @@ impl PackedSnapshot {
             name,
             length,
         };
+        if derive_external_roots {
+            roots.extend(external_roots(&nodes, &targets));
+        }
         let snapshot = Snapshot {
             metadata,
             strings,
@@ -663,10 +656,29 @@ impl PackedSnapshot {
                 nodes.name.max() - 1
             ));
         }
+        if self
+            .local_names
+            .lists
+            .iter()
+            .flatten()
+            .any(|s| s.index() as u64 >= n_strings)
+            || self
+                .local_names
+                .holders
+                .iter()
+                .any(|&(_, list)| list as usize >= self.local_names.lists.len())
+        {
+            return Err("local names out of range".into());
+        }
+        if self
+            .local_names
+            .holders
+            .windows(2)
+            .any(|w| w[0].0 >= w[1].0)
+        {
+            return Err("holders of local names not in ascending key order".into());
+        }
         for root in &self.roots {
-            if root.node.index() as u64 >= n {
-                return Err(format!("root node {} out of range", root.node.0));
-            }
             if root.name != NO_STR && root.name.index() as u64 >= n_strings {
                 return Err(format!("root name string {} out of range", root.name.0));
             }
@@ -704,12 +716,12 @@ impl PackedSnapshot {
                 nodes.labels.len()
             ));
         }
-        // A maximum, not a search: the loop vectorises.
-        let highest = self.targets.iter().map(|t| t.0).max();
-        if let Some(t) = highest.filter(|&t| u64::from(t) >= n) {
-            return Err(format!("edge target {t} out of range ({n} nodes)"));
+        // Whether each target is the key of a node is for the reader to find out: an
+        // index of the keys is most of what storing keys saves the capture.
+        if self.node_keys.len() as u64 != n {
+            return Err(format!("{} node keys for {n} nodes", self.node_keys.len()));
         }
-        // Every label code is valid as made by `push_label` and `relabel`; only string
+        // Every label code is valid as made by `push_label`; only string
         // ids can be out of range.
         if nodes.string_labels_end() > n_strings {
             let value = nodes.string_labels_end() - 1;
@@ -741,26 +753,49 @@ impl PackedSnapshot {
         if self.column_parts(section) == 1 {
             return self.column(section, sink);
         }
-        let (split_node, split_edge) = self.targets_split();
-        let nodes = &self.nodes;
-        let types = nodes.type_idx.values().map(|t| t as u32);
-        if part == 0 {
-            columns::encode_targets(
-                self.targets.get(..split_edge).unwrap_or(&self.targets),
-                nodes.degrees.values().take(split_node),
-                types.take(split_node),
-                self.types.len(),
-                sink,
-            )
-        } else {
-            columns::encode_targets_after(
-                &self.targets,
-                (split_node, split_edge),
-                nodes.degrees.values(),
-                types,
-                self.types.len(),
-                sink,
-            )
+        let split = self.targets_split();
+        self.encode_targets(Some((part, split)), sink)
+    }
+
+    /// The edge targets, whole or one of the two parts split at `(node, edge)`.
+    fn encode_targets(
+        &self,
+        part: Option<(usize, (usize, usize))>,
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        // Node keys as a concrete iterator per width: this loop runs once per edge.
+        match &self.node_keys {
+            KeyColumn::Narrow(keys) => {
+                self.encode_targets_keyed(keys.iter().map(|&k| u64::from(k)), part, sink)
+            }
+            KeyColumn::Wide(keys) => self.encode_targets_keyed(keys.iter().copied(), part, sink),
+        }
+    }
+
+    fn encode_targets_keyed(
+        &self,
+        node_keys: impl Iterator<Item = u64>,
+        part: Option<(usize, (usize, usize))>,
+        sink: &mut ColumnSink<'_>,
+    ) -> io::Result<()> {
+        let column = TargetColumn {
+            targets: self.targets.as_slice(),
+            degrees: self.nodes.degrees.values(),
+            node_types: self.nodes.type_idx.values().map(|t| t as u32),
+            node_keys,
+            n_types: self.types.len(),
+        };
+        match part {
+            None => column.encode(sink),
+            Some((0, (split_node, split_edge))) => TargetColumn {
+                targets: column.targets.range(0, split_edge),
+                degrees: column.degrees.take(split_node),
+                node_types: column.node_types.take(split_node),
+                node_keys: column.node_keys.take(split_node),
+                n_types: column.n_types,
+            }
+            .encode(sink),
+            Some((_, split)) => column.encode_after(split, sink),
         }
     }
 
@@ -790,13 +825,13 @@ impl PackedSnapshot {
             Section::NodeName => sink.bytes(nodes.name.bytes()),
             Section::NodeLength => sink.bytes(nodes.length.bytes()),
             Section::EdgeDegrees => sink.bytes(nodes.degrees.bytes()),
-            Section::EdgeTargets => columns::encode_targets(
-                &self.targets,
-                nodes.degrees.values(),
-                nodes.type_idx.values().map(|t| t as u32),
-                self.types.len(),
-                sink,
-            ),
+            Section::NodeKeys => match &self.node_keys {
+                KeyColumn::Narrow(keys) => {
+                    columns::encode_node_keys(keys.iter().map(|&k| u64::from(k)), sink)
+                }
+                KeyColumn::Wide(keys) => columns::encode_node_keys(keys.iter().copied(), sink),
+            },
+            Section::EdgeTargets => self.encode_targets(None, sink),
             Section::EdgeLabels => sink.bytes(nodes.labels.bytes()),
             _ => Ok(()),
         }
@@ -921,61 +956,6 @@ mod tests {
                 assert_eq!(skipped.next(), values.get(start + count).copied());
             }
         }
-    }
-
-    #[test]
-    fn relabelling_renames_exactly_the_holders_edges() {
-        let mut nodes = PackedNodes::default();
-        let degrees: Vec<u64> = (0..500u64)
-            .map(|i| [0, 1, 2, 3, 40][(i % 5) as usize])
-            .collect();
-        let mut edges = 0u32;
-        for (i, &degree) in degrees.iter().enumerate() {
-            for _ in 0..degree {
-                // Two-byte label codes in places, so that skipping meets long values.
-                nodes.push_label(
-                    LabelKind::Index,
-                    if edges.is_multiple_of(7) {
-                        300
-                    } else {
-                        edges % 9
-                    },
-                );
-                edges += 1;
-            }
-            nodes.push(PackedNode {
-                address: 8 * i as u64,
-                type_idx: TypeIdx(0),
-                size: 16,
-                flags: 0,
-                refcount: 1,
-                name: NO_STR,
-                length: 0,
-                degree,
-            });
-        }
-        let before: Vec<u64> = nodes.labels.values().collect();
-        // Consecutive holders, one without edges, a repeated one, and the last node.
-        let holders: Vec<NodeIdx> = [3, 4, 5, 9, 9, 120, 121, 250, 499]
-            .into_iter()
-            .map(NodeIdx)
-            .collect();
-        nodes.relabel(&holders, |i, kind, value| {
-            (kind == LabelKind::Index).then_some((LabelKind::Local, 1000 + i as u32 * 10 + value))
-        });
-        let mut expected = before.clone();
-        let mut first_edge = 0usize;
-        for (node, &degree) in degrees.iter().enumerate() {
-            if let Some(i) = holders.iter().position(|h| h.index() == node) {
-                for edge in first_edge..first_edge + degree as usize {
-                    let (_, value) = columns::label_of_code(before[edge]).expect("valid code");
-                    let renamed = 1000 + i as u32 * 10 + value;
-                    expected[edge] = columns::label_code(LabelKind::Local, renamed);
-                }
-            }
-            first_edge += degree as usize;
-        }
-        assert_eq!(nodes.labels.values().collect::<Vec<_>>(), expected);
     }
 
     #[test]

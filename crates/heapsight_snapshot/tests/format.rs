@@ -168,7 +168,7 @@ fn truncation_at_each_section_boundary_names_the_missing_section() {
     let snap = common::synthetic_web_heap(5_000, 3);
     let bytes = encode(&snap).expect("encode");
     let sections = sections_of(&bytes);
-    assert_eq!(sections.len(), 15, "14 sections and the end marker");
+    assert_eq!(sections.len(), 17, "16 sections and the end marker");
     for s in &sections {
         let expected = Section::from_id(s.id).expect("known id");
         // Cut right before the section, inside its header, and inside its payload.
@@ -187,7 +187,7 @@ fn truncation_at_each_section_boundary_names_the_missing_section() {
     // Files on disk behave the same, and read_metadata notices too.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cut.hsnap");
-    let cut = sections[11].offset + 40;
+    let cut = sections[12].offset + 40;
     std::fs::write(&path, &bytes[..cut]).expect("write");
     let err = read_file(&path).expect_err("truncated");
     assert!(
@@ -799,7 +799,7 @@ fn file_header_layout_is_as_documented() {
     assert_eq!(&bytes[..8], b"\x89HSNAP\r\n");
     assert_eq!(
         u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
-        1
+        2
     );
     assert_eq!(
         u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
@@ -809,12 +809,54 @@ fn file_header_layout_is_as_documented() {
     assert_eq!(
         ids,
         [
-            0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x20, 0x21, 0x22, 0x30,
-            0x8001, END_ID
+            0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x20, 0x21, 0x22,
+            0x30, 0x31, 0x8001, END_ID
         ]
     );
     let end: [u8; SECTION_HEADER_LEN] = bytes[bytes.len() - SECTION_HEADER_LEN..]
         .try_into()
         .expect("28 bytes");
     assert_eq!(SectionHeader::decode(&end), Ok(SectionHeader::end_marker()));
+}
+
+/// Written by the version 1 writer (edge targets as node indices, every root stored):
+/// still read, as the same snapshot.
+#[test]
+fn version_1_files_are_still_read() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/every-feature-v1.hsnap");
+    let bytes = std::fs::read(&path).expect("fixture");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+        1
+    );
+    assert_eq!(
+        decode(&bytes).expect("decodes"),
+        common::every_feature_snapshot()
+    );
+    assert_eq!(
+        read_file(&path).expect("reads"),
+        common::every_feature_snapshot()
+    );
+    let info = read_metadata(&path).expect("metadata");
+    assert_eq!(info.format_version, 1);
+    assert!(info.sections.iter().all(|s| s.section != Section::NodeKeys));
+}
+
+#[test]
+fn node_keys_shared_by_two_nodes_are_corruption() {
+    // The in-memory writer's keys are the node indices, stored as deltas of 1 (`02`
+    // after zigzag): a delta of 0 gives the second node the first one's key.
+    let snap = common::synthetic_web_heap(2_000, 9);
+    let bytes = encode(&snap).expect("encode");
+    let mut raw: Vec<u8> = vec![0, 0];
+    raw.extend(std::iter::repeat_n(2u8, snap.n_nodes() - 2));
+    let forged = with_payload(&bytes, id(Section::NodeKeys), &raw);
+    match decode(&forged) {
+        Err(FormatError::Corrupt { section, detail }) => {
+            assert_eq!(section, Section::NodeKeys);
+            assert!(detail.contains("two nodes have the key"), "{detail}");
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
 }

@@ -3,12 +3,22 @@
 mod common;
 
 use heapsight_snapshot::{
-    decode, encode, encode_packed, read_file, write_packed_file, FormatError, LabelKind, NodeIdx,
-    PackedNode, PackedNodes, PackedSnapshot, Snapshot, StrId, TypeIdx,
+    decode, encode, encode_packed, external_roots, read_file, write_packed_file, FormatError,
+    KeyColumn, KeyedRoot, LabelKind, LocalNames, NodeIdx, PackedNode, PackedNodes, PackedSnapshot,
+    RootKind, Section, Snapshot, StrId, TypeIdx,
 };
 
-/// Packs a snapshot the way the capture does: node by node, labels as they come.
+/// Packs a snapshot the way the capture does: node by node, labels as they come, with
+/// keys unrelated to the node order (here descending, with gaps), as a capture's are.
 fn pack(snap: &Snapshot) -> PackedSnapshot {
+    pack_keyed(snap, |node| key_of(snap, node))
+}
+
+fn key_of(snap: &Snapshot, node: NodeIdx) -> u64 {
+    (snap.n_nodes() - node.index()) as u64 * 3 + 5
+}
+
+fn pack_keyed(snap: &Snapshot, key_of: impl Fn(NodeIdx) -> u64) -> PackedSnapshot {
     let mut nodes = PackedNodes::default();
     let n = &snap.nodes;
     for i in 0..snap.n_nodes() {
@@ -27,15 +37,73 @@ fn pack(snap: &Snapshot) -> PackedSnapshot {
             degree: range.len() as u64,
         });
     }
+    let mut node_keys = KeyColumn::default();
+    (0..snap.n_nodes()).for_each(|i| node_keys.push(key_of(NodeIdx(i as u32))));
+    let mut targets = KeyColumn::default();
+    snap.edges
+        .targets
+        .iter()
+        .for_each(|&t| targets.push(key_of(t)));
     PackedSnapshot {
         metadata: snap.metadata.clone(),
         strings: snap.strings.clone(),
         types: snap.types.clone(),
         nodes,
-        targets: snap.edges.targets.clone(),
-        roots: snap.roots.clone(),
+        node_keys,
+        targets,
+        roots: snap
+            .roots
+            .iter()
+            .map(|r| KeyedRoot {
+                kind: r.kind,
+                key: key_of(r.node),
+                name: r.name,
+                extra: r.extra,
+            })
+            .collect(),
+        derive_external_roots: false,
+        local_names: LocalNames::default(),
         bounds: snap.bounds.clone(),
     }
+}
+
+#[test]
+fn external_roots_left_to_the_reader_are_derived_from_refcounts() {
+    for snap in [
+        common::every_feature_snapshot(),
+        common::synthetic_web_heap(20_000, 5),
+    ] {
+        let mut packed = pack(&snap);
+        packed.roots.retain(|r| r.kind != RootKind::External);
+        packed.derive_external_roots = true;
+        let mut expected = snap.clone();
+        expected.roots.retain(|r| r.kind != RootKind::External);
+        let derived = external_roots(&snap.nodes, &snap.edges.targets);
+        assert!(!derived.is_empty());
+        expected.roots.extend(derived);
+        let written = decode(&encode_packed(&packed).expect("encodes")).expect("decodes");
+        assert_eq!(written, expected);
+        assert_eq!(packed.into_snapshot().expect("unpacks"), expected);
+    }
+}
+
+#[test]
+fn a_target_that_is_no_nodes_key_is_refused_when_read() {
+    let snap = common::every_feature_snapshot();
+    let mut stray = pack(&snap);
+    let KeyColumn::Narrow(targets) = &mut stray.targets else {
+        panic!("small keys stay narrow")
+    };
+    targets[0] = 4; // keys are 5 + 3k
+    let bytes = encode_packed(&stray).expect("the writer leaves keys to the reader");
+    match decode(&bytes) {
+        Err(FormatError::Corrupt { section, .. }) => assert_eq!(section, Section::EdgeTargets),
+        other => panic!("expected a corrupt edge target, got {other:?}"),
+    }
+    assert!(matches!(
+        stray.into_snapshot(),
+        Err(FormatError::InvalidSnapshot { .. })
+    ));
 }
 
 #[test]
@@ -60,7 +128,8 @@ fn targets_compressed_in_two_parts_read_back_as_one_column() {
     let snap = common::synthetic_web_heap(200_000, 11);
     let n_edges = snap.edges.targets.len();
     assert!(n_edges >= 1 << 18, "{n_edges} edges");
-    let packed = pack(&snap);
+    // Keys as the in-memory writer's, so that the files differ only by the split.
+    let packed = pack_keyed(&snap, |node| node.index() as u64);
     let bytes = encode_packed(&packed).expect("encodes");
     assert_eq!(decode(&bytes).expect("decodes"), snap);
     // The parts cost a second zstd frame, not a worse encoding.
@@ -93,11 +162,15 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
         other => panic!("expected a refusal, got {other:?}"),
     };
     let mut missing_target = pack(&snap);
-    missing_target.targets.pop();
+    if let KeyColumn::Narrow(targets) = &mut missing_target.targets {
+        targets.pop();
+    }
     assert!(refused(&missing_target).contains("targets"));
-    let mut stray_target = pack(&snap);
-    stray_target.targets[0] = NodeIdx(snap.n_nodes() as u32);
-    assert!(refused(&stray_target).contains("out of range"));
+    let mut missing_key = pack(&snap);
+    if let KeyColumn::Narrow(keys) = &mut missing_key.node_keys {
+        keys.pop();
+    }
+    assert!(refused(&missing_key).contains("node keys"));
     // A node appended to a packed copy of `snap`.
     let with_node = |address: u64, type_idx: TypeIdx, name: StrId, degree: u64| {
         let mut packed = pack(&snap);
@@ -111,6 +184,7 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
             length: 0,
             degree,
         });
+        packed.node_keys.push(1);
         packed
     };
     let no_name = heapsight_snapshot::NO_STR;
@@ -131,18 +205,17 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
     stray_label
         .nodes
         .push_label(LabelKind::Key, n_strings + 300);
-    stray_label.targets.push(NodeIdx(0));
+    stray_label.targets.push(5);
     assert!(refused(&stray_label).contains("edge label string"));
-    let mut stray_rename = pack(&snap);
-    let holder = (0..snap.n_nodes())
-        .find(|&i| !snap.edges.range_of(NodeIdx(i as u32)).is_empty())
-        .expect("an edge");
-    stray_rename
-        .nodes
-        .relabel(&[NodeIdx(holder as u32)], |_, _, _| {
-            Some((LabelKind::Attr, n_strings + 300))
-        });
-    assert!(refused(&stray_rename).contains("edge label string"));
+    let mut stray_name = pack(&snap);
+    stray_name.local_names = LocalNames {
+        lists: vec![vec![StrId(n_strings + 300)]],
+        holders: vec![(key_of(&snap, NodeIdx(0)), 0)],
+    };
+    assert!(refused(&stray_name).contains("local names"));
+    let mut stray_list = pack(&snap);
+    stray_list.local_names.holders = vec![(key_of(&snap, NodeIdx(0)), 0)];
+    assert!(refused(&stray_list).contains("local names"));
 }
 
 #[test]
@@ -168,7 +241,7 @@ fn a_refused_write_keeps_the_earlier_file_and_leaves_no_other() {
 }
 
 #[test]
-fn sizes_and_labels_are_patched_where_listed() {
+fn sizes_are_patched_and_local_names_given_where_listed() {
     let snap = common::every_feature_snapshot();
     let mut packed = pack(&snap);
     let last = snap.n_nodes() as u64 - 1;
@@ -183,14 +256,17 @@ fn sizes_and_labels_are_patched_where_listed() {
         })
         .collect();
     assert!(!holders.is_empty(), "the fixture has index labels");
-    let mut asked = 0;
-    packed.nodes.relabel(&holders, |_, kind, _| {
-        asked += 1;
-        (kind == LabelKind::Index).then_some((LabelKind::Local, 0))
-    });
-    let expected_asks: usize = holders.iter().map(|&h| snap.edges.range_of(h).len()).sum();
-    assert_eq!(asked, expected_asks);
+    // Indices past the list (the fixture has u32::MAX) keep their label.
+    let named = 8;
+    let mut keyed: Vec<(u64, u32)> = holders.iter().map(|&h| (key_of(&snap, h), 0)).collect();
+    keyed.sort_unstable();
+    packed.local_names = LocalNames {
+        lists: vec![vec![StrId(0); named]],
+        holders: keyed,
+    };
+    let written = decode(&encode_packed(&packed).expect("encodes")).expect("decodes");
     let unpacked = packed.into_snapshot().expect("unpacks");
+    assert_eq!(written, unpacked);
     assert_eq!(unpacked.nodes.size[0], 12_345);
     assert_eq!(unpacked.nodes.size[last as usize], 7);
     assert_eq!(
@@ -203,10 +279,24 @@ fn sizes_and_labels_are_patched_where_listed() {
             unpacked.edges.label_kinds[e],
             unpacked.edges.label_values[e],
         );
-        if was == LabelKind::Index {
+        if was == LabelKind::Index && (snap.edges.label_values[e] as usize) < named {
             assert_eq!(now, (LabelKind::Local, 0));
         } else {
             assert_eq!(now, (was, snap.edges.label_values[e]));
         }
+    }
+}
+
+#[test]
+fn a_holder_of_names_that_is_no_node_is_refused_when_read() {
+    let snap = common::every_feature_snapshot();
+    let mut packed = pack(&snap);
+    packed.local_names = LocalNames {
+        lists: vec![vec![StrId(0)]],
+        holders: vec![(4, 0)], // keys are 5 + 3k
+    };
+    match decode(&encode_packed(&packed).expect("encodes")) {
+        Err(FormatError::Corrupt { section, .. }) => assert_eq!(section, Section::LocalNames),
+        other => panic!("expected corrupt local names, got {other:?}"),
     }
 }

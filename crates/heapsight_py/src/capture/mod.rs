@@ -132,11 +132,19 @@ impl CapturedHeap {
 
     /// Counts and timings, as returned by `snapshot()`.
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        summary(
-            py,
-            SnapshotCounts::of(&self.snapshot),
-            &self.snapshot.metadata,
-        )
+        // As `snapshot()` counts them: the roots the capture names, not the external ones
+        // derived from reference counts.
+        let named_roots = self
+            .snapshot
+            .roots
+            .iter()
+            .filter(|r| r.kind != heapsight_snapshot::RootKind::External)
+            .count();
+        let counts = SnapshotCounts {
+            n_roots: named_roots as u64,
+            ..SnapshotCounts::of(&self.snapshot)
+        };
+        summary(py, counts, &self.snapshot.metadata)
     }
 
     /// Writes the held snapshot to `path`; returns the file size in bytes.

@@ -4,8 +4,8 @@
 //! through a two-level directory (a few 2 GiB regions, then an array indexed by page), so
 //! neither an insertion nor a lookup hashes. Each member gets a [`Code`], its page's slot
 //! and its granule in 32 bits while the heap touches fewer than 2^19 pages (32 GiB): edges
-//! keep that code instead of a 64-bit address, and once the walk is complete a code turns
-//! into a dense number with no lookup at all.
+//! keep that code instead of a 64-bit address, and the snapshot stores it as the node's
+//! key (`heapsight_snapshot::KeyIndex` numbers the keys when the file is read).
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -13,6 +13,8 @@ const GRANULE_SHIFT: u32 = 3;
 const PAGE_SHIFT: u32 = 16;
 const GRANULE_BITS: u32 = PAGE_SHIFT - GRANULE_SHIFT;
 const GRANULE_MASK: usize = (1 << GRANULE_BITS) - 1;
+// Codes are stored as node keys: the reader groups them by the same slots.
+const _: () = assert!(GRANULE_BITS == heapsight_snapshot::SLOT_SHIFT);
 const WORDS_PER_PAGE: usize = 1 << (GRANULE_BITS - 6);
 /// Pages per directory leaf (2 GiB of address space per leaf).
 const LEAF_SHIFT: u32 = 15;
@@ -257,168 +259,19 @@ impl NodeSet {
         (word & (1u64 << (granule & 63)) != 0)
             .then_some((u64::from(slot) << GRANULE_BITS) | granule as u64)
     }
-
-    /// Freezes the set: every member gets a dense number below `len()`. Insertions from
-    /// other threads must have ended (joined) before.
-    pub fn into_numbered(self) -> NumberedSet {
-        let slots = self.next_slot.load(Ordering::Acquire) as usize;
-        let mut base = Vec::with_capacity(slots);
-        let mut prefix = Vec::with_capacity(slots);
-        let mut running = 0u32;
-        for slot in 0..slots as u32 {
-            base.push(running);
-            let mut within = [0u16; WORDS_PER_PAGE];
-            let mut count = 0u32;
-            if let Some(chunk) = self.chunk(slot) {
-                let page = &chunk.bits[slot as usize & (CHUNK_PAGES - 1)];
-                for (w, word) in page.iter().enumerate() {
-                    within[w] = count as u16;
-                    count += word.load(Ordering::Relaxed).count_ones();
-                }
-            }
-            prefix.push(within);
-            running += count;
-        }
-        NumberedSet {
-            set: self,
-            len: running as usize,
-            base,
-            prefix,
-        }
-    }
-}
-
-/// A complete [`NodeSet`] whose members are numbered `0..len()` (page slot order).
-pub struct NumberedSet {
-    set: NodeSet,
-    len: usize,
-    base: Vec<u32>,
-    /// Members in the earlier words of each page (at most 8192, so u16).
-    prefix: Vec<[u16; WORDS_PER_PAGE]>,
-}
-
-impl NumberedSet {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// The number of the member with this code, `None` when the code names no member.
-    #[inline]
-    pub fn number_of_code(&self, code: Code) -> Option<u32> {
-        let slot = u32::try_from(code >> GRANULE_BITS).ok()?;
-        let granule = code as usize & GRANULE_MASK;
-        let word = self.set.word(slot, granule)?.load(Ordering::Relaxed);
-        let slot = slot as usize;
-        let bit = 1u64 << (granule & 63);
-        if word & bit == 0 {
-            return None;
-        }
-        let below = (word & (bit - 1)).count_ones();
-        Some(self.base[slot] + u32::from(self.prefix[slot][granule >> 6]) + below)
-    }
-
-    #[inline]
-    pub fn number_of(&self, address: usize) -> Option<u32> {
-        self.number_of_code(self.set.code_of(address)?)
-    }
-}
-
-/// Edge targets as codes: 4 bytes each while every code fits in 32 bits, 8 after.
-pub enum CodeColumn {
-    Narrow(Vec<u32>),
-    Wide(Vec<u64>),
-}
-
-impl Default for CodeColumn {
-    fn default() -> Self {
-        CodeColumn::Narrow(Vec::new())
-    }
-}
-
-impl CodeColumn {
-    #[inline]
-    pub fn push(&mut self, code: Code) {
-        match self {
-            CodeColumn::Narrow(v) => match u32::try_from(code) {
-                Ok(c) => v.push(c),
-                Err(_) => {
-                    self.widen();
-                    self.push(code);
-                }
-            },
-            CodeColumn::Wide(v) => v.push(code),
-        }
-    }
-
-    #[cold]
-    fn widen(&mut self) {
-        if let CodeColumn::Narrow(v) = self {
-            let wide = v.iter().map(|&c| u64::from(c)).collect();
-            *self = CodeColumn::Wide(wide);
-        }
-    }
-
-    /// Calls `f` with each position and code, the first half on a helper thread (order
-    /// across the halves is not kept).
-    pub fn for_each_in_halves(&self, f: impl Fn(usize, Code) + Sync) {
-        fn halves<T: Copy + Into<Code> + Sync>(codes: &[T], f: &(impl Fn(usize, Code) + Sync)) {
-            let (first, second) = codes.split_at(codes.len() / 2);
-            let offset = first.len();
-            heapsight_snapshot::parallel::join(
-                || first.iter().enumerate().for_each(|(i, &c)| f(i, c.into())),
-                || {
-                    let at = |(i, &c): (usize, &T)| f(offset + i, c.into());
-                    second.iter().enumerate().for_each(at)
-                },
-            );
-        }
-        match self {
-            CodeColumn::Narrow(v) => halves(v, &f),
-            CodeColumn::Wide(v) => halves(v, &f),
-        }
-    }
-
-    /// Appends `other`'s codes after these, widening if either side is wide.
-    pub fn append(&mut self, other: CodeColumn) {
-        match (&mut *self, other) {
-            (CodeColumn::Narrow(v), CodeColumn::Narrow(mut o)) => v.append(&mut o),
-            (CodeColumn::Wide(v), CodeColumn::Wide(mut o)) => v.append(&mut o),
-            (CodeColumn::Wide(v), CodeColumn::Narrow(o)) => v.extend(o.into_iter().map(u64::from)),
-            (CodeColumn::Narrow(_), CodeColumn::Wide(o)) => {
-                self.widen();
-                if let CodeColumn::Wide(v) = self {
-                    v.extend(o);
-                }
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            CodeColumn::Narrow(v) => v.len(),
-            CodeColumn::Wide(v) => v.len(),
-        }
-    }
-
-    pub fn shrink_to_fit(&mut self) {
-        match self {
-            CodeColumn::Narrow(v) => v.shrink_to_fit(),
-            CodeColumn::Wide(v) => v.shrink_to_fit(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every (position, code) of a column, in position order.
-    fn positions_and_codes(column: &CodeColumn) -> Vec<(usize, Code)> {
-        let seen = std::sync::Mutex::new(Vec::new());
-        column.for_each_in_halves(|i, code| seen.lock().expect("not poisoned").push((i, code)));
-        let mut seen = seen.into_inner().expect("not poisoned");
-        seen.sort_unstable();
-        seen
+    /// The codes are what a snapshot stores as node keys: the reader must be able to
+    /// index them, each to its own node.
+    pub(super) fn assert_indexable(codes: &[Code]) {
+        let index = heapsight_snapshot::KeyIndex::new(codes).expect("indexable keys");
+        for (node, &code) in codes.iter().enumerate() {
+            assert_eq!(index.node(code).map(|n| n.index()), Some(node));
+        }
     }
 
     #[test]
@@ -443,36 +296,24 @@ mod tests {
         assert_eq!(set.insert(0x1000), Ok((codes[1], false)));
         assert_eq!(set.code_of(0x2000), None);
         assert_eq!(set.code_of(0x1018), None);
-        let numbered = set.into_numbered();
-        assert_eq!(numbered.len(), addrs.len());
-        let mut numbers: Vec<u32> = addrs
-            .iter()
-            .zip(&codes)
-            .map(|(&a, &c)| {
-                let n = numbered.number_of(a).expect("member");
-                assert_eq!(numbered.number_of_code(c), Some(n));
-                n
-            })
-            .collect();
-        numbers.sort_unstable();
-        assert_eq!(numbers, (0..addrs.len() as u32).collect::<Vec<_>>());
-        assert_eq!(numbered.number_of(0x3000), None);
+        for (&address, &code) in addrs.iter().zip(&codes) {
+            assert_eq!(set.code_of(address), Some(code));
+        }
+        assert_indexable(&codes);
     }
 
     #[test]
-    fn dense_pages_number_densely() {
+    fn dense_pages_give_indexable_codes() {
         let set = NodeSet::default();
         let base = 0x10_0000usize;
-        for i in 0..20_000usize {
-            assert!(set.insert(base + i * 16).expect("in range").1);
-        }
-        let numbered = set.into_numbered();
-        let mut seen = vec![false; 20_000];
-        for i in 0..20_000usize {
-            let n = numbered.number_of(base + i * 16).expect("member") as usize;
-            assert!(!seen[n]);
-            seen[n] = true;
-        }
+        let codes: Vec<Code> = (0..20_000usize)
+            .map(|i| {
+                let (code, new) = set.insert(base + i * 16).expect("in range");
+                assert!(new);
+                code
+            })
+            .collect();
+        assert_indexable(&codes);
     }
 
     #[test]
@@ -506,33 +347,6 @@ mod tests {
         let within_first_page: Vec<usize> =
             codes[..16].iter().map(|&c| set.address_of(c)).collect();
         assert!(within_first_page.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn code_column_widens_without_losing_codes() {
-        let mut column = CodeColumn::default();
-        column.push(7);
-        column.push(u64::from(u32::MAX) + 5);
-        column.push(9);
-        let visited = positions_and_codes(&column);
-        assert_eq!(visited, vec![(0, 7), (1, u64::from(u32::MAX) + 5), (2, 9)]);
-        match &column {
-            CodeColumn::Wide(v) => assert_eq!(v, &vec![7, u64::from(u32::MAX) + 5, 9]),
-            CodeColumn::Narrow(_) => panic!("should have widened"),
-        }
-        let mut narrow = CodeColumn::default();
-        narrow.push(1);
-        narrow.append(column);
-        let mut wide_then_narrow = CodeColumn::Wide(vec![2]);
-        wide_then_narrow.append(CodeColumn::Narrow(vec![3]));
-        let collect = |c: &CodeColumn| -> Vec<Code> {
-            positions_and_codes(c)
-                .into_iter()
-                .map(|(_, code)| code)
-                .collect()
-        };
-        assert_eq!(collect(&narrow), vec![1, 7, u64::from(u32::MAX) + 5, 9]);
-        assert_eq!(collect(&wide_then_narrow), vec![2, 3]);
     }
 }
 
@@ -575,14 +389,12 @@ mod concurrent_tests {
                 .collect()
         });
         assert_eq!(new_counts.iter().sum::<usize>(), addresses.len());
-        let numbered = set.into_numbered();
-        assert_eq!(numbered.len(), addresses.len());
-        let mut seen = vec![false; addresses.len()];
-        for &a in &addresses {
-            let n = numbered.number_of(a).expect("member") as usize;
-            assert!(!seen[n], "number {n} given twice");
-            seen[n] = true;
-        }
+        let codes: Vec<Code> = addresses
+            .iter()
+            .map(|&a| set.code_of(a).expect("member"))
+            .collect();
+        // Distinct codes, and within what the reader accepts despite the slots raced for.
+        super::tests::assert_indexable(&codes);
     }
 
     #[test]

@@ -16,18 +16,20 @@
 //!    helper's columns are appended to the GIL thread's at the end.
 //! 3. Right after the walk (GIL held): type names, closure variable names, then user
 //!    `__sizeof__` calls on objects that need them (the only Python code run).
-//! 4. Without the GIL: edge targets are mapped from codes to node indices in place through
-//!    the bitmap's numbering, closure cells and frame slots get their names (spliced into
-//!    the packed labels), and refcounts are compared with in-degrees for external roots.
+//! 4. Without the GIL: roots and the holders of closure cells and frame slots are named
+//!    by their codes. Edge targets stay codes too: the file stores them as node keys, and
+//!    the reader numbers them, names the cells and slots, and derives the external roots
+//!    from refcounts and in-degrees, so the captured process does none of that.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapsight_snapshot::{
-    node_flags, parallel, LabelKind, Metadata, NodeIdx, PackedNode, PackedNodes, PackedSnapshot,
-    Root, RootKind, Snapshot, StrId, StringTable, TypeIdx, Types, NO_STR,
+    node_flags, parallel, KeyColumn, KeyedRoot, LabelKind, LocalNames, Metadata, NodeIdx,
+    PackedNode, PackedNodes, PackedSnapshot, RootKind, Snapshot, StrId, StringTable, TypeIdx,
+    Types, NO_STR,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
@@ -39,7 +41,7 @@ use super::bounds::{self, BoundedTypes};
 use super::census::{self, type_qualname, DeferredSizes, TypeTable};
 use super::frames::{self, LocalsLayout};
 use super::gc_lists::{self, AddressMap, GcPause, TrackedChunks, TrackedSource};
-use super::nodeset::{Code, CodeColumn, NodeSet, NumberedSet, PageCache};
+use super::nodeset::{Code, NodeSet, PageCache};
 use super::pure_traverse::PureTraverses;
 use super::shims::{dict_find_ascii, type_qualified_name, unicode_to_string as read_str};
 use super::sizes::NativeSizer;
@@ -438,11 +440,11 @@ struct Walker<'s> {
 #[derive(Default)]
 struct WalkColumns {
     /// The [`NodeSet`] code of every node processed, in node order.
-    node_codes: CodeColumn,
+    node_codes: KeyColumn,
     /// The processed nodes' columns and their edges' labels, as the file stores them.
     packed: PackedNodes,
     /// Targets as [`NodeSet`] codes.
-    edge_code: CodeColumn,
+    edge_code: KeyColumn,
     /// (node, object) whose size needs `__sizeof__` after the walk. No reference is
     /// taken during the walk (the helper may not write a reference count).
     needs_sizeof: Vec<(usize, *mut ffi::PyObject)>,
@@ -527,8 +529,8 @@ impl<'s> Walker<'s> {
             (&mut columns.edge_code, edges),
         ] {
             match column {
-                CodeColumn::Narrow(ref mut v) => reserve_column(v, len),
-                CodeColumn::Wide(ref mut v) => reserve_column(v, len),
+                KeyColumn::Narrow(ref mut v) => reserve_column(v, len),
+                KeyColumn::Wide(ref mut v) => reserve_column(v, len),
             }
         }
         // Varints take one to three bytes: the floor keeps each column mapped on its own.
@@ -1244,9 +1246,11 @@ struct PendingRoot {
 /// Everything the walk produced, free of Python pointers so it can leave the GIL.
 struct RawGraph {
     packed: PackedNodes,
-    node_codes: CodeColumn,
+    node_codes: KeyColumn,
     seen: NodeSet,
-    edge_code: CodeColumn,
+    /// The capture's own objects: members of `seen` that are no node.
+    excluded: Vec<Code>,
+    edge_code: KeyColumn,
     /// (node, size) of the nodes whose size `__sizeof__` gave after the walk.
     late_sizes: Vec<(u64, u64)>,
     strings: Vec<String>,
@@ -1260,17 +1264,15 @@ struct RawGraph {
     metadata: Metadata,
 }
 
-/// A target that is not a node (the capture's own objects).
-const NO_NODE: u32 = u32::MAX;
-
 impl RawGraph {
-    /// Numbers the edge targets, names closure cells and frame slots, and adds the
-    /// external roots: the snapshot as the file will hold it.
+    /// Names the roots and the holders of local names by key: the snapshot as the file
+    /// will hold it. Nothing is numbered here: the reader does it.
     fn into_packed(self) -> PackedSnapshot {
         let RawGraph {
             mut packed,
-            node_codes,
+            mut node_codes,
             seen,
+            excluded,
             mut edge_code,
             late_sizes,
             strings,
@@ -1281,130 +1283,49 @@ impl RawGraph {
             bounds,
             metadata,
         } = self;
-        // The columns were reserved generously; give the slack back before the mapping
-        // buffers are allocated (large blocks shrink in place, without copying).
+        // The columns were reserved generously; give the slack back (large blocks shrink
+        // in place, without copying).
         edge_code.shrink_to_fit();
+        node_codes.shrink_to_fit();
         packed.shrink_to_fit();
-        let n = packed.len();
-        let (targets, mut holders, resolved_roots, node_of) = {
-            let numbered: NumberedSet = seen.into_numbered();
-            // Each node has its own number, so the two halves store to distinct slots.
-            let node_of: Vec<AtomicU32> = (0..numbered.len())
-                .map(|_| AtomicU32::new(NO_NODE))
-                .collect();
-            node_codes.for_each_in_halves(|i, code| {
-                if let Some(k) = numbered.number_of_code(code) {
-                    node_of[k as usize].store(i as u32, Ordering::Relaxed);
-                }
-            });
-            drop(node_codes);
-            // Same size and alignment: collected in place.
-            let node_of: Vec<u32> = node_of.into_iter().map(AtomicU32::into_inner).collect();
-            let target = |code: u64| {
-                numbered
-                    .number_of_code(code)
-                    .map_or(NO_NODE, |k| node_of[k as usize])
-            };
-            let node_at = |address: u64| {
-                numbered
-                    .number_of(address as usize)
-                    .map(|k| node_of[k as usize])
-                    .filter(|&t| t != NO_NODE)
-                    .map(NodeIdx)
-            };
-            // Resolved now so that the numbering is freed before the in-degrees exist.
-            let holders: Vec<(NodeIdx, u32)> = closure_names
-                .iter()
-                .filter_map(|&(address, names)| node_at(address).map(|t| (t, names)))
-                .collect();
-            let resolved_roots: Vec<Root> = roots
-                .iter()
-                .filter_map(|r| {
-                    node_at(r.address).map(|node| Root {
-                        kind: r.kind,
-                        node,
-                        name: r.name,
-                        extra: r.extra,
-                    })
+        // Every member of the set is a node but the capture's own objects.
+        let key_of = |address: u64| {
+            seen.code_of(address as usize)
+                .filter(|code| !excluded.contains(code))
+        };
+        let roots: Vec<KeyedRoot> = roots
+            .iter()
+            .filter_map(|r| {
+                key_of(r.address).map(|key| KeyedRoot {
+                    kind: r.kind,
+                    key,
+                    name: r.name,
+                    extra: r.extra,
                 })
-                .collect();
-            // Codes become node indices in place (a wide column, past 2^32 codes, is
-            // narrowed on the way). Every code names a node: the capture's own objects
-            // were never made targets.
-            let targets: Vec<u32> = match edge_code {
-                CodeColumn::Narrow(mut codes) => {
-                    parallel::halves_mut(&mut codes, |half| {
-                        for c in half {
-                            *c = target(u64::from(*c));
-                        }
-                    });
-                    codes
-                }
-                CodeColumn::Wide(codes) => codes.into_iter().map(target).collect(),
-            };
-            (targets, holders, resolved_roots, node_of)
-        };
-        // Same size and alignment: collected in place, no second buffer.
-        let targets: Vec<NodeIdx> = targets.into_iter().map(NodeIdx).collect();
-        let count_in_degrees = || {
-            // In the numbering's buffer: a fresh one would take as many page faults as
-            // it has pages, where clearing touches pages already mapped.
-            let mut in_degree = node_of;
-            in_degree.clear();
-            in_degree.resize(n, 0);
-            for t in &targets {
-                if let Some(d) = in_degree.get_mut(t.index()) {
-                    *d = d.saturating_add(1);
-                }
-            }
-            in_degree
-        };
+            })
+            .collect();
         // Closure cells are named after the code's free variables, frame slots after the
         // code's locals (a closure tuple shared by functions of one code is named once).
-        let name_holders = || {
-            holders.sort_unstable_by_key(|&(node, _)| node);
-            holders.dedup_by_key(|&mut (node, _)| node);
-            let holder_nodes: Vec<NodeIdx> = holders.iter().map(|&(node, _)| node).collect();
-            packed.relabel(&holder_nodes, |i, kind, value| {
-                let names = name_lists.get(holders[i].1 as usize)?;
-                let name = names.get(value as usize)?;
-                (kind == LabelKind::Index).then_some((LabelKind::Local, name.0))
-            });
-            packed.patch_sizes(&late_sizes);
-        };
-        let (in_degree, ()) = parallel::join(count_in_degrees, name_holders);
-        // Referenced from outside the graph: a refcount above the references found.
-        let external_roots = |nodes: std::ops::Range<usize>| -> Vec<Root> {
-            let flags = packed.flags.get(nodes.clone()).unwrap_or_default();
-            let found = in_degree.get(nodes.clone()).unwrap_or_default();
-            let counts = flags
-                .iter()
-                .zip(packed.refcounts_from(nodes.start))
-                .zip(found);
-            nodes
-                .zip(counts)
-                .filter(|&(_, ((flags, rc), &found))| {
-                    flags & node_flags::IMMORTAL == 0 && rc > found
-                })
-                .map(|(i, ((_, rc), &found))| Root {
-                    kind: RootKind::External,
-                    node: NodeIdx(i as u32),
-                    name: NO_STR,
-                    extra: u64::from(rc - found),
-                })
-                .collect()
-        };
-        let (low, high) = parallel::join(|| external_roots(0..n / 2), || external_roots(n / 2..n));
-        let mut out_roots = resolved_roots;
-        out_roots.extend(low);
-        out_roots.extend(high);
+        let mut holders: Vec<(u64, u32)> = closure_names
+            .iter()
+            .filter_map(|&(address, list)| key_of(address).map(|key| (key, list)))
+            .collect();
+        holders.sort_unstable_by_key(|&(key, _)| key);
+        holders.dedup_by_key(|&mut (key, _)| key);
+        packed.patch_sizes(&late_sizes);
         PackedSnapshot {
             metadata,
             strings: StringTable { strings },
             types,
             nodes: packed,
-            targets,
-            roots: out_roots,
+            node_keys: node_codes,
+            targets: edge_code,
+            roots,
+            derive_external_roots: true,
+            local_names: LocalNames {
+                lists: name_lists,
+                holders,
+            },
             bounds,
         }
     }
@@ -1786,6 +1707,7 @@ pub fn capture_prepared(
         strings,
         types: type_table,
         seen,
+        excluded,
         ..
     } = shared;
     let mut strings = strings.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -1896,6 +1818,7 @@ pub fn capture_prepared(
         packed: columns.packed,
         node_codes: columns.node_codes,
         seen,
+        excluded,
         edge_code: columns.edge_code,
         late_sizes,
         strings: strings.strings,
