@@ -152,6 +152,11 @@ const NO_TARGET: u64 = u64::MAX;
 /// Number of bases a target can be stored against (the selector's 2 bits).
 const TARGET_BASES: u64 = 4;
 
+/// From version 2, the predictions start afresh at every node whose index is a multiple
+/// of this: a writer may then encode the column in parts side by side, each from such a
+/// node, without replaying what came before.
+pub(crate) const TARGET_STATE_NODES: usize = 1 << 16;
+
 /// The four predictions a target is stored against, all in the space the targets are
 /// stored in (node keys from version 2, node indices in version 1). Each edge target is
 /// written as `zigzag(target - base) << 2 | selector`, and the writer picks the closest
@@ -193,6 +198,11 @@ impl TargetBases {
         [source, previous_in_node, self.last_target, remembered]
     }
 
+    fn reset(&mut self) {
+        self.last_target = 0;
+        self.history.fill(NO_TARGET);
+    }
+
     #[inline]
     fn record(&mut self, target: u64, slot: Option<usize>) {
         self.last_target = target;
@@ -209,13 +219,15 @@ fn delta_code(target: u64, base: u64) -> u64 {
 }
 
 /// Edge targets as the writer sees them: a run of target keys, and each node's edge
-/// count, type and own key, in node order.
+/// count, type and own key, in node order from node `first_node` (a multiple of
+/// [`TARGET_STATE_NODES`] unless 0).
 pub struct TargetColumn<'a, D, T, K> {
     pub targets: KeySlice<'a>,
     pub degrees: D,
     pub node_types: T,
     pub node_keys: K,
     pub n_types: usize,
+    pub first_node: usize,
 }
 
 impl<D, T, K> TargetColumn<'_, D, T, K>
@@ -225,51 +237,18 @@ where
     K: Iterator<Item = u64>,
 {
     pub fn encode(self, sink: &mut ColumnSink<'_>) -> io::Result<()> {
-        let mut bases = TargetBases::new(self.n_types);
-        self.visit(&mut bases, Some(sink))
-    }
-
-    /// The targets of the nodes from `split_node` on, whose edges start at
-    /// `split_edge` (the run holds every edge), encoded exactly as [`Self::encode`]
-    /// encodes them within the whole column: the predictions are first replayed over the
-    /// nodes before the split, without encoding (a fraction of the cost). With the part
-    /// before it encoded on another thread, the column compresses in two frames that the
-    /// reader reads as one.
-    pub fn encode_after(
-        mut self,
-        (split_node, split_edge): (usize, usize),
-        sink: &mut ColumnSink<'_>,
-    ) -> io::Result<()> {
-        let mut bases = TargetBases::new(self.n_types);
-        let all = self.targets;
-        let before = TargetColumn {
-            targets: all.range(0, split_edge),
-            degrees: self.degrees.by_ref().take(split_node),
-            node_types: self.node_types.by_ref().take(split_node),
-            node_keys: self.node_keys.by_ref().take(split_node),
-            n_types: self.n_types,
-        };
-        before.visit(&mut bases, None)?;
-        self.targets = all.range(split_edge, usize::MAX);
-        self.visit(&mut bases, Some(sink))
-    }
-
-    fn visit(self, bases: &mut TargetBases, sink: Option<&mut ColumnSink<'_>>) -> io::Result<()> {
         match self.targets {
-            KeySlice::Narrow(targets) => visit_targets(bases, targets, self, sink),
-            KeySlice::Wide(targets) => visit_targets(bases, targets, self, sink),
-            KeySlice::Nodes(targets) => visit_targets(bases, targets, self, sink),
+            KeySlice::Narrow(targets) => encode_targets(targets, self, sink),
+            KeySlice::Wide(targets) => encode_targets(targets, self, sink),
+            KeySlice::Nodes(targets) => encode_targets(targets, self, sink),
         }
     }
 }
 
-/// Goes through the edges of the column's nodes, recording each target in `bases`, and
-/// encodes them into `sink` if there is one.
-fn visit_targets<D, T, K, V>(
-    bases: &mut TargetBases,
+fn encode_targets<D, T, K, V>(
     targets: &[V],
     column: TargetColumn<'_, D, T, K>,
-    mut sink: Option<&mut ColumnSink<'_>>,
+    sink: &mut ColumnSink<'_>,
 ) -> io::Result<()>
 where
     D: Iterator<Item = u64>,
@@ -277,25 +256,27 @@ where
     K: Iterator<Item = u64>,
     V: Copy + Into<u64>,
 {
+    let mut bases = TargetBases::new(column.n_types);
     let mut start = 0usize;
     let nodes = column.node_keys.zip(column.degrees).zip(column.node_types);
-    for ((source, degree), type_idx) in nodes {
+    for (node, ((source, degree), type_idx)) in (column.first_node..).zip(nodes) {
+        if node % TARGET_STATE_NODES == 0 {
+            bases.reset();
+        }
         let mut previous = source;
         let end = start.saturating_add(degree as usize).min(targets.len());
         for (position, &target) in targets[start..end].iter().enumerate() {
             let target: u64 = target.into();
             let slot = TargetBases::slot(type_idx, position);
-            if let Some(sink) = sink.as_deref_mut() {
-                let candidates = bases.bases(source, previous, slot);
-                let mut best = (delta_code(target, candidates[0]), 0u64);
-                for (selector, &base) in candidates.iter().enumerate().skip(1) {
-                    let code = delta_code(target, base);
-                    if code < best.0 {
-                        best = (code, selector as u64);
-                    }
+            let candidates = bases.bases(source, previous, slot);
+            let mut best = (delta_code(target, candidates[0]), 0u64);
+            for (selector, &base) in candidates.iter().enumerate().skip(1) {
+                let code = delta_code(target, base);
+                if code < best.0 {
+                    best = (code, selector as u64);
                 }
-                sink.varint(best.0 * TARGET_BASES + best.1)?;
             }
+            sink.varint(best.0 * TARGET_BASES + best.1)?;
             bases.record(target, slot);
             previous = target;
         }
@@ -367,6 +348,8 @@ pub fn decode_targets(
     n_types: usize,
     space: &TargetSpace<'_>,
 ) -> Result<Vec<NodeIdx>, FormatError> {
+    // Version 1 (node indices) predates the fresh starts.
+    let resets = matches!(space, TargetSpace::Keys { .. });
     let mut r = PayloadReader::new(Section::EdgeTargets, payload);
     let n_edges = offsets.last().copied().unwrap_or(0);
     let count = r.fits(n_edges, 1, "edge targets")?;
@@ -377,6 +360,9 @@ pub fn decode_targets(
             Some(t) if t.index() < n_types => t.0,
             _ => return Err(r.corrupt(format!("node {source} has no valid type"))),
         };
+        if resets && source % TARGET_STATE_NODES == 0 {
+            bases.reset();
+        }
         let source_key = space.key_of(source);
         let mut previous = source_key;
         for position in 0..(range[1] - range[0]) as usize {

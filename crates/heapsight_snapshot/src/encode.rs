@@ -251,6 +251,7 @@ impl Writable for Snapshot {
                 node_types: nodes.type_idx.iter().map(|t| t.0),
                 node_keys: 0..nodes.len() as u64,
                 n_types: self.types.len(),
+                first_node: 0,
             }
             .encode(s),
             Section::EdgeLabels => s.varints(

@@ -458,13 +458,12 @@ impl PackedNodes {
 
 /// Edge targets are compressed in two parts from this many edges.
 pub(crate) const SPLIT_TARGETS_FROM_EDGES: u64 = 1 << 18;
-/// Share of the edges in the first part of the targets, in percent. The second part
-/// also replays the first part's predictions, which costs little next to encoding them:
-/// on the 3M benchmark heap, with 55% in the first part, it took 176 ms and the second,
-/// replay included, 143 ms.
+/// Share of the edges in the first part of the targets, in percent: the parts cost the
+/// same per edge, the second starting where the predictions start afresh.
 const FIRST_PART_PERCENT: u64 = 50;
-/// Nodes whose degrees are summed at a time while looking for the split.
-const SPLIT_STEP_NODES: usize = 4096;
+/// Nodes whose degrees are summed at a time while looking for the split: the split
+/// falls where the predictions start afresh.
+const SPLIT_STEP_NODES: usize = columns::TARGET_STATE_NODES;
 
 /// A whole snapshot in packed form: what the capture writes to a file.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -774,29 +773,33 @@ impl PackedSnapshot {
 
     fn encode_targets_keyed(
         &self,
-        node_keys: impl Iterator<Item = u64>,
+        mut node_keys: impl Iterator<Item = u64>,
         part: Option<(usize, (usize, usize))>,
         sink: &mut ColumnSink<'_>,
     ) -> io::Result<()> {
-        let column = TargetColumn {
-            targets: self.targets.as_slice(),
-            degrees: self.nodes.degrees.values(),
-            node_types: self.nodes.type_idx.values().map(|t| t as u32),
+        let mut degrees = self.nodes.degrees.values();
+        let mut node_types = self.nodes.type_idx.values();
+        let all = self.targets.as_slice();
+        let (targets, first_node, n_nodes) = match part {
+            None => (all, 0, self.nodes.len()),
+            Some((0, (split_node, split_edge))) => (all.range(0, split_edge), 0, split_node),
+            Some((_, (split_node, split_edge))) => {
+                // The predictions start afresh at the split: nothing before it is read.
+                degrees.skip_values(split_node as u64);
+                node_types.skip_values(split_node as u64);
+                node_keys.by_ref().take(split_node).for_each(drop);
+                (all.range(split_edge, usize::MAX), split_node, usize::MAX)
+            }
+        };
+        TargetColumn {
+            targets,
+            degrees: degrees.take(n_nodes),
+            node_types: node_types.map(|t| t as u32).take(n_nodes),
             node_keys,
             n_types: self.types.len(),
-        };
-        match part {
-            None => column.encode(sink),
-            Some((0, (split_node, split_edge))) => TargetColumn {
-                targets: column.targets.range(0, split_edge),
-                degrees: column.degrees.take(split_node),
-                node_types: column.node_types.take(split_node),
-                node_keys: column.node_keys.take(split_node),
-                n_types: column.n_types,
-            }
-            .encode(sink),
-            Some((_, split)) => column.encode_after(split, sink),
+            first_node,
         }
+        .encode(sink)
     }
 
     /// The first node of the second part of the edge targets, and its first edge: about
