@@ -524,6 +524,8 @@ impl PackedSnapshot {
         let n_edges = target_keys.len() as u64;
         // Two halves of about the same work, the first on a second thread when one can be
         // started: unpacking is most of `capture_heap()` after the walk.
+        // Numbering the keys and mapping the targets is about as much work as decoding
+        // every other column: one half each.
         let first = || -> Result<_, FormatError> {
             Ok((
                 columns::decode_addresses(packed.addresses.column.bytes(), n)?,
@@ -531,6 +533,9 @@ impl PackedSnapshot {
                 columns::decode_sizes(packed.size.bytes(), n)?,
                 columns::decode_refcounts(packed.refcount.bytes(), n)?,
                 columns::decode_names(packed.name.bytes(), n)?,
+                columns::decode_lengths(packed.length.bytes(), n)?,
+                columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?,
+                columns::decode_labels(packed.labels.bytes(), n_edges)?,
             ))
         };
         let second = || -> Result<_, FormatError> {
@@ -559,20 +564,18 @@ impl PackedSnapshot {
                 .collect::<Option<Vec<Root>>>()
                 .ok_or_else(|| invalid("a root is the key of no node"))?;
             let holders = resolve_holders(&local_names, &space)?;
-            let offsets = columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?;
-            let (mut kinds, mut values) = columns::decode_labels(packed.labels.bytes(), n_edges)?;
-            local_names.apply(holders.into_iter(), &offsets, &mut kinds, &mut values);
-            Ok((
-                columns::decode_lengths(packed.length.bytes(), n)?,
-                offsets,
-                (kinds, values),
-                targets,
-                roots,
-            ))
+            Ok((targets, roots, holders))
         };
         let (first, second) = parallel::join(first, second);
-        let (address, type_idx, size, refcount, name) = first?;
-        let (length, offsets, (label_kinds, label_values), targets, mut roots) = second?;
+        let (address, type_idx, size, refcount, name, length, offsets, labels) = first?;
+        let (mut label_kinds, mut label_values) = labels;
+        let (targets, mut roots, holders) = second?;
+        local_names.apply(
+            holders.into_iter(),
+            &offsets,
+            &mut label_kinds,
+            &mut label_values,
+        );
         let nodes = Nodes {
             address,
             type_idx,
