@@ -447,13 +447,6 @@ impl PackedNodes {
     pub fn patch_sizes(&mut self, sizes: &[(u64, u64)]) {
         self.size = std::mem::take(&mut self.size).patched(sizes);
     }
-
-    /// The refcounts of the nodes from `first` on, in node order.
-    pub fn refcounts_from(&self, first: usize) -> impl Iterator<Item = u32> + '_ {
-        let mut values = self.refcount.values();
-        values.skip_values(first as u64);
-        values.map(|code| columns::refcount_from_code(code as u32))
-    }
 }
 
 /// Edge targets are compressed in two parts from this many edges.
