@@ -5,7 +5,7 @@ use std::io;
 
 use crate::encode::ColumnSink;
 use crate::error::FormatError;
-use crate::keys::{KeyIndex, KeySlice, KeyedRoot, LocalNames};
+use crate::keys::{KeyIndex, KeyedRoot, LocalNames};
 use crate::layout::{Section, BOUNDS_SECTION_ID};
 use crate::model::{
     Bound, LabelKind, Metadata, NodeIdx, Root, RootKind, StrId, StringTable, TypeIdx, Types,
@@ -152,9 +152,10 @@ const NO_TARGET: u64 = u64::MAX;
 /// Number of bases a target can be stored against (the selector's 2 bits).
 const TARGET_BASES: u64 = 4;
 
-/// From version 2, the predictions start afresh at every node whose index is a multiple
-/// of this: a writer may then encode the column in parts side by side, each from such a
-/// node, without replaying what came before.
+/// From version 2, the predictions start afresh at every node whose index within its run
+/// is a multiple of this (version 3 adds the first node of every run; versions 1 and 2
+/// have one run): a writer may encode the column in parts side by side, without
+/// replaying what came before.
 pub(crate) const TARGET_STATE_NODES: usize = 1 << 16;
 
 /// The four predictions a target is stored against, all in the space the targets are
@@ -167,20 +168,15 @@ pub(crate) const TARGET_STATE_NODES: usize = 1 << 16;
 /// - 3: the target at the same position (below 8) in the last earlier node of the same
 ///   type (types below 2^18), else the source: an instance's class, the interned keys of
 ///   same-shaped dicts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct TargetBases {
     last_target: u64,
-    /// `HISTORY_POSITIONS` targets per remembered type.
+    /// `HISTORY_POSITIONS` targets per remembered type, grown to the largest type seen
+    /// (at most `HISTORY_TYPES`, 16 MiB, whatever a file declares).
     history: Vec<u64>,
 }
 
 impl TargetBases {
-    fn new(n_types: usize) -> Self {
-        TargetBases {
-            last_target: 0,
-            history: vec![NO_TARGET; n_types.min(HISTORY_TYPES) * HISTORY_POSITIONS],
-        }
-    }
-
     /// The history slot of edge `position` of a node of type `type_idx`, if remembered.
     #[inline]
     fn slot(type_idx: u32, position: usize) -> Option<usize> {
@@ -206,9 +202,19 @@ impl TargetBases {
     #[inline]
     fn record(&mut self, target: u64, slot: Option<usize>) {
         self.last_target = target;
-        if let Some(entry) = slot.and_then(|s| self.history.get_mut(s)) {
-            *entry = target;
+        if let Some(slot) = slot {
+            match self.history.get_mut(slot) {
+                Some(entry) => *entry = target,
+                None => self.remember_new_type(target, slot),
+            }
         }
+    }
+
+    #[cold]
+    fn remember_new_type(&mut self, target: u64, slot: usize) {
+        let len = (slot / HISTORY_POSITIONS + 1) * HISTORY_POSITIONS;
+        self.history.resize(len, NO_TARGET);
+        self.history[slot] = target;
     }
 }
 
@@ -218,57 +224,33 @@ fn delta_code(target: u64, base: u64) -> u64 {
     zigzag(target.wrapping_sub(base) as i64)
 }
 
-/// Edge targets as the writer sees them: a run of target keys, and each node's edge
-/// count, type and own key, in node order from node `first_node` (a multiple of
-/// [`TARGET_STATE_NODES`] unless 0).
-pub struct TargetColumn<'a, D, T, K> {
-    pub targets: KeySlice<'a>,
-    pub degrees: D,
-    pub node_types: T,
-    pub node_keys: K,
-    pub n_types: usize,
-    pub first_node: usize,
+/// Encodes the edge targets of one run of nodes, a node at a time, in node order: the
+/// capture runs one per walking thread, as it goes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetEncoder {
+    bases: TargetBases,
+    /// Nodes of the run so far.
+    nodes: usize,
 }
 
-impl<D, T, K> TargetColumn<'_, D, T, K>
-where
-    D: Iterator<Item = u64>,
-    T: Iterator<Item = u32>,
-    K: Iterator<Item = u64>,
-{
-    pub fn encode(self, sink: &mut ColumnSink<'_>) -> io::Result<()> {
-        match self.targets {
-            KeySlice::Narrow(targets) => encode_targets(targets, self, sink),
-            KeySlice::Wide(targets) => encode_targets(targets, self, sink),
-            KeySlice::Nodes(targets) => encode_targets(targets, self, sink),
+impl TargetEncoder {
+    /// Hands `put` the code of each of the next node's targets, in order.
+    #[inline]
+    pub fn node<E>(
+        &mut self,
+        source: u64,
+        type_idx: u32,
+        targets: impl IntoIterator<Item = u64>,
+        mut put: impl FnMut(u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.nodes.is_multiple_of(TARGET_STATE_NODES) {
+            self.bases.reset();
         }
-    }
-}
-
-fn encode_targets<D, T, K, V>(
-    targets: &[V],
-    column: TargetColumn<'_, D, T, K>,
-    sink: &mut ColumnSink<'_>,
-) -> io::Result<()>
-where
-    D: Iterator<Item = u64>,
-    T: Iterator<Item = u32>,
-    K: Iterator<Item = u64>,
-    V: Copy + Into<u64>,
-{
-    let mut bases = TargetBases::new(column.n_types);
-    let mut start = 0usize;
-    let nodes = column.node_keys.zip(column.degrees).zip(column.node_types);
-    for (node, ((source, degree), type_idx)) in (column.first_node..).zip(nodes) {
-        if node % TARGET_STATE_NODES == 0 {
-            bases.reset();
-        }
+        self.nodes += 1;
         let mut previous = source;
-        let end = start.saturating_add(degree as usize).min(targets.len());
-        for (position, &target) in targets[start..end].iter().enumerate() {
-            let target: u64 = target.into();
+        for (position, target) in targets.into_iter().enumerate() {
             let slot = TargetBases::slot(type_idx, position);
-            let candidates = bases.bases(source, previous, slot);
+            let candidates = self.bases.bases(source, previous, slot);
             let mut best = (delta_code(target, candidates[0]), 0u64);
             for (selector, &base) in candidates.iter().enumerate().skip(1) {
                 let code = delta_code(target, base);
@@ -276,34 +258,131 @@ where
                     best = (code, selector as u64);
                 }
             }
-            sink.varint(best.0 * TARGET_BASES + best.1)?;
-            bases.record(target, slot);
+            put(best.0 * TARGET_BASES + best.1)?;
+            self.bases.record(target, slot);
             previous = target;
         }
-        start = end;
+        Ok(())
     }
-    Ok(())
 }
 
-/// Node keys: the zigzag delta of each from the previous one (the first from 0).
-pub fn encode_node_keys(
-    keys: impl Iterator<Item = u64>,
+/// The edge targets of a snapshot held in memory: one run, node indices as keys.
+pub(crate) fn encode_index_targets(
+    offsets: &[u64],
+    node_types: &[TypeIdx],
+    targets: &[NodeIdx],
     sink: &mut ColumnSink<'_>,
 ) -> io::Result<()> {
-    let mut previous = 0u64;
-    for key in keys {
-        sink.varint(delta_code(key, previous))?;
-        previous = key;
+    let mut encoder = TargetEncoder::default();
+    for (source, (range, type_idx)) in offsets.windows(2).zip(node_types).enumerate() {
+        let node_targets = targets
+            .get(range[0] as usize..range[1] as usize)
+            .unwrap_or_default();
+        encoder.node(
+            source as u64,
+            type_idx.0,
+            node_targets.iter().map(|t| u64::from(t.0)),
+            |code| sink.varint(code),
+        )?;
     }
     Ok(())
 }
 
-pub fn decode_node_keys(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+/// Node runs: each run's node count, none zero. Versions 1 and 2 have no such section:
+/// their nodes are one run.
+pub fn encode_runs(runs: &[u64], sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    sink.varint(runs.len() as u64)?;
+    sink.varints(runs.iter().copied())
+}
+
+pub fn decode_runs(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+    let mut r = PayloadReader::new(Section::NodeRuns, payload);
+    let count = r.varint()?;
+    let count = r.fits(count.min(n_nodes.saturating_add(1)), 1, "node runs")?;
+    let mut runs = Vec::with_capacity(count);
+    let mut total = 0u64;
+    for _ in 0..count {
+        let run = r.varint()?;
+        if run == 0 {
+            return Err(r.corrupt("a node run is empty"));
+        }
+        total = total.saturating_add(run);
+        runs.push(run);
+    }
+    r.finish()?;
+    if total != n_nodes {
+        return Err(FormatError::corrupt(
+            Section::NodeRuns,
+            format!("node runs add up to {total} nodes, metadata says {n_nodes}"),
+        ));
+    }
+    Ok(runs)
+}
+
+/// The runs of a file without a node runs section (versions 1 and 2): all nodes in one.
+pub(crate) fn single_run(n_nodes: u64) -> Vec<u64> {
+    if n_nodes == 0 {
+        Vec::new()
+    } else {
+        vec![n_nodes]
+    }
+}
+
+/// Tells, node after node, where a run starts: there the delta chains of the addresses,
+/// the node keys and the edge targets start afresh.
+pub(crate) struct RunStarts<'a> {
+    lengths: std::slice::Iter<'a, u64>,
+    next_start: u64,
+}
+
+impl<'a> RunStarts<'a> {
+    pub(crate) fn new(runs: &'a [u64]) -> Self {
+        RunStarts {
+            lengths: runs.iter(),
+            next_start: 0,
+        }
+    }
+
+    /// Whether node `node` starts a run; nodes must be asked about in order.
+    #[inline]
+    pub(crate) fn starts_at(&mut self, node: u64) -> bool {
+        if node != self.next_start {
+            return false;
+        }
+        self.next_start = match self.lengths.next() {
+            Some(&len) => node.saturating_add(len),
+            None => u64::MAX,
+        };
+        true
+    }
+}
+
+/// The code of a node key: the zigzag delta from the previous key of its run (the first
+/// from 0).
+#[inline]
+pub fn node_key_code(key: u64, previous: u64) -> u64 {
+    delta_code(key, previous)
+}
+
+/// Node keys of a snapshot held in memory: one run, the node indices.
+pub(crate) fn encode_index_keys(n_nodes: usize, sink: &mut ColumnSink<'_>) -> io::Result<()> {
+    (0..n_nodes as u64).try_for_each(|key| sink.varint(node_key_code(key, key.saturating_sub(1))))
+}
+
+pub fn decode_node_keys(
+    payload: &[u8],
+    n_nodes: u64,
+    runs: &[u64],
+) -> Result<Vec<u64>, FormatError> {
     let mut r = PayloadReader::new(Section::NodeKeys, payload);
     let count = r.fits(n_nodes, 1, "node keys")?;
     let mut keys = Vec::with_capacity(count);
     let mut previous = 0u64;
-    for _ in 0..count {
+    let mut starts = RunStarts::new(runs);
+    for node in 0..count as u64 {
+        if starts.starts_at(node) {
+            previous = 0;
+        }
         previous = previous.wrapping_add(unzigzag(r.varint()?) as u64);
         keys.push(previous);
     }
@@ -346,21 +425,27 @@ pub fn decode_targets(
     offsets: &[u64],
     node_types: &[TypeIdx],
     n_types: usize,
+    runs: &[u64],
     space: &TargetSpace<'_>,
 ) -> Result<Vec<NodeIdx>, FormatError> {
-    // Version 1 (node indices) predates the fresh starts.
+    // Version 1 (node indices) predates the fresh starts within a run.
     let resets = matches!(space, TargetSpace::Keys { .. });
     let mut r = PayloadReader::new(Section::EdgeTargets, payload);
     let n_edges = offsets.last().copied().unwrap_or(0);
     let count = r.fits(n_edges, 1, "edge targets")?;
     let mut targets = Vec::with_capacity(count);
-    let mut bases = TargetBases::new(n_types);
+    let mut bases = TargetBases::default();
+    let mut starts = RunStarts::new(runs);
+    let mut run_start = 0usize;
     for (source, range) in offsets.windows(2).enumerate() {
         let type_idx = match node_types.get(source) {
             Some(t) if t.index() < n_types => t.0,
             _ => return Err(r.corrupt(format!("node {source} has no valid type"))),
         };
-        if resets && source % TARGET_STATE_NODES == 0 {
+        if starts.starts_at(source as u64) {
+            run_start = source;
+            bases.reset();
+        } else if resets && (source - run_start).is_multiple_of(TARGET_STATE_NODES) {
             bases.reset();
         }
         let source_key = space.key_of(source);
@@ -651,7 +736,7 @@ pub fn decode_strings(payload: &[u8], expected: u64) -> Result<StringTable, Form
 
 pub fn decode_types(payload: &[u8], expected: u64) -> Result<Types, FormatError> {
     let mut r = PayloadReader::new(Section::Types, payload);
-    let address = decode_address_values(&mut r, expected)?;
+    let address = decode_address_values(&mut r, expected, &single_run(expected))?;
     let count = r.fits(expected, 1, "type names")?;
     let mut name = Vec::with_capacity(count);
     for _ in 0..count {
@@ -661,14 +746,23 @@ pub fn decode_types(payload: &[u8], expected: u64) -> Result<Types, FormatError>
     Ok(Types { address, name })
 }
 
-pub fn decode_addresses(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
+pub fn decode_addresses(
+    payload: &[u8],
+    n_nodes: u64,
+    runs: &[u64],
+) -> Result<Vec<u64>, FormatError> {
     let mut r = PayloadReader::new(Section::NodeAddress, payload);
-    let addresses = decode_address_values(&mut r, n_nodes)?;
+    let addresses = decode_address_values(&mut r, n_nodes, runs)?;
     r.finish()?;
     Ok(addresses)
 }
 
-fn decode_address_values(r: &mut PayloadReader<'_>, count: u64) -> Result<Vec<u64>, FormatError> {
+/// A shift byte, then the deltas: from 0 at the start of each run.
+fn decode_address_values(
+    r: &mut PayloadReader<'_>,
+    count: u64,
+    runs: &[u64],
+) -> Result<Vec<u64>, FormatError> {
     let shift = r.u8()?;
     if shift > 63 {
         return Err(r.corrupt(format!("address shift {shift} is over 63")));
@@ -676,7 +770,11 @@ fn decode_address_values(r: &mut PayloadReader<'_>, count: u64) -> Result<Vec<u6
     let count = r.fits(count, 1, "addresses")?;
     let mut out = Vec::with_capacity(count);
     let mut previous = 0u64;
-    for _ in 0..count {
+    let mut starts = RunStarts::new(runs);
+    for node in 0..count as u64 {
+        if starts.starts_at(node) {
+            previous = 0;
+        }
         let scaled = previous.wrapping_add(unzigzag(r.varint()?) as u64);
         let address = scaled << shift;
         if address >> shift != scaled {

@@ -354,8 +354,13 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
         columns::decode_strings(src.required_payload(Section::Strings)?, counts.n_strings)?;
     let types = columns::decode_types(src.required_payload(Section::Types)?, counts.n_types)?;
     let n = counts.n_nodes;
+    let runs = if version >= 3 {
+        columns::decode_runs(src.required_payload(Section::NodeRuns)?, n)?
+    } else {
+        columns::single_run(n)
+    };
     let nodes = Nodes {
-        address: columns::decode_addresses(src.required_payload(Section::NodeAddress)?, n)?,
+        address: columns::decode_addresses(src.required_payload(Section::NodeAddress)?, n, &runs)?,
         type_idx: columns::decode_node_types(src.required_payload(Section::NodeType)?, n)?,
         size: columns::decode_sizes(src.required_payload(Section::NodeSize)?, n)?,
         flags: columns::decode_flags(src.required_payload(Section::NodeFlags)?, n)?,
@@ -364,7 +369,7 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
         length: columns::decode_lengths(src.required_payload(Section::NodeLength)?, n)?,
     };
     let keys = if version >= 2 {
-        let keys = columns::decode_node_keys(src.required_payload(Section::NodeKeys)?, n)?;
+        let keys = columns::decode_node_keys(src.required_payload(Section::NodeKeys)?, n, &runs)?;
         let index = index_keys(&keys)?;
         Some((keys, index))
     } else {
@@ -384,6 +389,7 @@ pub(crate) fn decode_from<R: Read + Seek>(src: &mut Source<R>) -> Result<Snapsho
         &offsets,
         &nodes.type_idx,
         types.len(),
+        &runs,
         &space,
     )?;
     let (mut label_kinds, mut label_values) =

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::columns;
 use crate::columns::SnapshotCounts;
 use crate::error::FormatError;
-use crate::keys::{KeySlice, KeyedRoot, LocalNames};
+use crate::keys::{KeyedRoot, LocalNames};
 use crate::layout::{
     encode_file_header, Section, SectionHeader, BOUNDS_SECTION_ID, CODEC_ZSTD, FILE_HEADER_LEN,
     FORMAT_VERSION, REQUIRED_SECTIONS, SECTION_HEADER_LEN,
@@ -174,6 +174,8 @@ pub(crate) struct Tables<'a> {
     metadata: &'a Metadata,
     strings: &'a StringTable,
     types: &'a Types,
+    /// Each node run's length (see the node runs section).
+    runs: Vec<u64>,
     roots: Roots<'a>,
     /// Whether the reader is to add the external roots (they are not in `roots`).
     derive_external_roots: bool,
@@ -223,6 +225,7 @@ impl Writable for Snapshot {
             metadata: &self.metadata,
             strings: &self.strings,
             types: &self.types,
+            runs: columns::single_run(self.nodes.len() as u64),
             roots: Roots::ByNode(&self.roots),
             derive_external_roots: false,
             local_names: &NO_LOCAL_NAMES,
@@ -244,16 +247,10 @@ impl Writable for Snapshot {
             Section::NodeLength => s.varints(nodes.length.iter().copied()),
             Section::EdgeDegrees => s.varints(edges.offsets.windows(2).map(|w| w[1] - w[0])),
             // Node indices serve as keys: the reader's index of them is the identity.
-            Section::NodeKeys => columns::encode_node_keys(0..nodes.len() as u64, s),
-            Section::EdgeTargets => columns::TargetColumn {
-                targets: KeySlice::Nodes(&edges.targets),
-                degrees: edges.offsets.windows(2).map(|w| w[1] - w[0]),
-                node_types: nodes.type_idx.iter().map(|t| t.0),
-                node_keys: 0..nodes.len() as u64,
-                n_types: self.types.len(),
-                first_node: 0,
+            Section::NodeKeys => columns::encode_index_keys(nodes.len(), s),
+            Section::EdgeTargets => {
+                columns::encode_index_targets(&edges.offsets, &nodes.type_idx, &edges.targets, s)
             }
-            .encode(s),
             Section::EdgeLabels => s.varints(
                 edges
                     .label_kinds
@@ -280,6 +277,7 @@ impl Writable for PackedSnapshot {
             metadata: &self.metadata,
             strings: &self.strings,
             types: &self.types,
+            runs: self.run_lengths(),
             roots: Roots::ByKey(&self.roots),
             derive_external_roots: self.derive_external_roots,
             local_names: &self.local_names,
@@ -355,6 +353,7 @@ pub(crate) fn encode_sections<W: Writable>(snap: &W) -> Result<EncodedSections, 
                 Section::Metadata => s.bytes(&columns::encode_metadata(counts, tables.metadata)),
                 Section::Strings => columns::encode_strings(tables.strings, s),
                 Section::Types => columns::encode_types(tables.types, s),
+                Section::NodeRuns => columns::encode_runs(&tables.runs, s),
                 Section::Roots => {
                     columns::encode_roots(&tables.roots.keyed(), tables.derive_external_roots, s)
                 }
@@ -415,7 +414,11 @@ fn section_weight(section: Section) -> u8 {
         Section::EdgeTargets => 0,
         Section::EdgeLabels => 1,
         Section::NodeAddress => 2,
-        Section::Metadata | Section::Strings | Section::Types | Section::Roots => 4,
+        Section::Metadata
+        | Section::Strings
+        | Section::Types
+        | Section::NodeRuns
+        | Section::Roots => 4,
         Section::Optional(_) => 5,
         _ => 3,
     }

@@ -8,7 +8,7 @@
 pub const MAGIC: [u8; 8] = *b"\x89HSNAP\r\n";
 
 /// The format version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Magic, version (u32 LE) and a CRC32 of those 12 bytes (u32 LE). Frozen across format
 /// versions so that any reader can tell "newer version" from "corrupt".
@@ -43,6 +43,7 @@ pub enum Section {
     Metadata,
     Strings,
     Types,
+    NodeRuns,
     NodeAddress,
     NodeType,
     NodeSize,
@@ -64,10 +65,11 @@ pub enum Section {
 }
 
 /// The required sections of the newest format version, in file order.
-pub const REQUIRED_SECTIONS: [Section; 16] = [
+pub const REQUIRED_SECTIONS: [Section; 17] = [
     Section::Metadata,
     Section::Strings,
     Section::Types,
+    Section::NodeRuns,
     Section::NodeAddress,
     Section::NodeType,
     Section::NodeSize,
@@ -84,11 +86,14 @@ pub const REQUIRED_SECTIONS: [Section; 16] = [
 ];
 
 /// The required sections of a file of format `version`, in file order: version 1 has no
-/// node keys (its edge targets and roots are node indices) and no local names.
+/// node keys (its edge targets and roots are node indices) and no local names; versions 1
+/// and 2 have no node runs (their nodes are one run).
 pub fn required_sections(version: u32) -> impl Iterator<Item = Section> {
-    REQUIRED_SECTIONS
-        .into_iter()
-        .filter(move |s| version >= 2 || !matches!(s, Section::NodeKeys | Section::LocalNames))
+    REQUIRED_SECTIONS.into_iter().filter(move |s| match s {
+        Section::NodeKeys | Section::LocalNames => version >= 2,
+        Section::NodeRuns => version >= 3,
+        _ => true,
+    })
 }
 
 impl Section {
@@ -98,6 +103,7 @@ impl Section {
             Section::Metadata => 0x0001,
             Section::Strings => 0x0002,
             Section::Types => 0x0003,
+            Section::NodeRuns => 0x0004,
             Section::NodeAddress => 0x0010,
             Section::NodeType => 0x0011,
             Section::NodeSize => 0x0012,
@@ -136,6 +142,7 @@ impl std::fmt::Display for Section {
             Section::Metadata => "metadata",
             Section::Strings => "string table",
             Section::Types => "types",
+            Section::NodeRuns => "node runs",
             Section::NodeAddress => "node addresses",
             Section::NodeType => "node types",
             Section::NodeSize => "node sizes",
@@ -257,7 +264,7 @@ mod tests {
         }
         assert_eq!(Section::from_id(END_ID), Some(Section::End));
         assert_eq!(Section::from_id(0x8123), Some(Section::Optional(0x8123)));
-        assert_eq!(Section::from_id(0x0004), None);
+        assert_eq!(Section::from_id(0x0005), None);
     }
 
     #[test]

@@ -28,9 +28,7 @@ pub use decode::{decode, SnapshotInfo};
 pub use encode::{encode, encode_packed, write_to, SectionSize, WriteStats, COMPRESSION_LEVEL};
 pub use error::{ForeignKind, FormatError};
 pub use file::{read_file, read_metadata, write_atomic, write_file, write_packed_file};
-pub use keys::{
-    external_roots, KeyColumn, KeyError, KeyIndex, KeySlice, KeyedRoot, LocalNames, SLOT_SHIFT,
-};
+pub use keys::{external_roots, KeyError, KeyIndex, KeyedRoot, LocalNames, SLOT_SHIFT};
 pub use layout::{Section, FORMAT_VERSION};
 pub use model::*;
 pub use packed::{

@@ -1,26 +1,29 @@
 //! A snapshot held as the file's own section payloads, for the capture.
 //!
-//! The capture appends each node's columns and each edge's label as it goes, already
-//! encoded the way the file stores them (varints, deltas). That keeps a node at about a
-//! dozen bytes until the file is written, where a [`Snapshot`] needs over sixty, and
-//! makes writing a matter of compressing bytes that already exist. Only the edge targets
-//! stay a plain column: they are numbered after the walk. [`PackedSnapshot::into_snapshot`]
-//! turns the payloads into a `Snapshot` with the reader's own decoders.
+//! The capture appends each node's columns and each edge's target and label as it goes,
+//! already encoded the way the file stores them (varints, deltas, predicted targets), one
+//! run of nodes per walking thread. That keeps a node at about a dozen bytes until the
+//! file is written, where a [`Snapshot`] needs over sixty, and makes writing a matter of
+//! compressing bytes that already exist: each run's bytes follow the previous run's, as
+//! the file's node runs say. [`PackedSnapshot::into_snapshot`] turns the payloads into a
+//! `Snapshot` with the reader's own decoders.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
 use std::io;
 
-use crate::columns::{self, SnapshotCounts, TargetColumn, TargetSpace};
+use crate::columns::{self, SnapshotCounts, TargetEncoder, TargetSpace};
 use crate::decode::{index_keys, resolve_holders};
 use crate::encode::ColumnSink;
 use crate::error::FormatError;
-use crate::keys::{external_roots, KeyColumn, KeyedRoot, LocalNames};
+use crate::keys::{external_roots, KeyedRoot, LocalNames};
 use crate::layout::Section;
 use crate::model::{
     node_flags, Bound, Edges, LabelKind, Metadata, Nodes, Root, Snapshot, StrId, StringTable,
     TypeIdx, Types, NO_STR,
 };
 use crate::parallel;
-use crate::varint::{put_varint, unzigzag, zigzag};
+use crate::varint::{put_varint, zigzag};
 
 /// Addresses are stored shifted by this many bits: every Python object is 8-aligned, and
 /// the shift is fixed before the first address is known (the in-memory writer picks the
@@ -82,13 +85,6 @@ impl PackedColumn {
 
     pub fn shrink_to_fit(&mut self) {
         self.bytes.shrink_to_fit();
-    }
-
-    /// Appends `other`'s values after this column's.
-    pub fn append(&mut self, other: PackedColumn) {
-        self.bytes.extend_from_slice(&other.bytes);
-        self.len += other.len;
-        self.max = self.max.max(other.max);
     }
 
     /// The values in order.
@@ -298,25 +294,9 @@ impl AddressColumn {
         self.column.is_empty()
     }
 
-    /// Appends `other`'s addresses after this column's: only its first delta, taken from
-    /// zero, is re-encoded from this column's last address.
-    pub fn append(&mut self, other: AddressColumn) {
-        self.misaligned |= other.misaligned;
-        let mut values = PackedValues {
-            bytes: &other.column.bytes,
-            offset: 1,
-        };
-        let Some(first) = values.next() else {
-            return;
-        };
-        let first = unzigzag(first) as u64;
-        self.column
-            .push(zigzag(first.wrapping_sub(self.previous) as i64));
-        self.column
-            .bytes
-            .extend_from_slice(&other.column.bytes[values.offset..]);
-        self.column.len += other.column.len - 1;
-        self.previous = other.previous;
+    /// The deltas without the shift byte: what a later run adds to the section.
+    fn deltas(&self) -> &[u8] {
+        self.column.bytes.get(1..).unwrap_or_default()
     }
 }
 
@@ -324,17 +304,20 @@ impl AddressColumn {
 #[derive(Clone, Copy, Debug)]
 pub struct PackedNode {
     pub address: u64,
+    /// What edges name the node by (see the node keys section).
+    pub key: u64,
     pub type_idx: TypeIdx,
     pub size: u64,
     pub flags: u8,
     pub refcount: u32,
     pub name: StrId,
     pub length: u64,
-    /// Edges appended (with [`PackedNodes::push_label`]) since the previous node.
-    pub degree: u64,
 }
 
-/// The per-node columns and the edge labels, appended in node order during the walk.
+/// One run of nodes: the per-node columns, the edge targets and labels, appended in node
+/// order as one walking thread goes, each already as the file stores it. Delta chains
+/// (addresses, keys, targets) start afresh with each run, so that threads need not wait
+/// for each other.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PackedNodes {
     pub addresses: AddressColumn,
@@ -346,16 +329,22 @@ pub struct PackedNodes {
     pub refcount: PackedColumn,
     pub name: PackedColumn,
     pub length: PackedColumn,
+    pub keys: PackedColumn,
+    previous_key: u64,
     pub degrees: PackedColumn,
     /// Pushed with [`PackedNodes::push_label`] only, which keeps `string_labels_end`.
     pub labels: PackedColumn,
+    pub targets: PackedColumn,
+    target_encoder: TargetEncoder,
     /// One past the largest string id a label holds (0 when none does).
     string_labels_end: u64,
 }
 
 impl PackedNodes {
+    /// Appends a node whose edges' labels were pushed since the previous node, with its
+    /// edges' targets by key, in the same order.
     #[inline]
-    pub fn push(&mut self, node: PackedNode) {
+    pub fn push(&mut self, node: PackedNode, targets: &[u64]) {
         self.addresses.push(node.address);
         self.type_idx.push(u64::from(node.type_idx.0));
         self.size.push(node.size);
@@ -363,7 +352,17 @@ impl PackedNodes {
         self.refcount.push(columns::refcount_code(node.refcount));
         self.name.push(columns::str_id_code(node.name));
         self.length.push(node.length);
-        self.degrees.push(node.degree);
+        self.keys
+            .push(columns::node_key_code(node.key, self.previous_key));
+        self.previous_key = node.key;
+        self.degrees.push(targets.len() as u64);
+        let column = &mut self.targets;
+        let _: Result<(), Infallible> =
+            self.target_encoder
+                .node(node.key, node.type_idx.0, targets.iter().copied(), |code| {
+                    column.push(code);
+                    Ok(())
+                });
     }
 
     #[inline]
@@ -386,22 +385,6 @@ impl PackedNodes {
         self.flags.len()
     }
 
-    /// Appends `other`'s nodes and their edges' labels after this one's (a second
-    /// walking thread's columns); each column is freed as soon as it is copied.
-    pub fn append(&mut self, other: PackedNodes) {
-        self.addresses.append(other.addresses);
-        self.type_idx.append(other.type_idx);
-        self.size.append(other.size);
-        self.flags.extend_from_slice(&other.flags);
-        drop(other.flags);
-        self.refcount.append(other.refcount);
-        self.name.append(other.name);
-        self.length.append(other.length);
-        self.degrees.append(other.degrees);
-        self.labels.append(other.labels);
-        self.string_labels_end = self.string_labels_end.max(other.string_labels_end);
-    }
-
     pub fn is_empty(&self) -> bool {
         self.flags.is_empty()
     }
@@ -412,13 +395,14 @@ impl PackedNodes {
 
     /// The columns of one varint per node (addresses, which start with a shift byte,
     /// aside).
-    fn per_node_columns(&mut self) -> [&mut PackedColumn; 6] {
+    fn per_node_columns(&mut self) -> [&mut PackedColumn; 7] {
         [
             &mut self.type_idx,
             &mut self.size,
             &mut self.refcount,
             &mut self.name,
             &mut self.length,
+            &mut self.keys,
             &mut self.degrees,
         ]
     }
@@ -431,6 +415,7 @@ impl PackedNodes {
         }
         let _ = self.flags.try_reserve_exact(nodes);
         self.labels.try_reserve_bytes(edges * 3);
+        self.targets.try_reserve_bytes(edges * 2);
     }
 
     /// Gives back the room reserved beyond what was used.
@@ -440,6 +425,7 @@ impl PackedNodes {
             column.shrink_to_fit();
         }
         self.labels.shrink_to_fit();
+        self.targets.shrink_to_fit();
         self.flags.shrink_to_fit();
     }
 
@@ -447,16 +433,45 @@ impl PackedNodes {
     pub fn patch_sizes(&mut self, sizes: &[(u64, u64)]) {
         self.size = std::mem::take(&mut self.size).patched(sizes);
     }
+
+    /// The bytes this run adds to a per-node or per-edge section; `first` for the first
+    /// run (the only one whose addresses bring the shift byte).
+    fn payload(&self, section: Section, first: bool) -> &[u8] {
+        match section {
+            Section::NodeAddress if first => self.addresses.column.bytes(),
+            Section::NodeAddress => self.addresses.deltas(),
+            Section::NodeType => self.type_idx.bytes(),
+            Section::NodeSize => self.size.bytes(),
+            Section::NodeFlags => &self.flags,
+            Section::NodeRefcount => self.refcount.bytes(),
+            Section::NodeName => self.name.bytes(),
+            Section::NodeLength => self.length.bytes(),
+            Section::NodeKeys => self.keys.bytes(),
+            Section::EdgeDegrees => self.degrees.bytes(),
+            Section::EdgeTargets => self.targets.bytes(),
+            Section::EdgeLabels => self.labels.bytes(),
+            _ => &[],
+        }
+    }
 }
 
-/// Edge targets are compressed in two parts from this many edges.
-pub(crate) const SPLIT_TARGETS_FROM_EDGES: u64 = 1 << 18;
-/// Share of the edges in the first part of the targets, in percent: the parts cost the
-/// same per edge, the second starting where the predictions start afresh.
-const FIRST_PART_PERCENT: u64 = 50;
-/// Nodes whose degrees are summed at a time while looking for the split: the split
-/// falls where the predictions start afresh.
-const SPLIT_STEP_NODES: usize = columns::TARGET_STATE_NODES;
+/// Whether a section holds one value per node or per edge, which runs write in turn.
+fn is_run_column(section: Section) -> bool {
+    matches!(
+        section,
+        Section::NodeAddress
+            | Section::NodeType
+            | Section::NodeSize
+            | Section::NodeFlags
+            | Section::NodeRefcount
+            | Section::NodeName
+            | Section::NodeLength
+            | Section::NodeKeys
+            | Section::EdgeDegrees
+            | Section::EdgeTargets
+            | Section::EdgeLabels
+    )
+}
 
 /// A whole snapshot in packed form: what the capture writes to a file.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -464,11 +479,9 @@ pub struct PackedSnapshot {
     pub metadata: Metadata,
     pub strings: StringTable,
     pub types: Types,
-    pub nodes: PackedNodes,
-    /// Each node's key, in node order: edge targets name nodes by key.
-    pub node_keys: KeyColumn,
-    /// The target's key, one per label, in node order (the node's own edges in a row).
-    pub targets: KeyColumn,
+    /// The nodes, one run per walking thread: the snapshot's nodes are those of the
+    /// first run, then the second's, and so on. Empty runs are left out of the file.
+    pub runs: Vec<PackedNodes>,
     pub roots: Vec<KeyedRoot>,
     /// Whether the external roots are left out of `roots`, to be derived from the
     /// reference counts and the edges when the snapshot is read or unpacked.
@@ -481,70 +494,114 @@ pub struct PackedSnapshot {
 
 impl PackedSnapshot {
     pub fn n_nodes(&self) -> usize {
-        self.nodes.len()
+        self.runs.iter().map(PackedNodes::len).sum()
     }
 
     pub fn n_edges(&self) -> usize {
-        self.targets.len()
+        self.runs.iter().map(|r| r.n_edges() as usize).sum()
     }
 
     pub fn counts(&self) -> SnapshotCounts {
         SnapshotCounts {
             n_strings: self.strings.len() as u64,
             n_types: self.types.len() as u64,
-            n_nodes: self.nodes.len() as u64,
-            n_edges: self.targets.len() as u64,
+            n_nodes: self.n_nodes() as u64,
+            n_edges: self.n_edges() as u64,
             n_roots: self.roots.len() as u64,
         }
+    }
+
+    /// The runs the file holds: the non-empty ones.
+    fn filled_runs(&self) -> impl Iterator<Item = &PackedNodes> {
+        self.runs.iter().filter(|run| !run.is_empty())
+    }
+
+    /// The node runs section's counts.
+    pub(crate) fn run_lengths(&self) -> Vec<u64> {
+        self.filled_runs().map(|run| run.len() as u64).collect()
+    }
+
+    /// Replaces the sizes of the listed nodes (sorted by node, numbered across runs).
+    pub fn patch_sizes(&mut self, sizes: &[(u64, u64)]) {
+        let mut first_node = 0u64;
+        let mut rest = sizes;
+        for run in &mut self.runs {
+            let end = first_node + run.len() as u64;
+            let in_run = rest.partition_point(|&(node, _)| node < end);
+            let (mine, later) = rest.split_at(in_run);
+            if !mine.is_empty() {
+                let local: Vec<(u64, u64)> = mine
+                    .iter()
+                    .map(|&(node, size)| (node - first_node, size))
+                    .collect();
+                run.patch_sizes(&local);
+            }
+            rest = later;
+            first_node = end;
+        }
+    }
+
+    /// A section's payload as the file stores it: the runs' parts end to end (borrowed
+    /// when there is one run).
+    fn joined(&self, section: Section) -> Cow<'_, [u8]> {
+        let mut runs = self.filled_runs();
+        let Some(first) = runs.next() else {
+            return Cow::Owned(empty_run_payload(section));
+        };
+        let mut payload = Cow::Borrowed(first.payload(section, true));
+        for run in runs {
+            payload
+                .to_mut()
+                .extend_from_slice(run.payload(section, false));
+        }
+        payload
     }
 
     /// The same snapshot unpacked, through the file reader's decoders (which also
     /// validate it).
     pub fn into_snapshot(self) -> Result<Snapshot, FormatError> {
-        let PackedSnapshot {
-            metadata,
-            strings,
-            types,
-            nodes: packed,
-            node_keys,
-            targets: target_keys,
-            roots: keyed_roots,
-            derive_external_roots,
-            local_names,
-            bounds,
-        } = self;
-        let n = packed.len() as u64;
-        let n_edges = target_keys.len() as u64;
+        let runs = self.run_lengths();
+        let n = self.n_nodes() as u64;
+        let n_edges = self.n_edges() as u64;
+        let n_types = self.types.len();
+        let this = &self;
         // Two halves of about the same work, the first on a second thread when one can be
-        // started: unpacking is most of `capture_heap()` after the walk.
-        // Numbering the keys and mapping the targets is about as much work as decoding
-        // every other column: one half each.
+        // started: unpacking is most of `capture_heap()` after the walk. The edge targets
+        // need the node types, the offsets and the numbered keys: all in one half.
         let first = || -> Result<_, FormatError> {
             Ok((
-                columns::decode_addresses(packed.addresses.column.bytes(), n)?,
-                columns::decode_node_types(packed.type_idx.bytes(), n)?,
-                columns::decode_sizes(packed.size.bytes(), n)?,
-                columns::decode_refcounts(packed.refcount.bytes(), n)?,
-                columns::decode_names(packed.name.bytes(), n)?,
-                columns::decode_lengths(packed.length.bytes(), n)?,
-                columns::decode_offsets(packed.degrees.bytes(), n, n_edges)?,
-                columns::decode_labels(packed.labels.bytes(), n_edges)?,
+                columns::decode_addresses(&this.joined(Section::NodeAddress), n, &runs)?,
+                columns::decode_sizes(&this.joined(Section::NodeSize), n)?,
+                columns::decode_refcounts(&this.joined(Section::NodeRefcount), n)?,
+                columns::decode_names(&this.joined(Section::NodeName), n)?,
+                columns::decode_lengths(&this.joined(Section::NodeLength), n)?,
+                columns::decode_flags(&this.joined(Section::NodeFlags), n)?,
+                columns::decode_labels(&this.joined(Section::EdgeLabels), n_edges)?,
             ))
         };
         let second = || -> Result<_, FormatError> {
             let invalid = |detail: &str| FormatError::InvalidSnapshot {
                 detail: detail.into(),
             };
-            let keys: Vec<u64> = node_keys.map_all(Some).unwrap_or_default();
+            let type_idx = columns::decode_node_types(&this.joined(Section::NodeType), n)?;
+            let offsets = columns::decode_offsets(&this.joined(Section::EdgeDegrees), n, n_edges)?;
+            let keys = columns::decode_node_keys(&this.joined(Section::NodeKeys), n, &runs)?;
             let index = index_keys(&keys)?;
             let space = TargetSpace::Keys {
                 keys: &keys,
                 index: &index,
             };
-            let targets = target_keys
-                .map_all(|key| space.node(key))
-                .ok_or_else(|| invalid("an edge target is the key of no node"))?;
-            let roots = keyed_roots
+            let targets = columns::decode_targets(
+                &this.joined(Section::EdgeTargets),
+                &offsets,
+                &type_idx,
+                n_types,
+                &runs,
+                &space,
+            )
+            .map_err(|e| invalid(&e.to_string()))?;
+            let roots = this
+                .roots
                 .iter()
                 .map(|r| {
                     space.node(r.key).map(|node| Root {
@@ -556,13 +613,22 @@ impl PackedSnapshot {
                 })
                 .collect::<Option<Vec<Root>>>()
                 .ok_or_else(|| invalid("a root is the key of no node"))?;
-            let holders = resolve_holders(&local_names, &space)?;
-            Ok((targets, roots, holders))
+            let holders = resolve_holders(&this.local_names, &space)?;
+            Ok((type_idx, offsets, targets, roots, holders))
         };
         let (first, second) = parallel::join(first, second);
-        let (address, type_idx, size, refcount, name, length, offsets, labels) = first?;
+        let (address, size, refcount, name, length, flags, labels) = first?;
         let (mut label_kinds, mut label_values) = labels;
-        let (targets, mut roots, holders) = second?;
+        let (type_idx, offsets, targets, mut roots, holders) = second?;
+        let PackedSnapshot {
+            metadata,
+            strings,
+            types,
+            local_names,
+            derive_external_roots,
+            bounds,
+            ..
+        } = self;
         local_names.apply(
             holders.into_iter(),
             &offsets,
@@ -573,7 +639,7 @@ impl PackedSnapshot {
             address,
             type_idx,
             size,
-            flags: packed.flags,
+            flags,
             refcount,
             name,
             length,
@@ -606,27 +672,42 @@ impl PackedSnapshot {
     /// range. With [`PackedSnapshot::validate_edges`], the whole check, in two parts of
     /// about the same time that can run side by side.
     pub(crate) fn validate_nodes(&self) -> Result<(), String> {
-        let n = self.nodes.len() as u64;
+        let n = self.n_nodes() as u64;
         let n_strings = self.strings.len() as u64;
         let n_types = self.types.len() as u64;
-        let nodes = &self.nodes;
-        for (column, len) in [
-            ("address", nodes.addresses.len()),
-            ("type", nodes.type_idx.len()),
-            ("size", nodes.size.len()),
-            ("refcount", nodes.refcount.len()),
-            ("name", nodes.name.len()),
-            ("length", nodes.length.len()),
-            ("degree", nodes.degrees.len()),
-        ] {
-            if len != n {
+        for (i, run) in self.runs.iter().enumerate() {
+            let len = run.len() as u64;
+            for (column, entries) in [
+                ("address", run.addresses.len()),
+                ("type", run.type_idx.len()),
+                ("size", run.size.len()),
+                ("refcount", run.refcount.len()),
+                ("name", run.name.len()),
+                ("length", run.length.len()),
+                ("key", run.keys.len()),
+                ("degree", run.degrees.len()),
+            ] {
+                if entries != len {
+                    return Err(format!(
+                        "node column {column} of run {i} has {entries} entries, expected {len}"
+                    ));
+                }
+            }
+            if run.addresses.misaligned {
+                return Err("a node address is not 8-aligned".into());
+            }
+            // Upper bounds kept as the columns grew: no value is decoded.
+            if len > 0 && run.type_idx.max() >= n_types {
+                let t = run.type_idx.max();
+                return Err(format!("node type {t} out of range ({n_types} types)"));
+            }
+            // A name is an opt-id: 0 for none, else the string id plus one.
+            if run.name.max() > n_strings {
                 return Err(format!(
-                    "node column {column} has {len} entries, expected {n}"
+                    "node name string {} out of range",
+                    run.name.max() - 1
                 ));
             }
-        }
-        if nodes.addresses.misaligned {
-            return Err("a node address is not 8-aligned".into());
         }
         if self.types.name.len() != self.types.address.len() {
             return Err("type columns differ in length".into());
@@ -638,18 +719,6 @@ impl PackedSnapshot {
             .find(|s| s.index() as u64 >= n_strings)
         {
             return Err(format!("type name string {} out of range", s.0));
-        }
-        // Upper bounds kept as the columns grew: no value is decoded.
-        if n > 0 && nodes.type_idx.max() >= n_types {
-            let t = nodes.type_idx.max();
-            return Err(format!("node type {t} out of range ({n_types} types)"));
-        }
-        // A name is an opt-id: 0 for none, else the string id plus one.
-        if nodes.name.max() > n_strings {
-            return Err(format!(
-                "node name string {} out of range",
-                nodes.name.max() - 1
-            ));
         }
         if self
             .local_names
@@ -684,156 +753,78 @@ impl PackedSnapshot {
             return Err("bounded containers out of range or not sorted by node".into());
         }
         if !self.metadata.include_values {
-            if let Some(node) = nodes
-                .flags
-                .iter()
-                .position(|f| f & node_flags::HAS_VALUE != 0)
-            {
-                return Err(format!(
-                    "node {node} carries a string value but include_values is off; values \
-                     are stored only when the user opts in"
-                ));
+            let mut first_node = 0usize;
+            for run in &self.runs {
+                if let Some(at) = run
+                    .flags
+                    .iter()
+                    .position(|f| f & node_flags::HAS_VALUE != 0)
+                {
+                    return Err(format!(
+                        "node {} carries a string value but include_values is off; values \
+                         are stored only when the user opts in",
+                        first_node + at
+                    ));
+                }
+                first_node += run.len();
             }
         }
         Ok(())
     }
 
-    /// The checks on edges: counts, targets and labels (see `validate_nodes`).
+    /// The checks on edges: counts and labels (see `validate_nodes`). Whether each target
+    /// is the key of a node is for the reader to find out: an index of the keys is most
+    /// of what storing keys saves the capture.
     pub(crate) fn validate_edges(&self) -> Result<(), String> {
-        let n = self.nodes.len() as u64;
         let n_strings = self.strings.len() as u64;
-        let nodes = &self.nodes;
-        let n_edges = self.targets.len() as u64;
-        let degree_sum = nodes.degrees.values().sum_of_next(nodes.degrees.len());
-        if degree_sum != n_edges || nodes.labels.len() != n_edges {
-            return Err(format!(
-                "{degree_sum} edges by degree, {} labels, {n_edges} targets",
-                nodes.labels.len()
-            ));
-        }
-        // Whether each target is the key of a node is for the reader to find out: an
-        // index of the keys is most of what storing keys saves the capture.
-        if self.node_keys.len() as u64 != n {
-            return Err(format!("{} node keys for {n} nodes", self.node_keys.len()));
-        }
-        // Every label code is valid as made by `push_label`; only string
-        // ids can be out of range.
-        if nodes.string_labels_end() > n_strings {
-            let value = nodes.string_labels_end() - 1;
-            return Err(format!("edge label string {value} out of range"));
+        for (i, run) in self.runs.iter().enumerate() {
+            let degree_sum = run.degrees.values().sum_of_next(run.degrees.len());
+            let (labels, targets) = (run.labels.len(), run.targets.len());
+            if degree_sum != labels || targets != labels {
+                return Err(format!(
+                    "run {i}: {degree_sum} edges by degree, {labels} labels, {targets} targets"
+                ));
+            }
+            // Every label code is valid as made by `push_label`; only string ids can be
+            // out of range.
+            if run.string_labels_end() > n_strings {
+                let value = run.string_labels_end() - 1;
+                return Err(format!("edge label string {value} out of range"));
+            }
         }
         Ok(())
     }
 
-    /// The payload of one per-node or per-edge section.
-    /// Parts the edge targets are compressed in: two from [`SPLIT_TARGETS_FROM_EDGES`].
+    /// Parts a section is compressed in: a per-node or per-edge column, one per run.
     pub(crate) fn column_parts(&self, section: Section) -> usize {
-        if section == Section::EdgeTargets && self.targets.len() as u64 >= SPLIT_TARGETS_FROM_EDGES
-        {
-            2
+        if is_run_column(section) {
+            self.filled_runs().count().max(1)
         } else {
             1
         }
     }
 
-    /// Part `part` of a column: the edge targets of the nodes before the split, or from
-    /// it on (encoded as the whole column would be). Their encoding is the slowest of
-    /// the write, twice the time of any other job on a large heap.
+    /// Part `part` of a column: the bytes of one run, as the walk appended them.
     pub(crate) fn column_part(
         &self,
         section: Section,
         part: usize,
         sink: &mut ColumnSink<'_>,
     ) -> io::Result<()> {
-        if self.column_parts(section) == 1 {
-            return self.column(section, sink);
-        }
-        let split = self.targets_split();
-        self.encode_targets(Some((part, split)), sink)
-    }
-
-    /// The edge targets, whole or one of the two parts split at `(node, edge)`.
-    fn encode_targets(
-        &self,
-        part: Option<(usize, (usize, usize))>,
-        sink: &mut ColumnSink<'_>,
-    ) -> io::Result<()> {
-        // Node keys as a concrete iterator per width: this loop runs once per edge.
-        match &self.node_keys {
-            KeyColumn::Narrow(keys) => {
-                self.encode_targets_keyed(keys.iter().map(|&k| u64::from(k)), part, sink)
-            }
-            KeyColumn::Wide(keys) => self.encode_targets_keyed(keys.iter().copied(), part, sink),
+        match self.filled_runs().nth(part) {
+            Some(run) => sink.bytes(run.payload(section, part == 0)),
+            None if part == 0 => sink.bytes(&empty_run_payload(section)),
+            None => Ok(()),
         }
     }
+}
 
-    fn encode_targets_keyed(
-        &self,
-        mut node_keys: impl Iterator<Item = u64>,
-        part: Option<(usize, (usize, usize))>,
-        sink: &mut ColumnSink<'_>,
-    ) -> io::Result<()> {
-        let mut degrees = self.nodes.degrees.values();
-        let mut node_types = self.nodes.type_idx.values();
-        let all = self.targets.as_slice();
-        let (targets, first_node, n_nodes) = match part {
-            None => (all, 0, self.nodes.len()),
-            Some((0, (split_node, split_edge))) => (all.range(0, split_edge), 0, split_node),
-            Some((_, (split_node, split_edge))) => {
-                // The predictions start afresh at the split: nothing before it is read.
-                degrees.skip_values(split_node as u64);
-                node_types.skip_values(split_node as u64);
-                node_keys.by_ref().take(split_node).for_each(drop);
-                (all.range(split_edge, usize::MAX), split_node, usize::MAX)
-            }
-        };
-        TargetColumn {
-            targets,
-            degrees: degrees.take(n_nodes),
-            node_types: node_types.map(|t| t as u32).take(n_nodes),
-            node_keys,
-            n_types: self.types.len(),
-            first_node,
-        }
-        .encode(sink)
-    }
-
-    /// The first node of the second part of the edge targets, and its first edge: about
-    /// [`FIRST_PART_PERCENT`] of the edges come before it.
-    fn targets_split(&self) -> (usize, usize) {
-        let wanted = self.targets.len() as u64 * FIRST_PART_PERCENT / 100;
-        let n = self.nodes.len();
-        let mut degrees = self.nodes.degrees.values();
-        let (mut node, mut edges) = (0usize, 0u64);
-        while edges < wanted && node < n {
-            let step = (n - node).min(SPLIT_STEP_NODES);
-            edges = edges.saturating_add(degrees.sum_of_next(step as u64));
-            node += step;
-        }
-        (node, edges as usize)
-    }
-
-    pub(crate) fn column(&self, section: Section, sink: &mut ColumnSink<'_>) -> io::Result<()> {
-        let nodes = &self.nodes;
-        match section {
-            Section::NodeAddress => sink.bytes(nodes.addresses.column.bytes()),
-            Section::NodeType => sink.bytes(nodes.type_idx.bytes()),
-            Section::NodeSize => sink.bytes(nodes.size.bytes()),
-            Section::NodeFlags => sink.bytes(&nodes.flags),
-            Section::NodeRefcount => sink.bytes(nodes.refcount.bytes()),
-            Section::NodeName => sink.bytes(nodes.name.bytes()),
-            Section::NodeLength => sink.bytes(nodes.length.bytes()),
-            Section::EdgeDegrees => sink.bytes(nodes.degrees.bytes()),
-            Section::NodeKeys => match &self.node_keys {
-                KeyColumn::Narrow(keys) => {
-                    columns::encode_node_keys(keys.iter().map(|&k| u64::from(k)), sink)
-                }
-                KeyColumn::Wide(keys) => columns::encode_node_keys(keys.iter().copied(), sink),
-            },
-            Section::EdgeTargets => self.encode_targets(None, sink),
-            Section::EdgeLabels => sink.bytes(nodes.labels.bytes()),
-            _ => Ok(()),
-        }
+/// A section's payload when there are no nodes: only the addresses say something, their
+/// shift.
+fn empty_run_payload(section: Section) -> Vec<u8> {
+    match section {
+        Section::NodeAddress => AddressColumn::default().column.bytes,
+        _ => Vec::new(),
     }
 }
 
@@ -847,60 +838,6 @@ mod tests {
             column.push(v);
         }
         column
-    }
-
-    #[test]
-    fn nodes_appended_from_a_second_writer_equal_one_writer() {
-        let node = |i: u64| PackedNode {
-            // Addresses going up and down, so that the re-based delta changes sign.
-            address: 0x7f00_0000_0000 + (i % 3) * 0x10_0000 + i * 8,
-            type_idx: TypeIdx((i % 5) as u32),
-            size: 16 + i,
-            flags: (i % 4) as u8,
-            refcount: i as u32,
-            name: if i.is_multiple_of(2) {
-                NO_STR
-            } else {
-                StrId(i as u32)
-            },
-            length: i * 3,
-            degree: i % 3,
-        };
-        let label = |i: u64| {
-            let kind = if i == 1 {
-                LabelKind::Attr
-            } else {
-                LabelKind::Index
-            };
-            (kind, i as u32)
-        };
-        let fill = |nodes: &mut PackedNodes, range: std::ops::Range<u64>| {
-            for i in range {
-                for e in 0..i % 3 {
-                    let (kind, value) = label(e);
-                    nodes.push_label(kind, value);
-                }
-                nodes.push(node(i));
-            }
-        };
-        let mut whole = PackedNodes::default();
-        fill(&mut whole, 0..40);
-        for split in [0, 1, 17, 40] {
-            let mut first = PackedNodes::default();
-            fill(&mut first, 0..split);
-            let mut second = PackedNodes::default();
-            fill(&mut second, split..40);
-            first.append(second);
-            assert_eq!(first, whole, "split at {split}");
-            // The bounds the check reads, too.
-            for (appended, one) in [
-                (&first.type_idx, &whole.type_idx),
-                (&first.name, &whole.name),
-            ] {
-                assert_eq!(appended.max(), one.max(), "split at {split}");
-            }
-            assert_eq!(first.string_labels_end(), whole.string_labels_end());
-        }
     }
 
     #[test]

@@ -168,7 +168,7 @@ fn truncation_at_each_section_boundary_names_the_missing_section() {
     let snap = common::synthetic_web_heap(5_000, 3);
     let bytes = encode(&snap).expect("encode");
     let sections = sections_of(&bytes);
-    assert_eq!(sections.len(), 17, "16 sections and the end marker");
+    assert_eq!(sections.len(), 18, "17 sections and the end marker");
     for s in &sections {
         let expected = Section::from_id(s.id).expect("known id");
         // Cut right before the section, inside its header, and inside its payload.
@@ -187,7 +187,7 @@ fn truncation_at_each_section_boundary_names_the_missing_section() {
     // Files on disk behave the same, and read_metadata notices too.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cut.hsnap");
-    let cut = sections[12].offset + 40;
+    let cut = sections[13].offset + 40;
     std::fs::write(&path, &bytes[..cut]).expect("write");
     let err = read_file(&path).expect_err("truncated");
     assert!(
@@ -514,7 +514,7 @@ fn sections_out_of_order_are_corruption() {
     let bytes = every_feature_bytes();
     let s = sections_of(&bytes);
     // Swap node sizes and node flags.
-    let (a, b) = (s[5], s[6]);
+    let (a, b) = (s[6], s[7]);
     let mut swapped = bytes[..a.offset].to_vec();
     swapped.extend_from_slice(&bytes[b.offset..b.offset + b.len]);
     swapped.extend_from_slice(&bytes[a.offset..a.offset + a.len]);
@@ -545,7 +545,7 @@ fn sections_out_of_order_are_corruption() {
 #[test]
 fn forged_lengths_allocate_nothing_and_fail() {
     let bytes = every_feature_bytes();
-    let s = sections_of(&bytes)[3]; // node addresses
+    let s = sections_of(&bytes)[4]; // node addresses
     let header_at = s.offset;
     let original: [u8; SECTION_HEADER_LEN] = bytes[header_at..header_at + SECTION_HEADER_LEN]
         .try_into()
@@ -799,7 +799,7 @@ fn file_header_layout_is_as_documented() {
     assert_eq!(&bytes[..8], b"\x89HSNAP\r\n");
     assert_eq!(
         u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
-        2
+        3
     );
     assert_eq!(
         u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")),
@@ -809,8 +809,8 @@ fn file_header_layout_is_as_documented() {
     assert_eq!(
         ids,
         [
-            0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x20, 0x21, 0x22,
-            0x30, 0x31, 0x8001, END_ID
+            0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x20, 0x21,
+            0x22, 0x30, 0x31, 0x8001, END_ID
         ]
     );
     let end: [u8; SECTION_HEADER_LEN] = bytes[bytes.len() - SECTION_HEADER_LEN..]
@@ -841,6 +841,58 @@ fn version_1_files_are_still_read() {
     let info = read_metadata(&path).expect("metadata");
     assert_eq!(info.format_version, 1);
     assert!(info.sections.iter().all(|s| s.section != Section::NodeKeys));
+}
+
+/// Written by the version 2 writer (node keys 5 + 3k in descending order, external
+/// roots left to the reader, no node runs section): still read, as one run.
+#[test]
+fn version_2_files_are_still_read() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/every-feature-v2.hsnap");
+    let bytes = std::fs::read(&path).expect("fixture");
+    assert_eq!(
+        u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+        2
+    );
+    let mut expected = common::every_feature_snapshot();
+    expected
+        .roots
+        .retain(|r| r.kind != heapsight_snapshot::RootKind::External);
+    let derived = heapsight_snapshot::external_roots(&expected.nodes, &expected.edges.targets);
+    assert!(!derived.is_empty());
+    expected.roots.extend(derived);
+    assert_eq!(decode(&bytes).expect("decodes"), expected);
+    let info = read_metadata(&path).expect("metadata");
+    assert_eq!(info.format_version, 2);
+    assert!(info.sections.iter().all(|s| s.section != Section::NodeRuns));
+}
+
+#[test]
+fn node_runs_that_do_not_add_up_or_are_empty_are_corruption() {
+    let snap = common::every_feature_snapshot();
+    let n = u8::try_from(snap.n_nodes()).expect("below 128 nodes");
+    assert!(n < 128);
+    let bytes = encode(&snap).expect("encode");
+    // Varints below 128 are one byte each: a count, then the runs.
+    for (runs, says) in [
+        (vec![1, n - 1], "add up to"),
+        (vec![2, n - 1, 0], "empty"),
+        (vec![2, 0, n], "empty"),
+        (vec![0], "add up to"),
+    ] {
+        let forged = with_payload(&bytes, id(Section::NodeRuns), &runs);
+        match decode(&forged) {
+            Err(FormatError::Corrupt { section, detail }) => {
+                assert_eq!(section, Section::NodeRuns);
+                assert!(detail.contains(says), "{runs:?}: {detail}");
+            }
+            other => panic!("{runs:?}: expected corruption, got {other:?}"),
+        }
+    }
+    // Split in two, the second run's deltas start from 0: the same bytes mean other
+    // addresses, which the reader takes (they stay valid) as a different snapshot.
+    let split = with_payload(&bytes, id(Section::NodeRuns), &[2, n / 2, n - n / 2]);
+    assert!(decode(&split).map_or(true, |other| other != snap));
 }
 
 #[test]

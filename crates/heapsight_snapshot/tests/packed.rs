@@ -4,53 +4,60 @@ mod common;
 
 use heapsight_snapshot::{
     decode, encode, encode_packed, external_roots, read_file, write_packed_file, FormatError,
-    KeyColumn, KeyedRoot, LabelKind, LocalNames, NodeIdx, PackedNode, PackedNodes, PackedSnapshot,
-    RootKind, Section, Snapshot, StrId, TypeIdx,
+    KeyedRoot, LabelKind, LocalNames, NodeIdx, PackedNode, PackedNodes, PackedSnapshot, RootKind,
+    Section, Snapshot, StrId, TypeIdx,
 };
 
 /// Packs a snapshot the way the capture does: node by node, labels as they come, with
 /// keys unrelated to the node order (here descending, with gaps), as a capture's are.
 fn pack(snap: &Snapshot) -> PackedSnapshot {
-    pack_keyed(snap, |node| key_of(snap, node))
+    pack_runs(snap, |node| key_of(snap, node), &[])
 }
 
 fn key_of(snap: &Snapshot, node: NodeIdx) -> u64 {
     (snap.n_nodes() - node.index()) as u64 * 3 + 5
 }
 
-fn pack_keyed(snap: &Snapshot, key_of: impl Fn(NodeIdx) -> u64) -> PackedSnapshot {
-    let mut nodes = PackedNodes::default();
+/// Packed in runs, a new one from each node of `run_starts` (as walking threads would
+/// have appended them, each its own nodes).
+fn pack_runs(
+    snap: &Snapshot,
+    key_of: impl Fn(NodeIdx) -> u64,
+    run_starts: &[usize],
+) -> PackedSnapshot {
+    let mut runs = vec![PackedNodes::default()];
     let n = &snap.nodes;
+    let mut targets = Vec::new();
     for i in 0..snap.n_nodes() {
-        let range = snap.edges.range_of(NodeIdx(i as u32));
-        for e in range.clone() {
-            nodes.push_label(snap.edges.label_kinds[e], snap.edges.label_values[e]);
+        if run_starts.contains(&i) {
+            runs.push(PackedNodes::default());
         }
-        nodes.push(PackedNode {
-            address: n.address[i],
-            type_idx: n.type_idx[i],
-            size: n.size[i],
-            flags: n.flags[i],
-            refcount: n.refcount[i],
-            name: n.name[i],
-            length: n.length[i],
-            degree: range.len() as u64,
-        });
+        let run = runs.last_mut().expect("a run");
+        let range = snap.edges.range_of(NodeIdx(i as u32));
+        targets.clear();
+        for e in range.clone() {
+            run.push_label(snap.edges.label_kinds[e], snap.edges.label_values[e]);
+            targets.push(key_of(snap.edges.targets[e]));
+        }
+        run.push(
+            PackedNode {
+                address: n.address[i],
+                key: key_of(NodeIdx(i as u32)),
+                type_idx: n.type_idx[i],
+                size: n.size[i],
+                flags: n.flags[i],
+                refcount: n.refcount[i],
+                name: n.name[i],
+                length: n.length[i],
+            },
+            &targets,
+        );
     }
-    let mut node_keys = KeyColumn::default();
-    (0..snap.n_nodes()).for_each(|i| node_keys.push(key_of(NodeIdx(i as u32))));
-    let mut targets = KeyColumn::default();
-    snap.edges
-        .targets
-        .iter()
-        .for_each(|&t| targets.push(key_of(t)));
     PackedSnapshot {
         metadata: snap.metadata.clone(),
         strings: snap.strings.clone(),
         types: snap.types.clone(),
-        nodes,
-        node_keys,
-        targets,
+        runs,
         roots: snap
             .roots
             .iter()
@@ -91,10 +98,22 @@ fn external_roots_left_to_the_reader_are_derived_from_refcounts() {
 fn a_target_that_is_no_nodes_key_is_refused_when_read() {
     let snap = common::every_feature_snapshot();
     let mut stray = pack(&snap);
-    let KeyColumn::Narrow(targets) = &mut stray.targets else {
-        panic!("small keys stay narrow")
-    };
-    targets[0] = 4; // keys are 5 + 3k
+    // A last node whose one edge points to key 4 (keys are 5 + 3k).
+    let run = &mut stray.runs[0];
+    run.push_label(LabelKind::None, 0);
+    run.push(
+        PackedNode {
+            address: 0x1000,
+            key: 2,
+            type_idx: TypeIdx(0),
+            size: 16,
+            flags: 0,
+            refcount: 1,
+            name: heapsight_snapshot::NO_STR,
+            length: 0,
+        },
+        &[4],
+    );
     let bytes = encode_packed(&stray).expect("the writer leaves keys to the reader");
     match decode(&bytes) {
         Err(FormatError::Corrupt { section, .. }) => assert_eq!(section, Section::EdgeTargets),
@@ -123,22 +142,36 @@ fn packed_snapshots_unpack_and_write_to_the_same_snapshot() {
 }
 
 #[test]
-fn targets_compressed_in_two_parts_read_back_as_one_column() {
-    // Enough edges for the writer to compress the targets in two parts side by side.
-    let snap = common::synthetic_web_heap(200_000, 11);
-    let n_edges = snap.edges.targets.len();
-    assert!(n_edges >= 1 << 18, "{n_edges} edges");
-    // Keys as the in-memory writer's, so that the files differ only by the split.
-    let packed = pack_keyed(&snap, |node| node.index() as u64);
-    let bytes = encode_packed(&packed).expect("encodes");
-    assert_eq!(decode(&bytes).expect("decodes"), snap);
-    // The parts cost a second zstd frame, not a worse encoding.
-    let whole = encode(&snap).expect("encodes").len() as f64;
-    assert!(
-        (bytes.len() as f64) < whole * 1.02,
-        "{} vs {whole}",
-        bytes.len()
-    );
+fn nodes_packed_in_runs_read_back_as_one_snapshot() {
+    // Runs longer than 2^16 nodes (fresh starts of the target predictions within a run),
+    // and runs starting anywhere, down to a single node. Empty runs are left out.
+    let snap = common::synthetic_web_heap(140_000, 11);
+    let n = snap.n_nodes();
+    assert!(n > 1 << 17, "{n} nodes");
+    let one_run = encode_packed(&pack_runs(&snap, |node| key_of(&snap, node), &[]))
+        .expect("encodes")
+        .len() as f64;
+    for starts in [
+        vec![0, 70_001],
+        vec![1, 2, 65_536 + 3],
+        vec![n / 2, n - 1],
+        vec![n / 3, n / 3, n],
+    ] {
+        let packed = pack_runs(&snap, |node| key_of(&snap, node), &starts);
+        let bytes = encode_packed(&packed).expect("encodes");
+        assert_eq!(
+            decode(&bytes).expect("decodes"),
+            snap,
+            "runs from {starts:?}"
+        );
+        // A fresh start per run, and a zstd frame per run and column: a few bytes more.
+        assert!(
+            (bytes.len() as f64) < one_run * 1.02,
+            "{} vs {one_run}",
+            bytes.len()
+        );
+        assert_eq!(packed.into_snapshot().expect("unpacks"), snap);
+    }
 }
 
 #[test]
@@ -162,50 +195,51 @@ fn inconsistent_packed_snapshots_are_refused_before_writing() {
         other => panic!("expected a refusal, got {other:?}"),
     };
     let mut missing_target = pack(&snap);
-    if let KeyColumn::Narrow(targets) = &mut missing_target.targets {
-        targets.pop();
-    }
+    missing_target.runs[0].push_label(LabelKind::None, 0);
     assert!(refused(&missing_target).contains("targets"));
     let mut missing_key = pack(&snap);
-    if let KeyColumn::Narrow(keys) = &mut missing_key.node_keys {
-        keys.pop();
-    }
-    assert!(refused(&missing_key).contains("node keys"));
-    // A node appended to a packed copy of `snap`.
-    let with_node = |address: u64, type_idx: TypeIdx, name: StrId, degree: u64| {
+    missing_key.runs.push(PackedNodes::default());
+    missing_key.runs[1].keys.push(1);
+    assert!(refused(&missing_key).contains("column key of run 1"));
+    // A node appended, in a run of its own, to a packed copy of `snap`.
+    let with_node = |address: u64, type_idx: TypeIdx, name: StrId, labels: &[u32]| {
         let mut packed = pack(&snap);
-        packed.nodes.push(PackedNode {
-            address,
-            type_idx,
-            size: 16,
-            flags: 0,
-            refcount: 1,
-            name,
-            length: 0,
-            degree,
-        });
-        packed.node_keys.push(1);
+        let mut run = PackedNodes::default();
+        for &label in labels {
+            run.push_label(LabelKind::Key, label);
+        }
+        let targets = vec![5; labels.len()];
+        run.push(
+            PackedNode {
+                address,
+                key: 1,
+                type_idx,
+                size: 16,
+                flags: 0,
+                refcount: 1,
+                name,
+                length: 0,
+            },
+            &targets,
+        );
+        packed.runs.push(run);
         packed
     };
     let no_name = heapsight_snapshot::NO_STR;
-    let misaligned = with_node(0x1001, snap.nodes.type_idx[0], no_name, 0);
+    let misaligned = with_node(0x1001, snap.nodes.type_idx[0], no_name, &[]);
     assert!(refused(&misaligned).contains("8-aligned"));
     let mut secret = pack(&snap);
     secret.metadata.include_values = false;
-    secret.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
+    secret.runs[0].flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
     assert!(refused(&secret).contains("include_values"));
     let n_types = snap.types.len() as u32;
     let n_strings = snap.strings.len() as u32;
-    let stray_type = with_node(0x1000, TypeIdx(n_types + 200), no_name, 0);
+    let stray_type = with_node(0x1000, TypeIdx(n_types + 200), no_name, &[]);
     assert!(refused(&stray_type).contains("node type"));
-    let stray_name = with_node(0x1000, TypeIdx(0), StrId(n_strings + 200), 0);
+    let stray_name = with_node(0x1000, TypeIdx(0), StrId(n_strings + 200), &[]);
     assert!(refused(&stray_name).contains("node name string"));
     // A stray string id in a label pushed, or renamed in.
-    let mut stray_label = with_node(0x1000, TypeIdx(0), no_name, 1);
-    stray_label
-        .nodes
-        .push_label(LabelKind::Key, n_strings + 300);
-    stray_label.targets.push(5);
+    let stray_label = with_node(0x1000, TypeIdx(0), no_name, &[n_strings + 300]);
     assert!(refused(&stray_label).contains("edge label string"));
     let mut stray_name = pack(&snap);
     stray_name.local_names = LocalNames {
@@ -227,7 +261,7 @@ fn a_refused_write_keeps_the_earlier_file_and_leaves_no_other() {
     let earlier = std::fs::read(&path).expect("reads back");
     let mut broken = pack(&snap);
     broken.metadata.include_values = false;
-    broken.nodes.flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
+    broken.runs[0].flags[0] |= heapsight_snapshot::node_flags::HAS_VALUE;
     match write_packed_file(&path, &broken) {
         Err(FormatError::InvalidSnapshot { detail }) => assert!(detail.contains("include_values")),
         other => panic!("expected a refusal, got {other:?}"),
@@ -243,9 +277,10 @@ fn a_refused_write_keeps_the_earlier_file_and_leaves_no_other() {
 #[test]
 fn sizes_are_patched_and_local_names_given_where_listed() {
     let snap = common::every_feature_snapshot();
-    let mut packed = pack(&snap);
+    // In runs, so that the patches are split between them.
     let last = snap.n_nodes() as u64 - 1;
-    packed.nodes.patch_sizes(&[(0, 12_345), (last, 7)]);
+    let mut packed = pack_runs(&snap, |node| key_of(&snap, node), &[3, last as usize]);
+    packed.patch_sizes(&[(0, 12_345), (last, 7)]);
     // Every Index label of the holders becomes a Local named by string 0.
     let holders: Vec<NodeIdx> = (0..snap.n_nodes() as u32)
         .map(NodeIdx)

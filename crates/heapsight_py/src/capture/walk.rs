@@ -8,18 +8,20 @@
 //!    and a helper: every tracked object becomes a node; each thread processes what it
 //!    discovers first, in batches grouped by page, each node emitting its references
 //!    (explicitly enumerated and labelled, then `tp_traverse` for what is left) and then
-//!    appending its columns, encoded as the file stores them, to that thread's
-//!    [`PackedNodes`]. A reference to an address never seen makes a node (untracked
-//!    leaves and containers; frozen objects when the gc lists could not be read). Dedup of
-//!    addresses is a sparse bitmap shared by both threads ([`NodeSet`]), not a hash set or
-//!    a sort; edges keep the 32-bit code it hands out instead of a 64-bit address. The
-//!    helper's columns are appended to the GIL thread's at the end.
+//!    appending its columns and its edges' targets, encoded as the file stores them, to
+//!    that thread's [`PackedNodes`]: one run of the snapshot per thread, each run's
+//!    deltas and predictions starting afresh, so that neither thread waits for the
+//!    other and nothing is copied after. A reference to an address never seen makes a
+//!    node (untracked leaves and containers; frozen objects when the gc lists could not
+//!    be read). Dedup of addresses is a sparse bitmap shared by both threads
+//!    ([`NodeSet`]), not a hash set or a sort; nodes and edge targets are named by the
+//!    32-bit code it hands out instead of a 64-bit address.
 //! 3. Right after the walk (GIL held): type names, closure variable names, then user
 //!    `__sizeof__` calls on objects that need them (the only Python code run).
 //! 4. Without the GIL: roots and the holders of closure cells and frame slots are named
-//!    by their codes. Edge targets stay codes too: the file stores them as node keys, and
-//!    the reader numbers them, names the cells and slots, and derives the external roots
-//!    from refcounts and in-degrees, so the captured process does none of that.
+//!    by their codes. The file stores codes as node keys, and the reader numbers them,
+//!    names the cells and slots, and derives the external roots from refcounts and
+//!    in-degrees, so the captured process does none of that.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,9 +29,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapsight_snapshot::{
-    node_flags, parallel, KeyColumn, KeyedRoot, LabelKind, LocalNames, Metadata, NodeIdx,
-    PackedNode, PackedNodes, PackedSnapshot, RootKind, Snapshot, StrId, StringTable, TypeIdx,
-    Types, NO_STR,
+    node_flags, KeyedRoot, LabelKind, LocalNames, Metadata, NodeIdx, PackedNode, PackedNodes,
+    PackedSnapshot, RootKind, Snapshot, StrId, StringTable, TypeIdx, Types, NO_STR,
 };
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
@@ -81,13 +82,6 @@ pub fn last_walk_threads() -> usize {
 /// its own, so it grows by `mremap`, without copying, and goes back to the system when
 /// freed.
 const COLUMN_FLOOR_BYTES: usize = 32 << 20;
-
-/// Reserves room for `len` entries in all, at least [`COLUMN_FLOOR_BYTES`] worth; a
-/// refused reservation only means the column grows as it goes.
-fn reserve_column<T>(column: &mut Vec<T>, len: usize) {
-    let floor = COLUMN_FLOOR_BYTES / std::mem::size_of::<T>().max(1);
-    let _ = column.try_reserve_exact(len.max(floor).saturating_sub(column.len()));
-}
 
 /// Discovered objects processed at a time, grouped by 64 KiB page.
 const WALK_BATCH: usize = 1024;
@@ -429,6 +423,8 @@ struct Walker<'s> {
     columns: WalkColumns,
     /// Addresses of the current node's edges so far (matched against `tp_traverse`).
     node_targets: Vec<u64>,
+    /// The same edges' targets as [`NodeSet`] codes: the node's targets in the file.
+    node_target_codes: Vec<u64>,
     sizer: NativeSizer,
     attr_buf: Vec<(*mut ffi::PyObject, *mut ffi::PyObject)>,
     traverse_buf: Vec<*mut ffi::PyObject>,
@@ -439,12 +435,10 @@ struct Walker<'s> {
 /// What a walking thread produced: the columns of its nodes, in its node order.
 #[derive(Default)]
 struct WalkColumns {
-    /// The [`NodeSet`] code of every node processed, in node order.
-    node_codes: KeyColumn,
-    /// The processed nodes' columns and their edges' labels, as the file stores them.
+    /// The processed nodes' columns and their edges' targets and labels, as the file
+    /// stores them: one run of the snapshot. Nodes and edge targets are named by their
+    /// [`NodeSet`] codes.
     packed: PackedNodes,
-    /// Targets as [`NodeSet`] codes.
-    edge_code: KeyColumn,
     /// (node, object) whose size needs `__sizeof__` after the walk. No reference is
     /// taken during the walk (the helper may not write a reference count).
     needs_sizeof: Vec<(usize, *mut ffi::PyObject)>,
@@ -461,28 +455,17 @@ struct WalkColumns {
 unsafe impl Send for WalkColumns {}
 
 impl WalkColumns {
-    /// Appends the nodes of another thread after these (their indices shift by as many).
-    fn append(&mut self, other: WalkColumns) {
+    /// Takes another thread's nodes as the run after this one: the lists that name nodes
+    /// by index are appended, renumbered; the run itself is returned, left as it is.
+    fn absorb(&mut self, other: WalkColumns) -> PackedNodes {
         let offset = self.packed.len();
         let WalkColumns {
-            node_codes,
             packed,
-            edge_code,
             needs_sizeof,
             closures,
             bounds,
             frame_codes,
         } = other;
-        // About as many bytes each side: the packed columns, then the code columns.
-        let (own_packed, own_nodes, own_edges) =
-            (&mut self.packed, &mut self.node_codes, &mut self.edge_code);
-        parallel::join(
-            move || own_packed.append(packed),
-            move || {
-                own_nodes.append(node_codes);
-                own_edges.append(edge_code);
-            },
-        );
         self.needs_sizeof.extend(
             needs_sizeof
                 .into_iter()
@@ -495,6 +478,7 @@ impl WalkColumns {
                 ..b
             }));
         self.frame_codes.extend(frame_codes);
+        packed
     }
 }
 
@@ -514,6 +498,7 @@ impl<'s> Walker<'s> {
             chunk: Vec::with_capacity(RING_CHUNK),
             columns: WalkColumns::default(),
             node_targets: Vec::new(),
+            node_target_codes: Vec::new(),
             sizer: NativeSizer::new(),
             attr_buf: Vec::new(),
             traverse_buf: Vec::new(),
@@ -523,18 +508,8 @@ impl<'s> Walker<'s> {
     }
 
     fn reserve(&mut self, nodes: usize, edges: usize) {
-        let columns = &mut self.columns;
-        for (column, len) in [
-            (&mut columns.node_codes, nodes),
-            (&mut columns.edge_code, edges),
-        ] {
-            match column {
-                KeyColumn::Narrow(ref mut v) => reserve_column(v, len),
-                KeyColumn::Wide(ref mut v) => reserve_column(v, len),
-            }
-        }
         // Varints take one to three bytes: the floor keeps each column mapped on its own.
-        columns
+        self.columns
             .packed
             .try_reserve(nodes.max(COLUMN_FLOOR_BYTES), edges.max(COLUMN_FLOOR_BYTES));
     }
@@ -673,9 +648,7 @@ impl<'s> Walker<'s> {
         for &code in &batch {
             let address = self.shared.seen.address_of(code) as u64;
             // SAFETY: the caller's: every discovered address is a live object.
-            if unsafe { self.process(address) } {
-                self.columns.node_codes.push(code);
-            } else {
+            if !unsafe { self.process(code, address) } {
                 self.to_hand_over.push(code);
             }
         }
@@ -702,7 +675,7 @@ impl<'s> Walker<'s> {
         } else if self.shared.excluded.contains(&code) {
             return;
         }
-        self.columns.edge_code.push(code);
+        self.node_target_codes.push(code);
         self.node_targets.push(address as u64);
         self.columns.packed.push_label(kind, value);
     }
@@ -1075,9 +1048,9 @@ impl<'s> Walker<'s> {
 
     /// Computes one node's columns and edges; `false` (and nothing recorded) for an
     /// object the helper leaves to the GIL's thread.
-    unsafe fn process(&mut self, address: u64) -> bool {
+    unsafe fn process(&mut self, code: Code, address: u64) -> bool {
         let index = self.columns.packed.len();
-        let edges_before = self.columns.edge_code.len();
+        self.node_target_codes.clear();
         // SAFETY: every node address is a live object during the walk.
         unsafe {
             let op = address as usize as *mut ffi::PyObject;
@@ -1182,16 +1155,19 @@ impl<'s> Walker<'s> {
                 });
             }
             self.edges_of(op, ty, info);
-            self.columns.packed.push(PackedNode {
-                address,
-                type_idx,
-                size,
-                flags,
-                refcount,
-                name,
-                length,
-                degree: (self.columns.edge_code.len() - edges_before) as u64,
-            });
+            self.columns.packed.push(
+                PackedNode {
+                    address,
+                    key: code,
+                    type_idx,
+                    size,
+                    flags,
+                    refcount,
+                    name,
+                    length,
+                },
+                &self.node_target_codes,
+            );
         }
         true
     }
@@ -1235,6 +1211,17 @@ fn escape_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// The flags of node `node`, numbered across the runs.
+fn flags_of(runs: &mut [PackedNodes], mut node: usize) -> Option<&mut u8> {
+    for run in runs {
+        if node < run.len() {
+            return run.flags.get_mut(node);
+        }
+        node -= run.len();
+    }
+    None
+}
+
 /// A root recorded by address, resolved to a node after the walk.
 struct PendingRoot {
     kind: RootKind,
@@ -1245,12 +1232,11 @@ struct PendingRoot {
 
 /// Everything the walk produced, free of Python pointers so it can leave the GIL.
 struct RawGraph {
-    packed: PackedNodes,
-    node_codes: KeyColumn,
+    /// One run per walking thread.
+    runs: Vec<PackedNodes>,
     seen: NodeSet,
     /// The capture's own objects: members of `seen` that are no node.
     excluded: Vec<Code>,
-    edge_code: KeyColumn,
     /// (node, size) of the nodes whose size `__sizeof__` gave after the walk.
     late_sizes: Vec<(u64, u64)>,
     strings: Vec<String>,
@@ -1269,11 +1255,9 @@ impl RawGraph {
     /// will hold it. Nothing is numbered here: the reader does it.
     fn into_packed(self) -> PackedSnapshot {
         let RawGraph {
-            mut packed,
-            mut node_codes,
+            mut runs,
             seen,
             excluded,
-            mut edge_code,
             late_sizes,
             strings,
             types,
@@ -1285,9 +1269,7 @@ impl RawGraph {
         } = self;
         // The columns were reserved generously; give the slack back (large blocks shrink
         // in place, without copying).
-        edge_code.shrink_to_fit();
-        node_codes.shrink_to_fit();
-        packed.shrink_to_fit();
+        runs.iter_mut().for_each(PackedNodes::shrink_to_fit);
         // Every member of the set is a node but the capture's own objects.
         let key_of = |address: u64| {
             seen.code_of(address as usize)
@@ -1312,14 +1294,11 @@ impl RawGraph {
             .collect();
         holders.sort_unstable_by_key(|&(key, _)| key);
         holders.dedup_by_key(|&mut (key, _)| key);
-        packed.patch_sizes(&late_sizes);
-        PackedSnapshot {
+        let mut packed = PackedSnapshot {
             metadata,
             strings: StringTable { strings },
             types,
-            nodes: packed,
-            node_keys: node_codes,
-            targets: edge_code,
+            runs,
             roots,
             derive_external_roots: true,
             local_names: LocalNames {
@@ -1327,7 +1306,9 @@ impl RawGraph {
                 holders,
             },
             bounds,
-        }
+        };
+        packed.patch_sizes(&late_sizes);
+        packed
     }
 }
 
@@ -1642,7 +1623,7 @@ pub fn capture_prepared(
                             thread: 1,
                         };
                         let mut helper = Walker::new(&shared, true);
-                        helper.reserve(hint[0] / 2, hint[1] / 2);
+                        helper.reserve(hint[0] + hint[0] / 16, hint[1] + hint[1] / 16);
                         // SAFETY: the GIL's thread holds the GIL, keeps the collector
                         // paused and runs no Python code until this thread has ended.
                         unsafe {
@@ -1676,9 +1657,10 @@ pub fn capture_prepared(
     let mut columns = std::mem::take(&mut walker.columns);
     let walk_threads = 1 + usize::from(helper_columns.is_some());
     let walk_ms = walk_started.elapsed().as_millis() as u64;
+    let mut helper_run = None;
     let failure = match helper_columns {
         Some(Ok(helper)) => {
-            columns.append(helper);
+            helper_run = Some(columns.absorb(helper));
             None
         }
         Some(Err(_)) => Some(
@@ -1700,8 +1682,13 @@ pub fn capture_prepared(
         }
         return Err(PyRuntimeError::new_err(failure));
     }
-    LAST_SHAPE[0].store(columns.packed.len(), Ordering::Relaxed);
-    LAST_SHAPE[1].store(columns.edge_code.len(), Ordering::Relaxed);
+    let mut runs = vec![std::mem::take(&mut columns.packed)];
+    runs.extend(helper_run);
+    LAST_SHAPE[0].store(runs.iter().map(PackedNodes::len).sum(), Ordering::Relaxed);
+    LAST_SHAPE[1].store(
+        runs.iter().map(|run| run.n_edges() as usize).sum(),
+        Ordering::Relaxed,
+    );
     drop(walker);
     let WalkShared {
         strings,
@@ -1761,11 +1748,11 @@ pub fn capture_prepared(
     }
     let mut late_sizes: Vec<(u64, u64)> = Vec::new();
     {
-        let flags = &mut columns.packed.flags;
+        let runs = &mut runs;
         let mut report = |slot: usize, size: Option<u64>| match size {
             Some(s) => late_sizes.push((slot as u64, s)),
             None => {
-                if let Some(f) = flags.get_mut(slot) {
+                if let Some(f) = flags_of(runs, slot) {
                     *f |= node_flags::SIZE_ESTIMATED;
                 }
             }
@@ -1776,10 +1763,9 @@ pub fn capture_prepared(
         }
     }
     late_sizes.sort_unstable();
-    let n_tracked_total = columns
-        .packed
-        .flags
+    let n_tracked_total = runs
         .iter()
+        .flat_map(|run| &run.flags)
         .filter(|f| **f & node_flags::GC_TRACKED != 0)
         .count() as u64;
 
@@ -1815,11 +1801,9 @@ pub fn capture_prepared(
     metadata.walk_ms = walk_ms;
     LAST_WALK_THREADS.store(walk_threads, Ordering::Relaxed);
     let raw = RawGraph {
-        packed: columns.packed,
-        node_codes: columns.node_codes,
+        runs,
         seen,
         excluded,
-        edge_code: columns.edge_code,
         late_sizes,
         strings: strings.strings,
         types,
