@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import heapsight
 import pytest
@@ -30,6 +31,7 @@ RUNUSER = shutil.which("runuser") or next(
     (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None)
 PACKAGE_PARENT = str(Path(heapsight.__file__).resolve().parent.parent)
 FAST = ["--requests", "80", "--warmup", "150", "--rounds", "8"]
+LOGIN_DRIVE = "GET /login/user{i}"  # the label of `--drive GET:<base>/login/user{i}`
 
 
 class Servers:
@@ -38,9 +40,9 @@ class Servers:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: list[str], port: int | None = None,
-              stdin: int | None = None) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, cwd=APPS, start_new_session=True, stdin=stdin,
+    def start(self, argv: list[str], port: int | None = None, stdin: int | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, cwd=APPS, start_new_session=True, stdin=stdin, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         if port is not None:
@@ -164,13 +166,7 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
     assert suspect["retainer_path"][:2] == ["module flask_app", "._SESSIONS"]
     assert [(e["endpoint"], e["verdict"]) for e in data["endpoints"]] == [
         ("GET /login/<user>", "leak")]
-    # The wrappers added on attach counted every driven request, whichever worker took
-    # it: the kernel hands each new connection to either sync worker, and one of them can
-    # win every accept (measured: 47 of 48 sequential requests), so no per-worker share
-    # is asserted.
-    assert sorted(w["pid"] for w in data["workers"]) == workers, data["workers"]
-    driven = sum(e["requests"] for e in data["endpoints"])
-    assert driven > 0 and sum(w["requests"] for w in data["workers"]) >= driven, data
+    _counted_every_request(data, workers)
     assert "heapsight attach · verdict: LEAK" in result.stdout
     # The same HTML report as `run --report` (checked in a browser by test_html_report).
     html = page.read_text()
@@ -191,6 +187,72 @@ def test_flask_gunicorn_two_workers(servers: Servers, attach_base: Path, tmp_pat
     assert master.poll() is None
     for _ in range(4):
         assert _get(port, "/health") == 200
+
+
+def _counted_every_request(data: dict[str, Any], workers: list[int]) -> None:
+    """The wrappers added on attach counted every request driven after it (warm-up and
+    measured), whichever worker took it: the kernel hands each new connection to either
+    sync worker, and one of them can win every accept (measured: 47 of 48 sequential
+    requests), so no per-worker share is asserted. The driver counts whatever answer it
+    got (and fails the run after three failed attempts at one request), so every answer
+    is checked to be a 200: the sums are then exact."""
+    assert data["http_statuses"] == {LOGIN_DRIVE: {"200": 150 + 80}}, data["http_statuses"]
+    assert [e["requests"] for e in data["endpoints"]] == [80]
+    assert sorted(w["pid"] for w in data["workers"]) == workers, data["workers"]
+    assert sum(w["requests"] for w in data["workers"]) == 150 + 80, data["workers"]
+
+
+# Imported by the app's processes through PYTHONPATH: the first import of click, which
+# flask.app runs early in its own import, signals `<pid>.importing` in HEAPSIGHT_TEST_MARKS
+# and pauses, so the worker is attached while flask.app is half-executed.
+PAUSE_IN_FLASK_IMPORT = """\
+import importlib.abc, os, sys, time
+class _Pause(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "click" and "flask.app" in sys.modules:
+            marks = os.environ["HEAPSIGHT_TEST_MARKS"]
+            open(os.path.join(marks, f"{os.getpid()}.importing"), "w").close()
+            time.sleep(3)
+        return None
+sys.meta_path.insert(0, _Pause())
+"""
+
+
+def test_flask_gunicorn_workers_attached_while_booting(servers: Servers, attach_base: Path,
+                                                       tmp_path: Path) -> None:
+    """Workers attached in the middle of importing the app: gunicorn's `import_app`
+    already runs, so the app comes back unwrapped, and flask.app is in sys.modules but
+    not yet executed. The workers must still count every request, under the route."""
+    pytest.importorskip("flask")
+    pytest.importorskip("gunicorn")
+    shim, marks = tmp_path / "shim", tmp_path / "marks"
+    shim.mkdir()
+    marks.mkdir()
+    (shim / "sitecustomize.py").write_text(PAUSE_IN_FLASK_IMPORT)
+    env = dict(os.environ, PYTHONPATH=str(shim), HEAPSIGHT_TEST_MARKS=str(marks))
+    port = free_port()
+    master = servers.start([str(BIN / "gunicorn"), "-w", "2", "--timeout", "20", "-b",
+                            f"127.0.0.1:{port}", "flask_app:app"], env=env)
+    deadline = time.monotonic() + 60
+    while len(list(marks.glob("*.importing"))) < 2:
+        assert master.poll() is None, f"gunicorn exited with {master.returncode}"
+        assert time.monotonic() < deadline, "the workers did not start importing the app"
+        time.sleep(0.05)
+    workers = sorted(_descendants(master.pid))
+    assert sorted(int(p.stem) for p in marks.glob("*.importing")) == workers
+    out = tmp_path / "attach.json"
+    result = heapsight_cli(["attach", str(master.pid), "--all-workers", "--detach",
+                            "--drive", f"GET:http://127.0.0.1:{port}/login/user{{i}}",
+                            *FAST, "--settle", "1", "--json", str(out)], attach_base)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("SyncWorker.wsgi), once it has booted") == 2, result.stderr
+    data = json.loads(out.read_text())
+    assert sorted(data["attached"]) == workers
+    assert [(e["endpoint"], e["verdict"]) for e in data["endpoints"]] == [
+        ("GET /login/<user>", "leak")]
+    _counted_every_request(data, workers)
+    assert _sockets(attach_base) == []
+    assert master.poll() is None
 
 
 def test_fastapi_uvicorn_attach_snapshot_detach(servers: Servers, attach_base: Path,

@@ -42,6 +42,8 @@ def wrap_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(app)
     def heapsight_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if _pending:
+            apply_pending()
         environ[OUTER_KEY] = True
         try:
             return app(environ, start_response)
@@ -57,6 +59,8 @@ def wrap_asgi(app: Callable[..., Any]) -> Callable[..., Any]:
         return app
 
     async def heapsight_asgi(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if _pending:
+            apply_pending()
         if scope.get("type") != "http":
             return await app(scope, receive, send)
         scope[OUTER_KEY] = True
@@ -254,13 +258,50 @@ HOOKS: dict[str, Callable[[ModuleType], None]] = {
 }
 
 
-def _apply(name: str, module: ModuleType) -> None:
+# Hooked modules that were still executing when install() ran (an agent injected into a
+# process while it imports its app: a gunicorn worker that is booting): the hook needs the
+# finished module, and the import finder below is not consulted for a module already in
+# sys.modules. They are patched once complete, before the next request an outer wrapper
+# sees or at the next import.
+_pending: set[str] = set()
+_pending_lock = threading.RLock()  # a hook's getattr may import: the finder retries
+
+
+def _initializing(module: ModuleType) -> bool:
+    """Whether the module's code is still running (importlib marks its spec meanwhile)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+def _apply(name: str, module: ModuleType, executed: bool = False) -> None:
+    """`executed`: the module's code has run (its spec says initializing until importlib
+    returns)."""
     if getattr(module, "__heapsight_patched__", False):
+        return
+    if not executed and _initializing(module):
+        with _pending_lock:
+            _pending.add(name)
         return
     try:
         HOOKS[name](module)
         module.__heapsight_patched__ = True  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - an unknown framework version stays unattributed
+        pass
+
+
+def apply_pending() -> None:
+    """Patches the hooked modules that have finished importing since install() saw them
+    half-executed. Never raises."""
+    try:
+        with _pending_lock:
+            ready = [n for n in _pending
+                     if (m := sys.modules.get(n)) is not None and not _initializing(m)]
+            for name in ready:
+                _pending.discard(name)
+                _apply(name, sys.modules[name])
+            # A module whose import failed is gone from sys.modules; the finder patches it
+            # if it is imported again.
+            _pending.difference_update([n for n in _pending if n not in sys.modules])
+    except Exception:  # noqa: BLE001 - attribution must never fail a request
         pass
 
 
@@ -271,6 +312,8 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         self._busy = threading.local()
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if _pending:
+            apply_pending()
         if name not in HOOKS:
             return None
         busy: set[str] = self._busy.__dict__.setdefault("names", set())
@@ -288,7 +331,7 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
 
         def exec_module(module: ModuleType) -> None:
             original_exec(module)
-            _apply(name, module)
+            _apply(name, module, executed=True)
 
         # On the loader instance, not a wrapper, so the module keeps its own __loader__.
         loader.exec_module = exec_module

@@ -6,18 +6,29 @@ Starlette/FastAPI instances count from now on. Servers hold their own reference 
 so the ones we know are found with `gc` and given the counting wrapper, outermost:
 gunicorn workers (`worker.wsgi`, read per request), uvicorn (`config.loaded_app`, read per
 new connection), wsgiref and werkzeug servers. `unwrap()` restores them on detach.
+
+A gunicorn worker attached while it boots has no app yet (or is importing it, past the
+`import_app` hook): its app is wrapped when its main loop starts, before it accepts a
+connection, so no request it serves goes uncounted.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import sys
+import threading
 from typing import Any, Callable
 
 from heapsight.agent.frameworks import _WRAPPED, is_asgi, wrap_any, wrap_asgi, wrap_wsgi
 
 # (holder, attribute, original, wrapper) of every wrapper installed, for unwrap().
 _installed: list[tuple[Any, str, Any, Any]] = []
+# (worker, its `run` replacement) of gunicorn workers of this process still booting.
+_deferred: list[tuple[Any, Any]] = []
+# The loader (main thread) and a booting worker's main loop install, detach (the agent's
+# thread) removes.
+_lock = threading.RLock()
 
 
 def _targets() -> list[tuple[type, str, Callable[[Any], Any], str]]:
@@ -60,27 +71,73 @@ def wrap_running_apps() -> list[str]:
         for klass, attr, wrap, label in targets:
             if not issubclass(cls, klass):
                 continue
+            where = f"{label} ({cls.__module__}.{cls.__qualname__}.{attr})"
             try:
-                original = obj.__dict__.get(attr)
-                if original is None or getattr(original, _WRAPPED, False):
-                    continue
-                wrapper = wrap(original)
-                if wrapper is not original:
-                    setattr(obj, attr, wrapper)
-                    _installed.append((obj, attr, original, wrapper))
-                    done.append(f"{label} ({cls.__module__}.{cls.__qualname__}.{attr})")
+                if _wrap(obj, attr, wrap):
+                    done.append(where)
+                elif label == "gunicorn worker" and _defer_until_booted(obj, attr, wrap):
+                    done.append(f"{where}, once it has booted")
             except Exception:  # noqa: BLE001 - a server we cannot wrap stays uncounted
                 continue
     return done
 
 
+def _wrap(obj: Any, attr: str, wrap: Callable[[Any], Any]) -> bool:
+    """Wraps the app in `obj.<attr>`; whether a wrapper was installed now."""
+    with _lock:
+        original = obj.__dict__.get(attr)
+        if original is None or getattr(original, _WRAPPED, False):
+            return False
+        wrapper = wrap(original)
+        if wrapper is original:
+            return False
+        setattr(obj, attr, wrapper)
+        _installed.append((obj, attr, original, wrapper))
+        return True
+
+
+def _defer_until_booted(worker: Any, attr: str, wrap: Callable[[Any], Any]) -> bool:
+    """This process's gunicorn worker, still loading its app: `init_process` calls
+    `self.run()` once `self.wsgi` is set, so an instance attribute `run` wraps it first.
+    (Other workers' objects, copied from the master at fork, are never run here.)"""
+    if getattr(worker, "pid", None) != os.getpid() or getattr(worker, "booted", True):
+        return False
+    if "run" in worker.__dict__ or not callable(getattr(worker, "run", None)):
+        return False
+    original_run = worker.run
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _lock:
+            if worker.__dict__.get("run") is run:  # else detached meanwhile
+                del worker.__dict__["run"]
+                _deferred.remove((worker, run))
+                try:
+                    _wrap(worker, attr, wrap)
+                except Exception:  # noqa: BLE001 - the worker must run regardless
+                    pass
+        return original_run(*args, **kwargs)
+
+    with _lock:
+        worker.run = run
+        _deferred.append((worker, run))
+    return True
+
+
 def unwrap() -> None:
     """Puts back every app that wrap_running_apps() replaced, unless someone replaced it
-    again since."""
-    while _installed:
-        holder, attr, original, wrapper = _installed.pop()
-        try:
-            if holder.__dict__.get(attr) is wrapper:
-                setattr(holder, attr, original)
-        except Exception:  # noqa: BLE001
-            continue
+    again since, and cancels the wrapping of workers still booting."""
+    with _lock:
+        while _deferred:
+            worker, run = _deferred.pop()
+            try:
+                if worker.__dict__.get("run") is run:
+                    del worker.__dict__["run"]
+            except Exception:  # noqa: BLE001
+                continue
+        while _installed:
+            holder, attr, original, wrapper = _installed.pop()
+            try:
+                if holder.__dict__.get(attr) is wrapper:
+                    setattr(holder, attr, original)
+            except Exception:  # noqa: BLE001
+                continue
