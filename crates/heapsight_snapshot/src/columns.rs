@@ -212,9 +212,15 @@ impl TargetBases {
 
     #[cold]
     fn remember_new_type(&mut self, target: u64, slot: usize) {
+        self.remember_type(slot);
+        self.history[slot] = target;
+    }
+
+    /// Grows the history to hold the type of `slot`.
+    #[cold]
+    fn remember_type(&mut self, slot: usize) {
         let len = (slot / HISTORY_POSITIONS + 1) * HISTORY_POSITIONS;
         self.history.resize(len, NO_TARGET);
-        self.history[slot] = target;
     }
 }
 
@@ -247,19 +253,36 @@ impl TargetEncoder {
             self.bases.reset();
         }
         self.nodes += 1;
+        let bases = &mut self.bases;
+        // The type's history, if remembered: its first `HISTORY_POSITIONS` edges.
+        let mut history = TargetBases::slot(type_idx, 0).inspect(|&first| {
+            if first >= bases.history.len() {
+                bases.remember_type(first);
+            }
+        });
         let mut previous = source;
         for (position, target) in targets.into_iter().enumerate() {
-            let slot = TargetBases::slot(type_idx, position);
-            let candidates = self.bases.bases(source, previous, slot);
-            let mut best = (delta_code(target, candidates[0]), 0u64);
-            for (selector, &base) in candidates.iter().enumerate().skip(1) {
-                let code = delta_code(target, base);
-                if code < best.0 {
-                    best = (code, selector as u64);
-                }
+            if position == HISTORY_POSITIONS {
+                history = None;
             }
-            put(best.0 * TARGET_BASES + best.1)?;
-            self.bases.record(target, slot);
+            let remembered = match history {
+                Some(first) => match bases.history[first + position] {
+                    NO_TARGET => source,
+                    seen => seen,
+                },
+                None => source,
+            };
+            // `delta × 4 + selector` for each base: the smallest is the smallest delta,
+            // ties going to the lowest selector. Deltas of keys stay far below 2^62.
+            let code = (delta_code(target, source) * TARGET_BASES)
+                .min(delta_code(target, previous) * TARGET_BASES + 1)
+                .min(delta_code(target, bases.last_target) * TARGET_BASES + 2)
+                .min(delta_code(target, remembered) * TARGET_BASES + 3);
+            put(code)?;
+            bases.last_target = target;
+            if let Some(first) = history {
+                bases.history[first + position] = target;
+            }
             previous = target;
         }
         Ok(())

@@ -35,9 +35,9 @@ const ADDRESS_SHIFT: u32 = 3;
 pub struct PackedColumn {
     bytes: Vec<u8>,
     len: u64,
-    /// The largest value ever stored: an upper bound of the values (one replaced by a
-    /// smaller one stays counted), so that range checks before writing need not decode
-    /// the column.
+    /// The largest value ever stored with [`PackedColumn::push_bounded`] or a patch: an
+    /// upper bound of those values (one replaced by a smaller one stays counted), so that
+    /// range checks before writing need not decode the column.
     max: u64,
 }
 
@@ -55,10 +55,17 @@ impl PackedColumn {
     pub fn push(&mut self, value: u64) {
         put_varint(&mut self.bytes, value);
         self.len += 1;
+    }
+
+    /// [`PackedColumn::push`], keeping the upper bound of the values (a compare and a
+    /// store per value, paid only by the columns whose range is checked).
+    #[inline]
+    pub fn push_bounded(&mut self, value: u64) {
+        self.push(value);
         self.max = self.max.max(value);
     }
 
-    /// No value is above this (see the field).
+    /// No value pushed with [`PackedColumn::push_bounded`] is above this (see the field).
     pub fn max(&self) -> u64 {
         self.max
     }
@@ -346,11 +353,11 @@ impl PackedNodes {
     #[inline]
     pub fn push(&mut self, node: PackedNode, targets: &[u64]) {
         self.addresses.push(node.address);
-        self.type_idx.push(u64::from(node.type_idx.0));
+        self.type_idx.push_bounded(u64::from(node.type_idx.0));
         self.size.push(node.size);
         self.flags.push(node.flags);
         self.refcount.push(columns::refcount_code(node.refcount));
-        self.name.push(columns::str_id_code(node.name));
+        self.name.push_bounded(columns::str_id_code(node.name));
         self.length.push(node.length);
         self.keys
             .push(columns::node_key_code(node.key, self.previous_key));
