@@ -454,7 +454,11 @@ pub fn decode_targets(
     // Version 1 (node indices) predates the fresh starts within a run.
     let resets = matches!(space, TargetSpace::Keys { .. });
     let mut r = PayloadReader::new(Section::EdgeTargets, payload);
-    let n_edges = offsets.last().copied().unwrap_or(0);
+    // The offsets of a part of the nodes start where the part's first edge does.
+    let n_edges = match (offsets.first(), offsets.last()) {
+        (Some(first), Some(last)) => last.saturating_sub(*first),
+        _ => 0,
+    };
     let count = r.fits(n_edges, 1, "edge targets")?;
     let mut targets = Vec::with_capacity(count);
     let mut bases = TargetBases::default();

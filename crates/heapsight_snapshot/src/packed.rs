@@ -19,8 +19,8 @@ use crate::error::FormatError;
 use crate::keys::{external_roots, KeyedRoot, LocalNames};
 use crate::layout::Section;
 use crate::model::{
-    node_flags, Bound, Edges, LabelKind, Metadata, Nodes, Root, Snapshot, StrId, StringTable,
-    TypeIdx, Types, NO_STR,
+    node_flags, Bound, Edges, LabelKind, Metadata, NodeIdx, Nodes, Root, Snapshot, StrId,
+    StringTable, TypeIdx, Types, NO_STR,
 };
 use crate::parallel;
 use crate::varint::{put_varint, zigzag};
@@ -572,10 +572,13 @@ impl PackedSnapshot {
         let n_edges = self.n_edges() as u64;
         let n_types = self.types.len();
         let this = &self;
-        // Two halves of about the same work, the first on a second thread when one can be
-        // started: unpacking is most of `capture_heap()` after the walk. The edge targets
-        // need the node types, the offsets and the numbered keys: all in one half.
-        let first = || -> Result<_, FormatError> {
+        let invalid = |detail: &str| FormatError::InvalidSnapshot {
+            detail: detail.into(),
+        };
+        // Unpacking is most of `capture_heap()` after the walk: two halves of about the
+        // same work at a time, each on its own thread when a second one can be started.
+        // First the columns, beside the numbering of the keys.
+        let columns = || -> Result<_, FormatError> {
             Ok((
                 columns::decode_addresses(&this.joined(Section::NodeAddress), n, &runs)?,
                 columns::decode_sizes(&this.joined(Section::NodeSize), n)?,
@@ -584,49 +587,72 @@ impl PackedSnapshot {
                 columns::decode_lengths(&this.joined(Section::NodeLength), n)?,
                 columns::decode_flags(&this.joined(Section::NodeFlags), n)?,
                 columns::decode_labels(&this.joined(Section::EdgeLabels), n_edges)?,
+                columns::decode_node_types(&this.joined(Section::NodeType), n)?,
+                columns::decode_offsets(&this.joined(Section::EdgeDegrees), n, n_edges)?,
             ))
         };
-        let second = || -> Result<_, FormatError> {
-            let invalid = |detail: &str| FormatError::InvalidSnapshot {
-                detail: detail.into(),
-            };
-            let type_idx = columns::decode_node_types(&this.joined(Section::NodeType), n)?;
-            let offsets = columns::decode_offsets(&this.joined(Section::EdgeDegrees), n, n_edges)?;
+        let numbering = || -> Result<_, FormatError> {
             let keys = columns::decode_node_keys(&this.joined(Section::NodeKeys), n, &runs)?;
             let index = index_keys(&keys)?;
-            let space = TargetSpace::Keys {
-                keys: &keys,
-                index: &index,
-            };
-            let targets = columns::decode_targets(
-                &this.joined(Section::EdgeTargets),
-                &offsets,
-                &type_idx,
-                n_types,
-                &runs,
-                &space,
-            )
-            .map_err(|e| invalid(&e.to_string()))?;
-            let roots = this
-                .roots
-                .iter()
-                .map(|r| {
-                    space.node(r.key).map(|node| Root {
-                        kind: r.kind,
-                        node,
-                        name: r.name,
-                        extra: r.extra,
-                    })
-                })
-                .collect::<Option<Vec<Root>>>()
-                .ok_or_else(|| invalid("a root is the key of no node"))?;
-            let holders = resolve_holders(&this.local_names, &space)?;
-            Ok((type_idx, offsets, targets, roots, holders))
+            Ok((keys, index))
         };
-        let (first, second) = parallel::join(first, second);
-        let (address, size, refcount, name, length, flags, labels) = first?;
+        let (columns, numbering) = parallel::join(columns, numbering);
+        let (address, size, refcount, name, length, flags, labels, type_idx, offsets) = columns?;
         let (mut label_kinds, mut label_values) = labels;
-        let (type_idx, offsets, targets, mut roots, holders) = second?;
+        let (keys, index) = numbering?;
+        // Then the edge targets, whose predictions start afresh with each run: the first
+        // half of the runs beside the second.
+        let filled: Vec<&PackedNodes> = self.filled_runs().collect();
+        let run_targets = |range: std::ops::Range<usize>| -> Result<Vec<NodeIdx>, FormatError> {
+            let mut first_node: usize = runs[..range.start].iter().sum::<u64>() as usize;
+            let mut targets = Vec::new();
+            for (run, &len) in filled[range.clone()].iter().zip(&runs[range]) {
+                let nodes = first_node..first_node + len as usize;
+                let space = TargetSpace::Keys {
+                    keys: &keys[nodes.clone()],
+                    index: &index,
+                };
+                targets.extend(
+                    columns::decode_targets(
+                        run.targets.bytes(),
+                        &offsets[nodes.start..=nodes.end],
+                        &type_idx[nodes.clone()],
+                        n_types,
+                        &[len],
+                        &space,
+                    )
+                    .map_err(|e| invalid(&e.to_string()))?,
+                );
+                first_node = nodes.end;
+            }
+            Ok(targets)
+        };
+        let middle = filled.len() / 2;
+        let (targets, later_targets) = parallel::join(
+            || run_targets(0..middle),
+            || run_targets(middle..filled.len()),
+        );
+        let mut targets = targets?;
+        targets.extend(later_targets?);
+        let space = TargetSpace::Keys {
+            keys: &keys,
+            index: &index,
+        };
+        let mut roots = self
+            .roots
+            .iter()
+            .map(|r| {
+                space.node(r.key).map(|node| Root {
+                    kind: r.kind,
+                    node,
+                    name: r.name,
+                    extra: r.extra,
+                })
+            })
+            .collect::<Option<Vec<Root>>>()
+            .ok_or_else(|| invalid("a root is the key of no node"))?;
+        let holders = resolve_holders(&self.local_names, &space)?;
+        drop((keys, index));
         let PackedSnapshot {
             metadata,
             strings,
