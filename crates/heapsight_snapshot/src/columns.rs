@@ -177,50 +177,51 @@ struct TargetBases {
 }
 
 impl TargetBases {
-    /// The history slot of edge `position` of a node of type `type_idx`, if remembered.
+    /// Where the history of nodes of type `type_idx` starts (grown to hold it), or
+    /// `None` for a type beyond those remembered.
     #[inline]
-    fn slot(type_idx: u32, position: usize) -> Option<usize> {
+    fn type_history(&mut self, type_idx: u32) -> Option<usize> {
         let type_idx = type_idx as usize;
-        (position < HISTORY_POSITIONS && type_idx < HISTORY_TYPES)
-            .then(|| type_idx * HISTORY_POSITIONS + position)
+        if type_idx >= HISTORY_TYPES {
+            return None;
+        }
+        let first = type_idx * HISTORY_POSITIONS;
+        if first >= self.history.len() {
+            self.remember_type(first);
+        }
+        Some(first)
+    }
+
+    /// Grows the history to hold the type whose history starts at `first`.
+    #[cold]
+    fn remember_type(&mut self, first: usize) {
+        self.history.resize(first + HISTORY_POSITIONS, NO_TARGET);
+    }
+
+    /// Base 3 of edge `position` of a node whose type's history is `history`: the target
+    /// at that position in the last node of the type, else the source.
+    #[inline]
+    fn remembered(&self, history: Option<usize>, position: usize, source: u64) -> u64 {
+        match history {
+            Some(first) if position < HISTORY_POSITIONS => match self.history[first + position] {
+                NO_TARGET => source,
+                seen => seen,
+            },
+            _ => source,
+        }
     }
 
     #[inline]
-    fn bases(&self, source: u64, previous_in_node: u64, slot: Option<usize>) -> [u64; 4] {
-        let remembered = slot
-            .and_then(|s| self.history.get(s).copied())
-            .filter(|t| *t != NO_TARGET)
-            .unwrap_or(source);
-        [source, previous_in_node, self.last_target, remembered]
+    fn record(&mut self, history: Option<usize>, position: usize, target: u64) {
+        self.last_target = target;
+        if let Some(first) = history.filter(|_| position < HISTORY_POSITIONS) {
+            self.history[first + position] = target;
+        }
     }
 
     fn reset(&mut self) {
         self.last_target = 0;
         self.history.fill(NO_TARGET);
-    }
-
-    #[inline]
-    fn record(&mut self, target: u64, slot: Option<usize>) {
-        self.last_target = target;
-        if let Some(slot) = slot {
-            match self.history.get_mut(slot) {
-                Some(entry) => *entry = target,
-                None => self.remember_new_type(target, slot),
-            }
-        }
-    }
-
-    #[cold]
-    fn remember_new_type(&mut self, target: u64, slot: usize) {
-        self.remember_type(slot);
-        self.history[slot] = target;
-    }
-
-    /// Grows the history to hold the type of `slot`.
-    #[cold]
-    fn remember_type(&mut self, slot: usize) {
-        let len = (slot / HISTORY_POSITIONS + 1) * HISTORY_POSITIONS;
-        self.history.resize(len, NO_TARGET);
     }
 }
 
@@ -254,24 +255,10 @@ impl TargetEncoder {
         }
         self.nodes += 1;
         let bases = &mut self.bases;
-        // The type's history, if remembered: its first `HISTORY_POSITIONS` edges.
-        let mut history = TargetBases::slot(type_idx, 0).inspect(|&first| {
-            if first >= bases.history.len() {
-                bases.remember_type(first);
-            }
-        });
+        let history = bases.type_history(type_idx);
         let mut previous = source;
         for (position, target) in targets.into_iter().enumerate() {
-            if position == HISTORY_POSITIONS {
-                history = None;
-            }
-            let remembered = match history {
-                Some(first) => match bases.history[first + position] {
-                    NO_TARGET => source,
-                    seen => seen,
-                },
-                None => source,
-            };
+            let remembered = bases.remembered(history, position, source);
             // `delta × 4 + selector` for each base: the smallest is the smallest delta,
             // ties going to the lowest selector. Deltas of keys stay far below 2^62.
             let code = (delta_code(target, source) * TARGET_BASES)
@@ -279,10 +266,7 @@ impl TargetEncoder {
                 .min(delta_code(target, bases.last_target) * TARGET_BASES + 2)
                 .min(delta_code(target, remembered) * TARGET_BASES + 3);
             put(code)?;
-            bases.last_target = target;
-            if let Some(first) = history {
-                bases.history[first + position] = target;
-            }
+            bases.record(history, position, target);
             previous = target;
         }
         Ok(())
@@ -321,7 +305,12 @@ pub fn encode_runs(runs: &[u64], sink: &mut ColumnSink<'_>) -> io::Result<()> {
 pub fn decode_runs(payload: &[u8], n_nodes: u64) -> Result<Vec<u64>, FormatError> {
     let mut r = PayloadReader::new(Section::NodeRuns, payload);
     let count = r.varint()?;
-    let count = r.fits(count.min(n_nodes.saturating_add(1)), 1, "node runs")?;
+    if count > n_nodes {
+        return Err(r.corrupt(format!(
+            "{count} node runs for {n_nodes} nodes (a run holds at least one)"
+        )));
+    }
+    let count = r.fits(count, 1, "node runs")?;
     let mut runs = Vec::with_capacity(count);
     let mut total = 0u64;
     for _ in 0..count {
@@ -476,11 +465,16 @@ pub fn decode_targets(
             bases.reset();
         }
         let source_key = space.key_of(source);
+        let history = bases.type_history(type_idx);
         let mut previous = source_key;
         for position in 0..(range[1] - range[0]) as usize {
             let code = r.varint()?;
-            let slot = TargetBases::slot(type_idx, position);
-            let base = bases.bases(source_key, previous, slot)[(code % TARGET_BASES) as usize];
+            let base = match code % TARGET_BASES {
+                0 => source_key,
+                1 => previous,
+                2 => bases.last_target,
+                _ => bases.remembered(history, position, source_key),
+            };
             let target = base.wrapping_add(unzigzag(code / TARGET_BASES) as u64);
             let node = space.node(target).ok_or_else(|| {
                 r.corrupt(format!(
@@ -488,7 +482,7 @@ pub fn decode_targets(
                 ))
             })?;
             targets.push(node);
-            bases.record(target, slot);
+            bases.record(history, position, target);
             previous = target;
         }
     }

@@ -879,6 +879,7 @@ fn node_runs_that_do_not_add_up_or_are_empty_are_corruption() {
         (vec![2, n - 1, 0], "empty"),
         (vec![2, 0, n], "empty"),
         (vec![0], "add up to"),
+        (vec![n + 1], "node runs for"),
     ] {
         let forged = with_payload(&bytes, id(Section::NodeRuns), &runs);
         match decode(&forged) {
