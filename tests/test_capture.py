@@ -232,6 +232,62 @@ def test_labels_of_containers_instances_and_closures():
     assert node[3] & IS_TYPE and node[5] == "Probe"
 
 
+class SlottedBase:
+    __slots__ = ("slot",)
+
+
+class OpenSubclass(SlottedBase):
+    pass
+
+
+class ProbeError(Exception):
+    pass
+
+
+def test_instance_edges_are_exact_in_every_attribute_layout():
+    # The walk skips the traverse of plain class instances, whose labelled attributes
+    # already name every reference; each storage of attributes must still give them all.
+    plain = Probe([1])
+    opened = Probe([2])
+    opened_dict = opened.__dict__  # a materialised dict; on 3.13+ it shares inline values
+    mixed = OpenSubclass()
+    mixed.slot = [3]
+    mixed.extra = [4]
+    error = ProbeError([5])
+    error.note = [6]
+    values = [plain.i, opened.i, mixed.slot, mixed.extra, error.args, error.note]
+    heap = capture()
+
+    def attributes(obj):
+        edges = {label: dst for dst, kind, label in heap.edges_from(obj) if kind == ATTR}
+        if "__dict__" in edges:
+            dict_node = edges.pop("__dict__")
+            assert dict_node == heap.node_of(obj.__dict__)
+            # Besides KEY_OBJECT edges to the key strings themselves.
+            edges.update(
+                (label, dst) for dst, kind, label in heap.out.get(dict_node, []) if kind == KEY
+            )
+        return edges
+
+    assert attributes(plain) == {"__class__": heap.node_of(Probe), "i": heap.node_of(plain.i)}
+    assert attributes(opened) == {"__class__": heap.node_of(Probe), "i": heap.node_of(opened.i)}
+    assert heap.edge(opened, opened_dict) == [(ATTR, "__dict__")]
+    assert attributes(mixed) == {
+        "__class__": heap.node_of(OpenSubclass),
+        "slot": heap.node_of(mixed.slot),
+        "extra": heap.node_of(mixed.extra),
+    }
+    assert attributes(error)["note"] == heap.node_of(error.note)
+    # Found by the exception's own traverse, beyond its attributes.
+    assert heap.edge(error, error.args) == [(0, 0)]
+    # Only labelled edges from plain instances: nothing the attributes missed.
+    assert [e for e in heap.edges_from(plain) if e[1] != ATTR] == []
+    assert [e for e in heap.edges_from(mixed) if e[1] != ATTR] == []
+    # Each value's one reference is an edge, so none looks held from outside the graph.
+    externals = {node for kind, node, _, _ in heap.roots if kind == EXTERNAL_ROOT}
+    assert externals.isdisjoint(heap.node_of(v) for v in values)
+
+
 def test_classes_with_the_same_name_in_two_modules_stay_apart():
     made = []
     for modname in ("hs_mod_a", "hs_mod_b"):

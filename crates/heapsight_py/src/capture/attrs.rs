@@ -189,6 +189,39 @@ pub unsafe fn dict_of(op: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     }
 }
 
+/// Whether `op` (3.13+) has both a materialised `__dict__` and valid inline values. The
+/// dict then shares the values, and `subtype_traverse` visits the values rather than the
+/// dict, so an enumeration that stops at the `__dict__` edge does not cover it.
+///
+/// # Safety
+/// `op` must point to a live object; the GIL must be held.
+pub unsafe fn dict_shares_inline_values(op: *mut ffi::PyObject) -> bool {
+    let Some(layout) = shims::layout() else {
+        return false;
+    };
+    if shims::managed_dict_scheme(layout) != ManagedDictScheme::InlineValues {
+        return false;
+    }
+    // SAFETY: the 3.13+ layout read by `dict_location`: the dict pointer before the header,
+    // the values header right after the type's basic size.
+    unsafe {
+        let tp = shims::type_of(op);
+        if !shims::type_has_flag(tp, shims::TPFLAGS_MANAGED_DICT)
+            || !shims::type_has_flag(tp, shims::TPFLAGS_INLINE_VALUES)
+        {
+            return false;
+        }
+        let base = op as *const u8;
+        if shims::read_ptr::<ffi::PyObject>(base, shims::MANAGED_DICT_OFFSET).is_null() {
+            return false;
+        }
+        let Ok(basicsize) = usize::try_from((*tp).tp_basicsize) else {
+            return false;
+        };
+        *base.add(basicsize).add(3) != 0
+    }
+}
+
 /// Calls `f(name, value)` for each instance attribute of `op` (borrowed references), reading
 /// memory only: a materialised `__dict__`, else a values array against the type's shared
 /// keys, then filled `__slots__` of every heap type in the MRO. Runs no Python code,

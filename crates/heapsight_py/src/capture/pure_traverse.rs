@@ -54,6 +54,8 @@ const PURE_TRAVERSE_TYPES: &[(&str, &str)] = &[
 /// Addresses of the traverse functions the helper may call.
 pub struct PureTraverses {
     functions: Vec<usize>,
+    /// `subtype_traverse`, the traverse of every class statement's instances.
+    subtype_traverse: Option<usize>,
     /// Keeps the probe class (whose traverse is `subtype_traverse`) alive.
     _probe: Option<Py<PyType>>,
 }
@@ -89,13 +91,19 @@ impl PureTraverses {
             .and_then(|b| b.getattr("type"))
             .and_then(|t| t.call1(("_HeapsightTraverseProbe", (), pyo3::types::PyDict::new(py))))
             .ok();
+        let mut subtype_traverse = None;
         if let Some(probe) = &probe {
             add(probe);
+            if let Ok(ty) = probe.cast::<PyType>() {
+                // SAFETY: a live type object; its traverse slot is only read.
+                subtype_traverse = unsafe { (*ty.as_type_ptr()).tp_traverse }.map(|t| t as usize);
+            }
         }
         functions.sort_unstable();
         functions.dedup();
         PureTraverses {
             functions,
+            subtype_traverse,
             _probe: probe
                 .and_then(|p| p.cast_into::<PyType>().ok())
                 .map(Bound::unbind),
@@ -120,5 +128,32 @@ impl PureTraverses {
             }
         }
         true
+    }
+
+    /// Whether `ty`'s instances traverse with `subtype_traverse` alone: every class from
+    /// `ty` down to `object` is a class statement's. Such an instance's traverse visits
+    /// exactly its filled `__slots__`, its dict or dict values and its type, which the
+    /// walk already enumerates with labels, so it need not be called.
+    ///
+    /// # Safety
+    /// `ty` a live, ready type object.
+    pub unsafe fn plain_class_chain(&self, ty: *mut ffi::PyTypeObject) -> bool {
+        let Some(subtype_traverse) = self.subtype_traverse else {
+            return false;
+        };
+        let object = &raw mut ffi::PyBaseObject_Type;
+        let mut base = ty;
+        // SAFETY: the caller's; `tp_base` of a ready type is a live type or NULL.
+        unsafe {
+            while !std::ptr::eq(base, object) {
+                if base.is_null()
+                    || (*base).tp_traverse.map(|t| t as usize) != Some(subtype_traverse)
+                {
+                    return false;
+                }
+                base = (*base).tp_base;
+            }
+        }
+        !std::ptr::eq(ty, object)
     }
 }

@@ -7,7 +7,8 @@
 //! 2. The walk (GIL held, no Python code, nothing created or freed), on the GIL's thread
 //!    and a helper: every tracked object becomes a node; each thread processes what it
 //!    discovers first, in batches grouped by page, each node emitting its references
-//!    (explicitly enumerated and labelled, then `tp_traverse` for what is left) and then
+//!    (explicitly enumerated and labelled, then `tp_traverse` for what is left, unless
+//!    the enumeration is known to cover it, as for plain class instances) and then
 //!    appending its columns and its edges' targets, encoded as the file stores them, to
 //!    that thread's [`PackedNodes`]: one run of the snapshot per thread, each run's
 //!    deltas and predictions starting afresh, so that neither thread waits for the
@@ -138,6 +139,8 @@ struct FixedLabels {
     subclasses: StrId,
     code: StrId,
     globals: StrId,
+    /// `func_builtins` exists from 3.10.
+    #[cfg(Py_3_10)]
     builtins: StrId,
     defaults: StrId,
     kwdefaults: StrId,
@@ -169,6 +172,7 @@ impl FixedLabels {
             subclasses: s("__subclasses__"),
             code: s("__code__"),
             globals: s("__globals__"),
+            #[cfg(Py_3_10)]
             builtins: s("__builtins__"),
             defaults: s("__defaults__"),
             kwdefaults: s("__kwdefaults__"),
@@ -233,6 +237,9 @@ struct TypeInfo {
     /// about the instance needs a C API call that may write (type objects read their
     /// dict with `PyType_GetDict` on 3.12+, modules run their definition's `m_traverse`).
     helper_safe: bool,
+    /// Instances traverse with `subtype_traverse` alone
+    /// ([`PureTraverses::plain_class_chain`]).
+    plain_instance: bool,
 }
 
 impl TypeInfo {
@@ -295,6 +302,7 @@ impl TypeInfo {
                 traversable: ffi::PyType_IS_GC(ty) != 0 && (*ty).tp_traverse.is_some(),
                 per_object_gc,
                 capacity_offset: known.bounded.field_of(ty),
+                plain_instance: pure.plain_class_chain(ty),
             }
         }
     }
@@ -875,23 +883,29 @@ impl<'s> Walker<'s> {
 
     /// Instance attributes: the `__dict__` reference when a dict object exists (its
     /// entries are then the dict's own edges), else the values stored without a dict
-    /// (3.11+), plus filled `__slots__`.
-    unsafe fn instance_attrs(&mut self, op: *mut ffi::PyObject, ty: *mut ffi::PyTypeObject) {
+    /// (3.11+), plus filled `__slots__`. Returns whether these edges hold every reference
+    /// `subtype_traverse` reports besides the type.
+    unsafe fn instance_attrs(
+        &mut self,
+        op: *mut ffi::PyObject,
+        ty: *mut ffi::PyTypeObject,
+    ) -> bool {
         // SAFETY: `op` is a live instance of heap type `ty`.
         unsafe {
             if let Some(dict) = attrs::dict_of(op) {
                 self.emit_attr(dict, self.shared.labels.dict);
                 self.slot_members(op, ty);
-                return;
+                return !attrs::dict_shares_inline_values(op);
             }
             let mut pairs = std::mem::take(&mut self.attr_buf);
             pairs.clear();
-            attrs::for_each_attr(op, |name, value| pairs.push((name, value)));
+            let source = attrs::for_each_attr(op, |name, value| pairs.push((name, value)));
             for &(name, value) in &pairs {
                 let label = self.attr_label(name);
                 self.emit_attr(value, label);
             }
             self.attr_buf = pairs;
+            source != attrs::AttrSource::Unknown
         }
     }
 
@@ -988,49 +1002,73 @@ impl<'s> Walker<'s> {
                 Shape::Set => leftover_kind = LabelKind::SetItem,
                 Shape::Str | Shape::Bytes | Shape::ByteArray | Shape::Deque | Shape::Other => {}
             }
+            let mut attrs_cover_traverse = false;
             if info.heap {
                 self.emit_attr(ty as *mut ffi::PyObject, self.shared.labels.class);
                 if info.shape != Shape::Type {
-                    self.instance_attrs(op, ty);
+                    attrs_cover_traverse = self.instance_attrs(op, ty) && info.plain_instance;
                 }
             }
             if !traverse {
                 return;
             }
-            self.traverse_buf.clear();
-            gc_lists::traverse_gc_object_into(op, &mut self.traverse_buf);
-            self.leftover_buf.clear();
-            let explicit = &self.node_targets[..];
-            if explicit.len() <= LINEAR_DEDUP_LIMIT {
-                let mut used: u64 = 0;
-                for &target in &self.traverse_buf {
-                    let a = target as u64;
-                    let hit = explicit
-                        .iter()
-                        .enumerate()
-                        .position(|(j, &e)| e == a && used & (1u64 << j) == 0);
-                    match hit {
-                        Some(j) => used |= 1u64 << j,
-                        None => self.leftover_buf.push(target),
-                    }
+            if attrs_cover_traverse {
+                // Most instances of a web app's heap: the traverse would only repeat them.
+                #[cfg(debug_assertions)]
+                {
+                    self.traverse_leftovers(op);
+                    debug_assert!(
+                        self.leftover_buf.is_empty(),
+                        "subtype_traverse of a {:?} reported references its attributes miss",
+                        std::ffi::CStr::from_ptr((*ty).tp_name)
+                    );
                 }
-            } else {
-                self.dedup_counts.clear();
-                for &e in explicit {
-                    *self.dedup_counts.entry(e as usize).or_insert(0) += 1;
-                }
-                for &target in &self.traverse_buf {
-                    match self.dedup_counts.get_mut(&(target as usize)) {
-                        Some(c) if *c > 0 => *c -= 1,
-                        _ => self.leftover_buf.push(target),
-                    }
-                }
+                return;
             }
+            self.traverse_leftovers(op);
             let leftovers = std::mem::take(&mut self.leftover_buf);
             for &target in &leftovers {
                 self.emit(target, leftover_kind, 0);
             }
             self.leftover_buf = leftovers;
+        }
+    }
+
+    /// Fills `leftover_buf` with what `op`'s `tp_traverse` reports beyond the edges
+    /// enumerated so far, each reference counted as often as it is reported.
+    ///
+    /// # Safety
+    /// `op` a live gc object whose traverse this thread may call.
+    unsafe fn traverse_leftovers(&mut self, op: *mut ffi::PyObject) {
+        self.traverse_buf.clear();
+        // SAFETY: forwarded from the caller.
+        unsafe { gc_lists::traverse_gc_object_into(op, &mut self.traverse_buf) };
+        self.leftover_buf.clear();
+        let explicit = &self.node_targets[..];
+        if explicit.len() <= LINEAR_DEDUP_LIMIT {
+            let mut used: u64 = 0;
+            for &target in &self.traverse_buf {
+                let a = target as u64;
+                let hit = explicit
+                    .iter()
+                    .enumerate()
+                    .position(|(j, &e)| e == a && used & (1u64 << j) == 0);
+                match hit {
+                    Some(j) => used |= 1u64 << j,
+                    None => self.leftover_buf.push(target),
+                }
+            }
+        } else {
+            self.dedup_counts.clear();
+            for &e in explicit {
+                *self.dedup_counts.entry(e as usize).or_insert(0) += 1;
+            }
+            for &target in &self.traverse_buf {
+                match self.dedup_counts.get_mut(&(target as usize)) {
+                    Some(c) if *c > 0 => *c -= 1,
+                    _ => self.leftover_buf.push(target),
+                }
+            }
         }
     }
 
