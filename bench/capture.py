@@ -81,6 +81,21 @@ def _status_kib(field: str) -> int:
     return int(match.group(1))
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(stolen, all) CPU ticks of the machine so far, from /proc/stat; None elsewhere.
+
+    A virtual machine's host may run other guests on its cores ("steal"): the walk's two
+    threads then share less than two cores, which the load average does not show.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
 def _reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel refuses."""
     try:
@@ -208,6 +223,7 @@ def child_main(
 
     rec = Recorder()
     rec.values["loadavg_start"] = os.getloadavg()[0]
+    ticks_start = _cpu_ticks()
     build_start = time.perf_counter()
     synthetic.build_heap(n_objects)
     rec.values["build_s"] = time.perf_counter() - build_start
@@ -383,6 +399,10 @@ def child_main(
         rec.run("pympler_summary_s", pympler_summary)
 
     rec.values["loadavg_end"] = os.getloadavg()[0]
+    ticks_end = _cpu_ticks()
+    if ticks_start and ticks_end and ticks_end[1] > ticks_start[1]:
+        stolen = ticks_end[0] - ticks_start[0]
+        rec.values["cpu_steal_share"] = stolen / (ticks_end[1] - ticks_start[1])
     try:
         snap_path.unlink(missing_ok=True)
         tmpdir.rmdir()
@@ -580,7 +600,12 @@ def render(results: dict[int, dict]) -> str:
         if "loadavg_start" in values:
             notes.append(
                 f"N={n:,}: 1-minute load average {values['loadavg_start']:.1f} at the start, "
-                f"{values.get('loadavg_end', float('nan')):.1f} at the end (2 cores)."
+                f"{values.get('loadavg_end', float('nan')):.1f} at the end (2 cores)"
+                + (
+                    f"; {values['cpu_steal_share']:.1%} of CPU time stolen by the host."
+                    if "cpu_steal_share" in values
+                    else "."
+                )
             )
         check = values.get("census_check")
         if check:

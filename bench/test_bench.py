@@ -72,6 +72,15 @@ def test_goal_table_judges_wall_and_cpu_and_shows_missing():
     assert "snapshot_s not measured: not built" in table
 
 
+def test_conditions_note_gives_load_and_stolen_cpu_time():
+    values = {"loadavg_start": 0.7, "loadavg_end": 1.1, "cpu_steal_share": 0.125}
+    table = capture.render({1000: {"values": values, "missing": {}}})
+    assert "load average 0.7 at the start, 1.1 at the end (2 cores); 12.5% of CPU" in table
+    ticks = capture._cpu_ticks()
+    if Path("/proc/stat").exists():
+        assert ticks is not None and 0 <= ticks[0] <= ticks[1]
+
+
 GEN_BENCH_OUT = """\
 generated 200000 nodes, 600000 edges, 414 roots in 0.37s
 RSS with the snapshot: 14 MiB (peak reset: true)
