@@ -244,6 +244,17 @@ class ProbeError(Exception):
     pass
 
 
+class DictInSlots:
+    __slots__ = ("__dict__", "kept")
+
+
+class Gappy:
+    def __init__(self):
+        self.first = [7]
+        self.gone = [8]
+        self.last = [9]
+
+
 def test_instance_edges_are_exact_in_every_attribute_layout():
     # The walk skips the traverse of plain class instances, whose labelled attributes
     # already name every reference; each storage of attributes must still give them all.
@@ -255,7 +266,13 @@ def test_instance_edges_are_exact_in_every_attribute_layout():
     mixed.extra = [4]
     error = ProbeError([5])
     error.note = [6]
+    in_slots = DictInSlots()
+    in_slots.kept = [10]
+    in_slots.free = [11]
+    gappy = Gappy()
+    del gappy.gone  # a hole among the stored values
     values = [plain.i, opened.i, mixed.slot, mixed.extra, error.args, error.note]
+    values += [in_slots.kept, in_slots.free, gappy.first, gappy.last]
     heap = capture()
 
     def attributes(obj):
@@ -278,11 +295,22 @@ def test_instance_edges_are_exact_in_every_attribute_layout():
         "extra": heap.node_of(mixed.extra),
     }
     assert attributes(error)["note"] == heap.node_of(error.note)
+    assert attributes(in_slots) == {
+        "__class__": heap.node_of(DictInSlots),
+        "kept": heap.node_of(in_slots.kept),
+        "free": heap.node_of(in_slots.free),
+    }
+    assert attributes(gappy) == {
+        "__class__": heap.node_of(Gappy),
+        "first": heap.node_of(gappy.first),
+        "last": heap.node_of(gappy.last),
+    }
     # Found by the exception's own traverse, beyond its attributes.
     assert heap.edge(error, error.args) == [(0, 0)]
     # Only labelled edges from plain instances: nothing the attributes missed.
     assert [e for e in heap.edges_from(plain) if e[1] != ATTR] == []
     assert [e for e in heap.edges_from(mixed) if e[1] != ATTR] == []
+    assert [e for e in heap.edges_from(gappy) if e[1] != ATTR] == []
     # Each value's one reference is an edge, so none looks held from outside the graph.
     externals = {node for kind, node, _, _ in heap.roots if kind == EXTERNAL_ROOT}
     assert externals.isdisjoint(heap.node_of(v) for v in values)
