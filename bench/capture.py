@@ -562,6 +562,12 @@ def render(results: dict[int, dict]) -> str:
                 cell = f"wall {cell}; cpu {_verdict(cpu, op, threshold)}"
             cells.append(cell)
         lines.append(f"| {label} {op} {threshold:g} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Time goals are met by the wall verdict: how long the call keeps its caller (and,"
+        " while it holds the GIL, the application) waiting. The cpu verdict adds up every"
+        " thread the call uses (the snapshot walks on two), for reference."
+    )
     notes = []
     for n in sizes:
         values = results[n]["values"]

@@ -67,6 +67,7 @@ def test_goal_table_judges_wall_and_cpu_and_shows_missing():
     capture._ratios(values)
     table = capture.render({1000: {"values": values, "missing": {"snapshot_s": "not built"}}})
     assert "wall FAIL (2.00); cpu PASS (1.00)" in table
+    assert "Time goals are met by the wall verdict" in table
     assert "| snapshot file, bytes/node <= 10 | PASS (3.00) |" in table
     assert "NOT MEASURED" in table
     assert "snapshot_s not measured: not built" in table
