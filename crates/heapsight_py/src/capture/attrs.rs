@@ -155,11 +155,9 @@ unsafe fn dict_location(layout: Layout, op: *mut ffi::PyObject) -> DictLocation 
                 if !shims::type_has_flag(tp, shims::TPFLAGS_INLINE_VALUES) {
                     return DictLocation::Absent;
                 }
-                let Ok(basicsize) = usize::try_from((*tp).tp_basicsize) else {
+                let Some(header) = inline_values_header(op) else {
                     return DictLocation::Unknown;
                 };
-                // struct _dictvalues { uint8 capacity, size, embedded, valid; values[] }
-                let header = base.add(basicsize);
                 let capacity = usize::from(*header);
                 let size = usize::from(*header.add(1));
                 let valid = *header.add(3) != 0;
@@ -202,8 +200,7 @@ pub unsafe fn dict_shares_inline_values(op: *mut ffi::PyObject) -> bool {
     if shims::managed_dict_scheme(layout) != ManagedDictScheme::InlineValues {
         return false;
     }
-    // SAFETY: the 3.13+ layout read by `dict_location`: the dict pointer before the header,
-    // the values header right after the type's basic size.
+    // SAFETY: the 3.13+ layout read by `dict_location`.
     unsafe {
         let tp = shims::type_of(op);
         if !shims::type_has_flag(tp, shims::TPFLAGS_MANAGED_DICT)
@@ -211,14 +208,23 @@ pub unsafe fn dict_shares_inline_values(op: *mut ffi::PyObject) -> bool {
         {
             return false;
         }
-        let base = op as *const u8;
-        if shims::read_ptr::<ffi::PyObject>(base, shims::MANAGED_DICT_OFFSET).is_null() {
+        if shims::read_ptr::<ffi::PyObject>(op as *const u8, shims::MANAGED_DICT_OFFSET).is_null() {
             return false;
         }
-        let Ok(basicsize) = usize::try_from((*tp).tp_basicsize) else {
-            return false;
-        };
-        *base.add(basicsize).add(3) != 0
+        inline_values_header(op).is_some_and(|header| *header.add(3) != 0)
+    }
+}
+
+/// The header of a 3.13+ instance's inline values, right after the type's basic size:
+/// `struct _dictvalues { uint8 capacity, size, embedded, valid; values[] }`.
+///
+/// # Safety
+/// `op` a live instance of a type with `Py_TPFLAGS_INLINE_VALUES`.
+unsafe fn inline_values_header(op: *mut ffi::PyObject) -> Option<*const u8> {
+    // SAFETY: the caller's; such an object is at least basicsize + the header long.
+    unsafe {
+        let basicsize = usize::try_from((*shims::type_of(op)).tp_basicsize).ok()?;
+        Some((op as *const u8).add(basicsize))
     }
 }
 
