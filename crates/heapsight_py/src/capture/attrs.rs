@@ -37,11 +37,29 @@ pub enum AttrSource {
     Unknown,
 }
 
+/// An instance's materialised `__dict__`.
+#[derive(Clone, Copy)]
+pub struct InstanceDict {
+    pub dict: *mut ffi::PyObject,
+    /// 3.13+: the dict shares the instance's still-valid inline values, and the instance's
+    /// traverse visits those values rather than the dict.
+    pub shares_inline_values: bool,
+}
+
+impl InstanceDict {
+    fn alone(dict: *mut ffi::PyObject) -> DictLocation {
+        DictLocation::Dict(InstanceDict {
+            dict,
+            shares_inline_values: false,
+        })
+    }
+}
+
 /// Where an instance's `__dict__` contents live right now.
 enum DictLocation {
     /// The type has no instance dict, or it was never created.
     Absent,
-    Dict(*mut ffi::PyObject),
+    Dict(InstanceDict),
     /// A values array keyed by the shared keys of the instance's type.
     Values(ValuesArray),
     Unknown,
@@ -113,7 +131,7 @@ unsafe fn dict_location(layout: Layout, op: *mut ffi::PyObject) -> DictLocation 
                 None if (*tp).tp_dictoffset == 0 => DictLocation::Absent,
                 None => DictLocation::Unknown,
                 Some(slot) if (*slot).is_null() => DictLocation::Absent,
-                Some(slot) => DictLocation::Dict(*slot),
+                Some(slot) => InstanceDict::alone(*slot),
             };
         }
         match scheme {
@@ -121,7 +139,7 @@ unsafe fn dict_location(layout: Layout, op: *mut ffi::PyObject) -> DictLocation 
             ManagedDictScheme::PreHeaderDictAndValues => {
                 let dict = shims::read_ptr::<ffi::PyObject>(base, shims::MANAGED_DICT_OFFSET);
                 if !dict.is_null() {
-                    return DictLocation::Dict(dict);
+                    return InstanceDict::alone(dict);
                 }
                 let values =
                     shims::read_ptr::<*mut ffi::PyObject>(base, shims::MANAGED_VALUES_OFFSET_3_11);
@@ -144,23 +162,32 @@ unsafe fn dict_location(layout: Layout, op: *mut ffi::PyObject) -> DictLocation 
                 } else if word == 0 {
                     DictLocation::Absent
                 } else {
-                    DictLocation::Dict(word as *mut ffi::PyObject)
+                    InstanceDict::alone(word as *mut ffi::PyObject)
                 }
             }
             ManagedDictScheme::InlineValues => {
                 let dict = shims::read_ptr::<ffi::PyObject>(base, shims::MANAGED_DICT_OFFSET);
-                if !dict.is_null() {
-                    return DictLocation::Dict(dict);
-                }
                 if !shims::type_has_flag(tp, shims::TPFLAGS_INLINE_VALUES) {
-                    return DictLocation::Absent;
+                    return if dict.is_null() {
+                        DictLocation::Absent
+                    } else {
+                        InstanceDict::alone(dict)
+                    };
                 }
-                let Some(header) = inline_values_header(op) else {
+                let Ok(basicsize) = usize::try_from((*tp).tp_basicsize) else {
                     return DictLocation::Unknown;
                 };
+                // struct _dictvalues { uint8 capacity, size, embedded, valid; values[] }
+                let header = base.add(basicsize);
+                let valid = *header.add(3) != 0;
+                if !dict.is_null() {
+                    return DictLocation::Dict(InstanceDict {
+                        dict,
+                        shares_inline_values: valid,
+                    });
+                }
                 let capacity = usize::from(*header);
                 let size = usize::from(*header.add(1));
-                let valid = *header.add(3) != 0;
                 if !valid {
                     return DictLocation::Absent;
                 }
@@ -178,53 +205,12 @@ unsafe fn dict_location(layout: Layout, op: *mut ffi::PyObject) -> DictLocation 
 ///
 /// # Safety
 /// `op` must point to a live object; the GIL must be held.
-pub unsafe fn dict_of(op: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+pub unsafe fn dict_of(op: *mut ffi::PyObject) -> Option<InstanceDict> {
     let layout = shims::layout()?;
     // SAFETY: forwarded caller guarantee.
     match unsafe { dict_location(layout, op) } {
         DictLocation::Dict(dict) => Some(dict),
         DictLocation::Absent | DictLocation::Values(_) | DictLocation::Unknown => None,
-    }
-}
-
-/// Whether `op` (3.13+) has both a materialised `__dict__` and valid inline values. The
-/// dict then shares the values, and `subtype_traverse` visits the values rather than the
-/// dict, so an enumeration that stops at the `__dict__` edge does not cover it.
-///
-/// # Safety
-/// `op` must point to a live object; the GIL must be held.
-pub unsafe fn dict_shares_inline_values(op: *mut ffi::PyObject) -> bool {
-    let Some(layout) = shims::layout() else {
-        return false;
-    };
-    if shims::managed_dict_scheme(layout) != ManagedDictScheme::InlineValues {
-        return false;
-    }
-    // SAFETY: the 3.13+ layout read by `dict_location`.
-    unsafe {
-        let tp = shims::type_of(op);
-        if !shims::type_has_flag(tp, shims::TPFLAGS_MANAGED_DICT)
-            || !shims::type_has_flag(tp, shims::TPFLAGS_INLINE_VALUES)
-        {
-            return false;
-        }
-        if shims::read_ptr::<ffi::PyObject>(op as *const u8, shims::MANAGED_DICT_OFFSET).is_null() {
-            return false;
-        }
-        inline_values_header(op).is_some_and(|header| *header.add(3) != 0)
-    }
-}
-
-/// The header of a 3.13+ instance's inline values, right after the type's basic size:
-/// `struct _dictvalues { uint8 capacity, size, embedded, valid; values[] }`.
-///
-/// # Safety
-/// `op` a live instance of a type with `Py_TPFLAGS_INLINE_VALUES`.
-unsafe fn inline_values_header(op: *mut ffi::PyObject) -> Option<*const u8> {
-    // SAFETY: the caller's; such an object is at least basicsize + the header long.
-    unsafe {
-        let basicsize = usize::try_from((*shims::type_of(op)).tp_basicsize).ok()?;
-        Some((op as *const u8).add(basicsize))
     }
 }
 
@@ -251,7 +237,7 @@ pub unsafe fn for_each_attr(
         let dict_source = match dict_location(layout, op) {
             DictLocation::Unknown => return AttrSource::Unknown,
             DictLocation::Absent => None,
-            DictLocation::Dict(dict) => {
+            DictLocation::Dict(InstanceDict { dict, .. }) => {
                 if !shims::type_has_flag(shims::type_of(dict), shims::TPFLAGS_DICT_SUBCLASS) {
                     return AttrSource::Unknown;
                 }

@@ -84,7 +84,9 @@ fn _debug_attr_source(obj: &Bound<'_, PyAny>) -> &'static str {
 #[pyfunction]
 fn _debug_dict_of<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     // SAFETY: `obj` is live and the GIL is held; the dict is kept alive by `obj`.
-    unsafe { attrs::dict_of(obj.as_ptr()).map(|dict| Bound::from_borrowed_ptr(obj.py(), dict)) }
+    unsafe {
+        attrs::dict_of(obj.as_ptr()).map(|found| Bound::from_borrowed_ptr(obj.py(), found.dict))
+    }
 }
 
 /// `module.QualName` of `type(obj)` computed natively.

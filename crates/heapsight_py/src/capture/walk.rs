@@ -892,10 +892,10 @@ impl<'s> Walker<'s> {
     ) -> bool {
         // SAFETY: `op` is a live instance of heap type `ty`.
         unsafe {
-            if let Some(dict) = attrs::dict_of(op) {
-                self.emit_attr(dict, self.shared.labels.dict);
+            if let Some(found) = attrs::dict_of(op) {
+                self.emit_attr(found.dict, self.shared.labels.dict);
                 self.slot_members(op, ty);
-                return !attrs::dict_shares_inline_values(op);
+                return !found.shares_inline_values;
             }
             let mut pairs = std::mem::take(&mut self.attr_buf);
             pairs.clear();
